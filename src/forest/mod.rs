@@ -1,0 +1,86 @@
+//! The random forest: an ensemble of [`Tree`]s, each grown on a bootstrap sample with a fresh
+//! random draw of candidate features at every split (Breiman's forest, as scikit-learn builds it).
+//!
+//! - [`params`]: hyperparameters and their resolution.
+//! - [`fit`]: parallel training, class weights, out-of-bag estimates.
+//! - [`predict`]: blocked batch prediction, leaf indices, the single-row path.
+//! - [`threads`]: the cached rayon pools behind `n_jobs`.
+//! - [`linfa_impl`]: linfa's `Fit` and `PredictInplace`.
+
+pub mod fit;
+pub mod linfa_impl;
+pub mod params;
+pub mod predict;
+pub mod threads;
+
+use serde::{Deserialize, Serialize};
+
+use crate::tree::Tree;
+pub use params::{ClassWeight, Criterion, ForestParams, MaxFeatures, SizeSpec};
+
+/// Out-of-bag estimates, recorded when `oob_score` is on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OobEstimate {
+    /// Accuracy of the out-of-bag predictions.
+    pub score: f64,
+    /// Number of training samples (rows of `decision_function`).
+    pub n_samples: u64,
+    /// `n_samples * n_classes` mean out-of-bag class probabilities; rows never out of bag are 0.
+    pub decision_function: Vec<f64>,
+}
+
+/// Facts about the fit that produced a forest, recorded for lineage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FitInfo {
+    /// BLAKE3 fingerprint of the training features, labels and weights (see [`crate::fingerprint`]).
+    pub training_fingerprint: String,
+    /// Number of training samples.
+    pub n_samples: u64,
+    /// Wall-clock seconds the fit took.
+    pub fit_seconds: f64,
+}
+
+/// A fitted random forest classifier.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Forest {
+    /// Number of input features.
+    pub n_features: u32,
+    /// Number of classes; class codes are `0..n_classes`.
+    pub n_classes: u32,
+    /// The hyperparameters the forest was trained with.
+    pub params: ForestParams,
+    /// The trees, in index order (tree `i` was seeded from `(random_state, i)`).
+    pub trees: Vec<Tree>,
+    /// Out-of-bag estimates, if requested.
+    pub oob: Option<OobEstimate>,
+    /// Lineage facts about the fit.
+    pub fit_info: FitInfo,
+}
+
+impl Forest {
+    /// Impurity-based feature importances: each tree's normalised importances averaged over the
+    /// trees that split at least once, then normalised again (scikit-learn's definition).
+    pub fn feature_importances(&self) -> Vec<f64> {
+        let n = self.n_features as usize;
+        let mut sum = vec![0.0f64; n];
+        let mut used = 0usize;
+        for tree in &self.trees {
+            if tree.node_count() > 1 {
+                used += 1;
+                for (s, v) in sum.iter_mut().zip(tree.feature_importances(n)) {
+                    *s += v;
+                }
+            }
+        }
+        if used == 0 {
+            return sum;
+        }
+        let total: f64 = sum.iter().sum();
+        if total > 0.0 {
+            for s in &mut sum {
+                *s /= total;
+            }
+        }
+        sum
+    }
+}

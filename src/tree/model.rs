@@ -1,0 +1,171 @@
+//! The fitted decision tree: flat node arrays, never boxed nodes.
+//!
+//! A tree is a `Vec<Node>` plus a dense array of leaf class fractions. Children always have a
+//! larger index than their parent, so index 0 (the root) can never be a child and `left == 0`
+//! marks a leaf. Per-node statistics (impurity, sample counts) are kept beside the nodes because
+//! scikit-learn users inspect them (`tree_.impurity`, `tree_.n_node_samples`) and feature
+//! importances are computed from them.
+
+use serde::{Deserialize, Serialize};
+
+/// Marker stored in [`Node::left`] for leaves.
+pub const LEAF: u32 = 0;
+
+/// One node of a tree. Samples go left when `x[feature] <= threshold`, as in scikit-learn.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Node {
+    /// Feature tested by a split node; unused (0) for a leaf.
+    pub feature: u32,
+    /// Split threshold; `+inf` means "every non-missing value goes left".
+    pub threshold: f32,
+    /// Index of the left child, or [`LEAF`] for a leaf.
+    pub left: u32,
+    /// Index of the right child for a split node; for a leaf, the leaf's row in
+    /// [`Tree::leaf_values`].
+    pub right: u32,
+    /// Where a missing (NaN) value goes at this split.
+    pub missing_left: bool,
+}
+
+impl Node {
+    /// Whether this node is a leaf.
+    #[inline]
+    pub fn is_leaf(&self) -> bool {
+        self.left == LEAF
+    }
+}
+
+/// Per-node statistics recorded at fit time, parallel to [`Tree::nodes`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NodeStats {
+    /// Impurity of the node under the training criterion.
+    pub impurity: Vec<f32>,
+    /// Number of distinct training samples that reached the node.
+    pub n_samples: Vec<u32>,
+    /// Total sample weight (bootstrap counts x sample weight x class weight) at the node.
+    pub weighted_n_samples: Vec<f32>,
+}
+
+/// A fitted classification tree.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tree {
+    /// Number of classes; each leaf holds this many fractions.
+    pub n_classes: u32,
+    /// Nodes in creation order; node 0 is the root.
+    pub nodes: Vec<Node>,
+    /// `n_leaves * n_classes` class fractions (each leaf's row sums to 1).
+    pub leaf_values: Vec<f32>,
+    /// Statistics per node.
+    pub stats: NodeStats,
+}
+
+impl Tree {
+    /// Number of nodes.
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Number of leaves.
+    pub fn n_leaves(&self) -> usize {
+        self.leaf_values.len() / self.n_classes.max(1) as usize
+    }
+
+    /// Depth of the tree (a lone root has depth 0), computed without recursion.
+    pub fn depth(&self) -> usize {
+        let mut depth = vec![0usize; self.nodes.len()];
+        let mut max = 0;
+        for (i, node) in self.nodes.iter().enumerate() {
+            if !node.is_leaf() {
+                let d = depth[i] + 1;
+                depth[node.left as usize] = d;
+                depth[node.right as usize] = d;
+                max = max.max(d);
+            }
+        }
+        max
+    }
+
+    /// Index of the leaf a row lands in. `row[f]` must exist for every feature the tree uses.
+    #[inline]
+    pub fn leaf_of(&self, row: &[f32]) -> usize {
+        let mut i = 0usize;
+        loop {
+            let node = &self.nodes[i];
+            if node.is_leaf() {
+                return i;
+            }
+            let v = row[node.feature as usize];
+            i = if v <= node.threshold {
+                node.left as usize
+            } else if v > node.threshold {
+                node.right as usize
+            } else if node.missing_left {
+                node.left as usize
+            } else {
+                node.right as usize
+            };
+        }
+    }
+
+    /// The class fractions of a leaf node.
+    #[inline]
+    pub fn leaf_value(&self, leaf_node: usize) -> &[f32] {
+        let c = self.n_classes as usize;
+        let row = self.nodes[leaf_node].right as usize;
+        &self.leaf_values[row * c..(row + 1) * c]
+    }
+
+    /// Impurity-based feature importances of this tree, normalised to sum to 1 (all zeros for a
+    /// tree with no split), as scikit-learn's `DecisionTreeClassifier.feature_importances_`.
+    pub fn feature_importances(&self, n_features: usize) -> Vec<f64> {
+        let mut imp = vec![0.0f64; n_features];
+        let s = &self.stats;
+        for (i, node) in self.nodes.iter().enumerate() {
+            if node.is_leaf() {
+                continue;
+            }
+            let (l, r) = (node.left as usize, node.right as usize);
+            let gain = s.weighted_n_samples[i] as f64 * s.impurity[i] as f64
+                - s.weighted_n_samples[l] as f64 * s.impurity[l] as f64
+                - s.weighted_n_samples[r] as f64 * s.impurity[r] as f64;
+            imp[node.feature as usize] += gain;
+        }
+        let total: f64 = imp.iter().sum();
+        if total > 0.0 {
+            for v in &mut imp {
+                *v /= total;
+            }
+        }
+        imp
+    }
+
+    /// Class fractions of every node (internal nodes too), `node_count * n_classes`, derived
+    /// bottom-up from the leaves weighted by `weighted_n_samples`: exactly the class distribution
+    /// of the training samples at each node. This is scikit-learn's `tree_.value`.
+    pub fn node_values(&self) -> Vec<f64> {
+        let c = self.n_classes as usize;
+        let mut out = vec![0.0f64; self.nodes.len() * c];
+        for i in (0..self.nodes.len()).rev() {
+            let node = self.nodes[i];
+            if node.is_leaf() {
+                for (k, v) in self.leaf_value(i).iter().enumerate() {
+                    out[i * c + k] = *v as f64;
+                }
+            } else {
+                let (l, r) = (node.left as usize, node.right as usize);
+                let wl = self.stats.weighted_n_samples[l] as f64;
+                let wr = self.stats.weighted_n_samples[r] as f64;
+                let w = wl + wr;
+                for k in 0..c {
+                    let v = if w > 0.0 {
+                        (out[l * c + k] * wl + out[r * c + k] * wr) / w
+                    } else {
+                        0.0
+                    };
+                    out[i * c + k] = v;
+                }
+            }
+        }
+        out
+    }
+}
