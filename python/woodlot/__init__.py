@@ -1,0 +1,24 @@
+"""woodlot: random forests trained in Rust with scikit-learn's face.
+
+>>> from woodlot import RandomForestClassifier
+>>> clf = RandomForestClassifier(n_estimators=100, max_depth=4, random_state=42).fit(X, y)
+>>> woodlot.dump(clf, "model.wdl"); clf2 = woodlot.load("model.wdl")
+"""
+
+from __future__ import annotations
+
+from ._errors import CorruptModelError, WoodlotError
+from ._estimator import RandomForestClassifier
+from ._native import __version__
+from ._persist import dump, dumps, load, loads
+
+__all__ = [
+    "RandomForestClassifier",
+    "dump",
+    "load",
+    "dumps",
+    "loads",
+    "WoodlotError",
+    "CorruptModelError",
+    "__version__",
+]

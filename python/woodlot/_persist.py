@@ -1,0 +1,95 @@
+"""Saving and loading fitted models as woodlot model files.
+
+A model file is the checksummed envelope of DESIGN.md section 4: the trees in a bounded binary
+payload, plus JSON metadata that describes the scikit-learn-facing estimator (parameters,
+classes and their dtype, feature names). Loading validates every byte in Rust and never runs
+pickle or any code from the file; a damaged or hostile file raises
+:class:`woodlot.CorruptModelError`. Pickling a fitted estimator carries the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from typing import BinaryIO, Union
+
+from ._errors import CorruptModelError
+from ._estimator import RandomForestClassifier
+from ._native import NativeForest
+
+__all__ = ["dump", "dumps", "load", "loads"]
+
+PathOrFile = Union[str, "os.PathLike[str]", BinaryIO]
+
+
+def _read_model(data) -> tuple:
+    """Validates a model file in Rust: ``(NativeForest, metadata dict)``."""
+    native, meta_json = NativeForest.from_bytes(bytes(data))
+    try:
+        meta = json.loads(meta_json)
+    except ValueError as e:  # pragma: no cover - the Rust side already validated the JSON
+        raise CorruptModelError(f"model metadata is not valid JSON: {e}") from e
+    if not isinstance(meta, dict) or "estimator" not in meta:
+        raise CorruptModelError("model metadata has no estimator description")
+    return native, meta
+
+
+def dumps(model: RandomForestClassifier) -> bytes:
+    """The model file of a fitted woodlot estimator, as bytes."""
+    if not isinstance(model, RandomForestClassifier):
+        raise TypeError(
+            f"woodlot.dumps expects a fitted woodlot.RandomForestClassifier, got {type(model).__name__}"
+        )
+    return model._to_model_bytes()
+
+
+def loads(data: bytes) -> RandomForestClassifier:
+    """The fitted estimator stored in model-file bytes (see :func:`dumps`).
+
+    Raises :class:`woodlot.CorruptModelError` if the bytes fail any check.
+    """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"woodlot.loads expects bytes, got {type(data).__name__}")
+    native, meta = _read_model(data)
+    return RandomForestClassifier._from_model(native, meta)
+
+
+def dump(model: RandomForestClassifier, file: PathOrFile) -> None:
+    """Saves a fitted estimator to a path (written atomically) or a binary file object.
+
+    The counterpart of ``joblib.dump(model, path)``: ``woodlot.load(path)`` gives it back.
+    """
+    data = dumps(model)
+    if hasattr(file, "write"):
+        file.write(data)
+        return
+    path = os.fspath(file)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".woodlot-", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def load(file: PathOrFile) -> RandomForestClassifier:
+    """Loads an estimator saved by :func:`dump` from a path or a binary file object.
+
+    Never runs pickle or code from the file. Raises :class:`woodlot.CorruptModelError` (a
+    ``ValueError``) if the file is damaged, truncated or not a woodlot model.
+    """
+    if hasattr(file, "read"):
+        data = file.read()
+    else:
+        with open(os.fspath(file), "rb") as f:
+            data = f.read()
+    return loads(data)

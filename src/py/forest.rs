@@ -1,0 +1,314 @@
+//! `NativeForest`: the Python handle on a fitted [`Forest`].
+//!
+//! A thin wrapper: it borrows numpy arrays (see [`super::convert`]), releases the GIL around
+//! every call that can take long, and maps errors (see [`super::errors`]). The forest sits
+//! behind an `Arc` and never changes after fit, so the class is `frozen` and any number of
+//! Python threads can predict with it at once. The scikit-learn-facing estimator is Python code
+//! (`woodlot/_estimator.py`) that validates input once and calls into this class.
+
+use std::sync::Arc;
+
+use ndarray::Array2;
+use numpy::{IntoPyArray, PyArray1, PyArray2, PyArray3, PyReadonlyArray1};
+use pyo3::exceptions::{PyIndexError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict};
+
+use super::convert::{params_from_dict, slice, with_view, Matrix};
+use super::errors::IntoPyResult;
+use crate::forest::threads::resolve_n_jobs;
+use crate::forest::{FitInfo, Forest};
+use crate::tree::Tree;
+
+/// Below this many row-tree visits a prediction is cheaper than releasing and re-taking the
+/// GIL (which, with other Python threads running, can wait a whole switch interval).
+const DETACH_MIN_WORK: usize = 4096;
+
+/// A fitted random forest (immutable). Create it with `NativeForest.fit` or
+/// `NativeForest.from_bytes`.
+#[pyclass(module = "woodlot._native", name = "NativeForest", frozen)]
+pub struct NativeForest {
+    inner: Arc<Forest>,
+}
+
+impl NativeForest {
+    fn tree(&self, index: isize) -> PyResult<&Tree> {
+        let n = self.inner.trees.len() as isize;
+        let i = if index < 0 { index + n } else { index };
+        if i < 0 || i >= n {
+            return Err(PyIndexError::new_err(format!("tree index {index} out of range for {n} trees")));
+        }
+        Ok(&self.inner.trees[i as usize])
+    }
+
+    fn heavy(&self, n_rows: usize) -> bool {
+        n_rows.saturating_mul(self.inner.trees.len()) >= DETACH_MIN_WORK
+    }
+}
+
+/// Runs `f` without the GIL when `detach` is set.
+fn maybe_detach<T: Send, F: Send + FnOnce() -> T>(py: Python<'_>, detach: bool, f: F) -> T {
+    if detach {
+        py.detach(f)
+    } else {
+        f()
+    }
+}
+
+fn fit_info_dict<'py>(py: Python<'py>, info: &FitInfo) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("training_fingerprint", &info.training_fingerprint)?;
+    d.set_item("n_samples", info.n_samples)?;
+    d.set_item("fit_seconds", info.fit_seconds)?;
+    Ok(d)
+}
+
+#[pymethods]
+impl NativeForest {
+    /// Trains a forest. `x`: 2-D float32/float64 array (any layout); `y`: contiguous uint32
+    /// class codes in `0..n_classes`; `sample_weight`: contiguous float64 or None; `params`:
+    /// scikit-learn-named hyperparameters; `n_jobs`: scikit-learn semantics. With `init`, keeps
+    /// `init`'s trees and grows new ones up to `params["n_estimators"]` (warm start).
+    #[staticmethod]
+    #[pyo3(signature = (x, y, n_classes, sample_weight=None, params=None, n_jobs=None, init=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn fit(
+        py: Python<'_>,
+        x: &Bound<'_, PyAny>,
+        y: PyReadonlyArray1<'_, u32>,
+        n_classes: usize,
+        sample_weight: Option<PyReadonlyArray1<'_, f64>>,
+        params: Option<&Bound<'_, PyDict>>,
+        n_jobs: Option<i64>,
+        init: Option<&Bound<'_, NativeForest>>,
+    ) -> PyResult<Self> {
+        let params = match params {
+            Some(d) => params_from_dict(d)?,
+            None => Default::default(),
+        };
+        let n_threads = resolve_n_jobs(n_jobs).py()?;
+        let x = Matrix::extract(x)?;
+        let y = slice(&y, "y")?;
+        let w = match &sample_weight {
+            Some(w) => Some(slice(w, "sample_weight")?),
+            None => None,
+        };
+        let init = init.map(|f| f.get().inner.clone());
+        let forest = with_view!(&x, view => py.detach(|| match &init {
+            None => Forest::fit(view, y, n_classes, w, &params, n_threads),
+            Some(prev) => prev.fit_more(view, y, w, &params, n_threads),
+        }))
+        .py()?;
+        Ok(Self { inner: Arc::new(forest) })
+    }
+
+    /// Mean class probabilities of the trees, `(n_rows, n_classes)` float64.
+    #[pyo3(signature = (x, n_jobs=None))]
+    fn predict_proba<'py>(
+        &self,
+        py: Python<'py>,
+        x: &Bound<'py, PyAny>,
+        n_jobs: Option<i64>,
+    ) -> PyResult<Bound<'py, PyArray2<f64>>> {
+        let x = Matrix::extract(x)?;
+        let n_threads = resolve_n_jobs(n_jobs).py()?;
+        let detach = self.heavy(x.shape().0);
+        let forest = &self.inner;
+        let proba = with_view!(&x, view => maybe_detach(py, detach, || forest.predict_proba(view, n_threads))).py()?;
+        Ok(proba.into_pyarray(py))
+    }
+
+    /// Predicted class codes (argmax of `predict_proba`), uint32.
+    #[pyo3(signature = (x, n_jobs=None))]
+    fn predict<'py>(
+        &self,
+        py: Python<'py>,
+        x: &Bound<'py, PyAny>,
+        n_jobs: Option<i64>,
+    ) -> PyResult<Bound<'py, PyArray1<u32>>> {
+        let x = Matrix::extract(x)?;
+        let n_threads = resolve_n_jobs(n_jobs).py()?;
+        let detach = self.heavy(x.shape().0);
+        let forest = &self.inner;
+        let codes = with_view!(&x, view => maybe_detach(py, detach, || forest.predict(view, n_threads))).py()?;
+        Ok(codes.into_pyarray(py))
+    }
+
+    /// Index of the leaf each row lands in, per tree: `(n_rows, n_trees)` int64.
+    #[pyo3(signature = (x, n_jobs=None))]
+    fn apply<'py>(
+        &self,
+        py: Python<'py>,
+        x: &Bound<'py, PyAny>,
+        n_jobs: Option<i64>,
+    ) -> PyResult<Bound<'py, PyArray2<i64>>> {
+        let x = Matrix::extract(x)?;
+        let n_threads = resolve_n_jobs(n_jobs).py()?;
+        let detach = self.heavy(x.shape().0);
+        let forest = &self.inner;
+        let leaves = with_view!(&x, view => maybe_detach(py, detach, || forest.apply(view, n_threads))).py()?;
+        Ok(leaves.into_pyarray(py))
+    }
+
+    /// Impurity-based feature importances, normalised (all zeros if no tree splits).
+    fn feature_importances<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<f64>> {
+        self.inner.feature_importances().into_pyarray(py)
+    }
+
+    /// Out-of-bag accuracy, or None when the forest was trained without `oob_score`.
+    fn oob_score(&self) -> Option<f64> {
+        self.inner.oob.as_ref().map(|o| o.score)
+    }
+
+    /// Out-of-bag class probabilities `(n_samples, n_classes)`, or None.
+    fn oob_decision_function<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyArray2<f64>>>> {
+        let Some(oob) = &self.inner.oob else { return Ok(None) };
+        let shape = (oob.n_samples as usize, self.inner.n_classes as usize);
+        let arr = Array2::from_shape_vec(shape, oob.decision_function.clone())
+            .map_err(|e| PyValueError::new_err(format!("inconsistent out-of-bag estimate: {e}")))?;
+        Ok(Some(arr.into_pyarray(py)))
+    }
+
+    /// Number of trees.
+    #[getter]
+    fn n_trees(&self) -> usize {
+        self.inner.trees.len()
+    }
+
+    /// Number of input features.
+    #[getter]
+    fn n_features(&self) -> u32 {
+        self.inner.n_features
+    }
+
+    /// Number of classes.
+    #[getter]
+    fn n_classes(&self) -> u32 {
+        self.inner.n_classes
+    }
+
+    /// Number of nodes of tree `i`.
+    fn node_count(&self, i: isize) -> PyResult<usize> {
+        Ok(self.tree(i)?.node_count())
+    }
+
+    /// Depth of tree `i` (a lone root has depth 0).
+    fn max_depth(&self, i: isize) -> PyResult<usize> {
+        Ok(self.tree(i)?.depth())
+    }
+
+    /// Number of leaves of tree `i`.
+    fn n_leaves(&self, i: isize) -> PyResult<usize> {
+        Ok(self.tree(i)?.n_leaves())
+    }
+
+    /// Tree `i` as scikit-learn's `tree_` arrays: `children_left`, `children_right` (-1 for
+    /// leaves), `feature` (-2 for leaves), `threshold` (-2.0 for leaves), `missing_go_to_left`
+    /// (uint8), `impurity`, `n_node_samples`, `weighted_n_node_samples` and `value`
+    /// (`(n_nodes, 1, n_classes)` class fractions).
+    fn tree_arrays<'py>(&self, py: Python<'py>, i: isize) -> PyResult<Bound<'py, PyDict>> {
+        let tree = self.tree(i)?;
+        let n = tree.node_count();
+        let c = tree.n_classes as usize;
+        let mut left = Vec::with_capacity(n);
+        let mut right = Vec::with_capacity(n);
+        let mut feature = Vec::with_capacity(n);
+        let mut threshold = Vec::with_capacity(n);
+        let mut missing_left = Vec::with_capacity(n);
+        for node in &tree.nodes {
+            if node.is_leaf() {
+                left.push(-1i64);
+                right.push(-1i64);
+                feature.push(-2i64);
+                threshold.push(-2.0f64);
+                missing_left.push(0u8);
+            } else {
+                left.push(node.left as i64);
+                right.push(node.right as i64);
+                feature.push(node.feature as i64);
+                threshold.push(node.threshold as f64);
+                missing_left.push(node.missing_left as u8);
+            }
+        }
+        let s = &tree.stats;
+        let per_node = |v: &[f32]| -> Vec<f64> { (0..n).map(|k| v.get(k).copied().unwrap_or(0.0) as f64).collect() };
+        let n_node_samples: Vec<i64> = (0..n).map(|k| s.n_samples.get(k).copied().unwrap_or(0) as i64).collect();
+        let value = ndarray::Array3::from_shape_vec((n, 1, c), tree.node_values())
+            .map_err(|e| PyValueError::new_err(format!("inconsistent tree: {e}")))?;
+        let d = PyDict::new(py);
+        d.set_item("node_count", n)?;
+        d.set_item("n_leaves", tree.n_leaves())?;
+        d.set_item("max_depth", tree.depth())?;
+        d.set_item("n_classes", c)?;
+        d.set_item("n_features", self.inner.n_features)?;
+        d.set_item("children_left", left.into_pyarray(py))?;
+        d.set_item("children_right", right.into_pyarray(py))?;
+        d.set_item("feature", feature.into_pyarray(py))?;
+        d.set_item("threshold", threshold.into_pyarray(py))?;
+        d.set_item("missing_go_to_left", missing_left.into_pyarray(py))?;
+        d.set_item("impurity", per_node(&s.impurity).into_pyarray(py))?;
+        d.set_item("n_node_samples", n_node_samples.into_pyarray(py))?;
+        d.set_item("weighted_n_node_samples", per_node(&s.weighted_n_samples).into_pyarray(py))?;
+        let value: Bound<'py, PyArray3<f64>> = value.into_pyarray(py);
+        d.set_item("value", value)?;
+        Ok(d)
+    }
+
+    /// `{"training_fingerprint", "n_samples", "fit_seconds"}` of the fit.
+    fn fit_info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        fit_info_dict(py, &self.inner.fit_info)
+    }
+
+    /// The hyperparameters the forest was trained with, as the core's JSON.
+    fn params_json(&self) -> PyResult<String> {
+        serde_json::to_string(&self.inner.params).map_err(|e| PyValueError::new_err(e.to_string()))
+    }
+
+    /// The model file (see DESIGN.md section 4) with `estimator_json` stored as the
+    /// estimator's description in its metadata.
+    fn to_bytes<'py>(&self, py: Python<'py>, estimator_json: &str) -> PyResult<Bound<'py, PyBytes>> {
+        let estimator: serde_json::Value = serde_json::from_str(estimator_json)
+            .map_err(|e| PyValueError::new_err(format!("estimator_json is not valid JSON: {e}")))?;
+        let forest = &self.inner;
+        let bytes = py.detach(|| crate::format::encode(forest, &estimator)).py()?;
+        Ok(PyBytes::new(py, &bytes))
+    }
+
+    /// Reads a model file: `(forest, metadata_json)`. A damaged or hostile file raises
+    /// `woodlot.CorruptModelError` with the failed check.
+    #[staticmethod]
+    fn from_bytes(py: Python<'_>, data: &[u8]) -> PyResult<(Self, String)> {
+        let (forest, meta) = py.detach(|| crate::format::decode(data)).py()?;
+        let meta = serde_json::to_string(&meta).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        Ok((Self { inner: Arc::new(forest) }, meta))
+    }
+
+    /// Pickles as its model file.
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, (Bound<'py, PyBytes>,))> {
+        let py = slf.py();
+        let ctor = slf.get_type().getattr("_from_model_file")?;
+        Ok((ctor, (slf.get().to_bytes(py, "null")?,)))
+    }
+
+    /// Unpickling helper: the forest of a model file.
+    #[staticmethod]
+    fn _from_model_file(py: Python<'_>, data: &[u8]) -> PyResult<Self> {
+        Ok(Self::from_bytes(py, data)?.0)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "NativeForest(n_trees={}, n_features={}, n_classes={})",
+            self.inner.trees.len(),
+            self.inner.n_features,
+            self.inner.n_classes
+        )
+    }
+}
+
+/// scikit-learn's `n_jobs` resolved to a thread count (None → 1, -1 → all cores, 0 → error).
+#[pyfunction]
+#[pyo3(signature = (n_jobs=None))]
+pub(crate) fn effective_n_jobs(n_jobs: Option<i64>) -> PyResult<usize> {
+    resolve_n_jobs(n_jobs).py()
+}
