@@ -1,0 +1,560 @@
+//! Encoding and decoding of whole model files.
+//!
+//! [`decode`] runs every check in order, each before the next step allocates: size, magic,
+//! version, flags, lengths ([`Header::parse`]), checksum, meta JSON, bounded payload decode
+//! (consumed exactly), meta/payload agreement, then [`validate_forest`].
+//!
+//! # Bounding the payload decode
+//!
+//! bincode 2 allocates a `String` of a claimed length (`vec![0u8; len]`) before reading it, and
+//! checks the claim only against the configured limit, so without a limit a hostile length
+//! prefix aborts the process. Its limit is a const generic and counts *in-memory* sizes (a
+//! varint `u32` claims 4 bytes), so two choices make it a runtime bound:
+//!
+//! - **fixed-width integers**: every value then claims exactly the bytes it occupies, so the
+//!   claimed total of a valid payload is its length and never trips the limit;
+//! - **bucketed limits**: the payload is decoded with the smallest power-of-two limit (at least
+//!   64 KiB) that holds it, one monomorphised decoder per bucket.
+//!
+//! A hostile string length therefore fails before allocating unless it fits the bucket, and
+//! then allocates at most `max(2 * payload_len, 64 KiB)`. Sequences (`Vec<Tree>`, `Vec<Node>`,
+//! ...) go through serde, which preallocates at most 1 MiB whatever the claimed length and then
+//! grows only as elements really decode, and every element consumes payload bytes.
+
+use bincode::config::{Configuration, Fixint, LittleEndian, NoLimit};
+use bincode::error::DecodeError;
+
+use super::header::{seal, Header, HEADER_LEN, MAX_META_LEN, MAX_PAYLOAD_LEN};
+use super::meta::ModelMeta;
+use super::validate::validate_forest;
+use crate::error::{Result, WoodlotError};
+use crate::forest::Forest;
+
+/// Smallest decode limit (64 KiB): the most a hostile length can make a small file allocate.
+const MIN_LIMIT: usize = 1 << 16;
+
+/// The payload's bincode configuration (before the decode limit is added).
+fn payload_config() -> Configuration<LittleEndian, Fixint, NoLimit> {
+    bincode::config::standard().with_fixed_int_encoding()
+}
+
+/// Encodes `forest` as a model file, with `estimator` (a JSON object: classes, their dtype,
+/// feature names, params) as the Python face recorded in the meta.
+///
+/// The forest is validated first: the encoder never writes a file the decoder would reject.
+/// The output is a pure function of the inputs (byte-identical across runs).
+pub fn encode(forest: &Forest, estimator: &serde_json::Value) -> Result<Vec<u8>> {
+    validate_forest(forest).map_err(|e| match e {
+        WoodlotError::CorruptModel(reason) => {
+            WoodlotError::corrupt(format!("refusing to save an invalid forest: {reason}"))
+        }
+        other => other,
+    })?;
+    let meta = ModelMeta::for_forest(forest, estimator)?.to_json()?;
+    let payload = bincode::serde::encode_to_vec(forest, payload_config())
+        .map_err(|e| WoodlotError::input(format!("cannot encode the forest: {e}")))?;
+    // usize -> u64 widens on every target Rust supports.
+    let (meta_len, payload_len) = (meta.len() as u64, payload.len() as u64);
+    if meta_len > MAX_META_LEN {
+        return Err(WoodlotError::input(format!(
+            "model meta is {meta_len} bytes, more than a model file holds ({MAX_META_LEN})"
+        )));
+    }
+    if payload_len > MAX_PAYLOAD_LEN {
+        return Err(WoodlotError::input(format!(
+            "forest encodes to {payload_len} bytes, more than a model file holds \
+             ({MAX_PAYLOAD_LEN})"
+        )));
+    }
+    let mut out = Vec::with_capacity(HEADER_LEN + meta.len() + payload.len());
+    out.extend_from_slice(&Header::new(meta_len, payload_len).to_bytes());
+    out.extend_from_slice(&meta);
+    out.extend_from_slice(&payload);
+    seal(&mut out)?;
+    Ok(out)
+}
+
+/// Decodes and fully checks a model file, returning the forest and its meta.
+///
+/// Every failed check is [`WoodlotError::CorruptModel`] with the reason. Never panics, and
+/// never allocates much more than the file's size, whatever the bytes.
+pub fn decode(bytes: &[u8]) -> Result<(Forest, ModelMeta)> {
+    let (header, meta) = checked_meta(bytes)?;
+    let (_, payload) = header.sections(bytes)?;
+    let forest = decode_payload(payload)?;
+    meta.check_matches(&forest)?;
+    validate_forest(&forest)?;
+    Ok((forest, meta))
+}
+
+/// Reads only the header and meta of a model file (for listings), after the header checks and
+/// the checksum. The checksum covers the whole file, so this reads every byte, but it never
+/// decodes the payload.
+pub fn read_meta(bytes: &[u8]) -> Result<ModelMeta> {
+    checked_meta(bytes).map(|(_, meta)| meta)
+}
+
+/// BLAKE3 of the whole file (checksum field included), in lowercase hex: the file's content
+/// address.
+pub fn digest_hex(bytes: &[u8]) -> String {
+    blake3::hash(bytes).to_hex().to_string()
+}
+
+/// Size, magic, version, flags, lengths, checksum, meta.
+fn checked_meta(bytes: &[u8]) -> Result<(Header, ModelMeta)> {
+    let header = Header::parse(bytes)?;
+    header.verify_checksum(bytes)?;
+    let (meta, _) = header.sections(bytes)?;
+    Ok((header, ModelMeta::from_json(meta)?))
+}
+
+/// The decode limit for a payload of `len` bytes: the smallest power of two `>= len`, at least
+/// [`MIN_LIMIT`]; `None` past [`MAX_PAYLOAD_LEN`].
+fn limit_for(len: usize) -> Option<usize> {
+    let limit = len.max(MIN_LIMIT).checked_next_power_of_two()?;
+    (limit as u64 <= MAX_PAYLOAD_LEN).then_some(limit)
+}
+
+/// Decodes the payload with the limit of its bucket; the payload must be consumed exactly.
+fn decode_payload(payload: &[u8]) -> Result<Forest> {
+    let too_big = || {
+        WoodlotError::corrupt(format!(
+            "payload of {} bytes is larger than this woodlot reads (max {MAX_PAYLOAD_LEN})",
+            payload.len()
+        ))
+    };
+    let bits = limit_for(payload.len())
+        .ok_or_else(too_big)?
+        .trailing_zeros();
+    macro_rules! dispatch {
+        ($($b:literal)*) => {$(
+            if bits == $b {
+                return decode_bounded::<{ 1usize << $b }>(payload);
+            }
+        )*};
+    }
+    dispatch!(16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31);
+    #[cfg(target_pointer_width = "64")]
+    {
+        dispatch!(32 33 34 35 36 37 38 39 40);
+    }
+    Err(too_big())
+}
+
+fn decode_bounded<const LIMIT: usize>(payload: &[u8]) -> Result<Forest> {
+    let config = payload_config().with_limit::<LIMIT>();
+    let (forest, used): (Forest, usize) = bincode::serde::decode_from_slice(payload, config)
+        .map_err(|e| payload_error(e, payload.len()))?;
+    if used != payload.len() {
+        return Err(WoodlotError::corrupt(format!(
+            "payload has {} trailing bytes after the forest (decoded {used} of {})",
+            payload.len().saturating_sub(used),
+            payload.len()
+        )));
+    }
+    Ok(forest)
+}
+
+fn payload_error(e: DecodeError, len: usize) -> WoodlotError {
+    match e {
+        DecodeError::LimitExceeded => WoodlotError::corrupt(format!(
+            "payload is damaged: a length inside it claims more than its {len} bytes"
+        )),
+        DecodeError::UnexpectedEnd { .. } => WoodlotError::corrupt(format!(
+            "payload ends early: its {len} bytes hold less than the forest they describe"
+        )),
+        other => WoodlotError::corrupt(format!("payload does not decode as a forest: {other}")),
+    }
+}
+
+// Used by tests to build payloads exactly as the encoder does.
+#[cfg(test)]
+pub(crate) fn encode_payload<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    bincode::serde::encode_to_vec(value, payload_config()).expect("encodable")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::format::testutil::{
+        assemble, estimator, largest_allocation_during, reseal, sample_forest, sections,
+        FINGERPRINT,
+    };
+
+    fn encoded() -> Vec<u8> {
+        encode(&sample_forest(), &estimator()).unwrap()
+    }
+
+    fn reason(bytes: &[u8]) -> String {
+        match decode(bytes) {
+            Err(WoodlotError::CorruptModel(m)) => m,
+            Err(other) => panic!("expected CorruptModel, got {other:?}"),
+            Ok(_) => panic!("expected an error, the file decoded"),
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let bytes = encoded();
+        let (forest, meta) = decode(&bytes).unwrap();
+        assert_eq!(forest, sample_forest());
+        assert_eq!(meta, ModelMeta::for_forest(&forest, &estimator()).unwrap());
+        assert_eq!(meta.estimator, estimator());
+        assert_eq!(meta.library_version, env!("CARGO_PKG_VERSION"));
+        assert_eq!(read_meta(&bytes).unwrap(), meta);
+        assert_eq!(&bytes[..8], b"\x89WDL\r\n\x1a\n");
+    }
+
+    #[test]
+    fn encode_is_byte_exact_and_stable_through_a_round_trip() {
+        let a = encoded();
+        assert_eq!(a, encoded());
+        let (forest, meta) = decode(&a).unwrap();
+        assert_eq!(encode(&forest, &meta.estimator).unwrap(), a);
+        assert_eq!(digest_hex(&a), digest_hex(&encoded()));
+    }
+
+    #[test]
+    fn digest_is_blake3_of_the_whole_file() {
+        let a = encoded();
+        let d = digest_hex(&a);
+        assert_eq!(d.len(), 64);
+        assert!(d
+            .bytes()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)));
+        assert_eq!(d, blake3::hash(&a).to_hex().as_str());
+        let mut f = sample_forest();
+        f.fit_info.n_samples = 5;
+        f.oob = None;
+        assert_ne!(digest_hex(&encode(&f, &estimator()).unwrap()), d);
+    }
+
+    #[test]
+    fn encode_refuses_invalid_forests_and_non_object_estimators() {
+        let mut f = sample_forest();
+        f.trees[0].nodes[2].left = 1;
+        let m = encode(&f, &estimator()).unwrap_err().to_string();
+        assert!(
+            m.contains("refusing to save an invalid forest: tree 0 node 2"),
+            "{m}"
+        );
+        let e = encode(&sample_forest(), &serde_json::json!(null)).unwrap_err();
+        assert!(matches!(e, WoodlotError::InvalidInput(_)));
+    }
+
+    #[test]
+    fn truncation_anywhere_is_rejected() {
+        let bytes = encoded();
+        let (meta_at, payload_at) = sections(&bytes);
+        assert!(reason(&bytes[..0]).contains("empty"));
+        for n in [1, 8, 20, 32, 63] {
+            assert!(reason(&bytes[..n]).contains(&format!("file is {n} bytes, shorter")));
+        }
+        for n in [meta_at, meta_at + 1, (meta_at + payload_at) / 2, payload_at] {
+            assert!(
+                reason(&bytes[..n]).contains("truncated"),
+                "{}",
+                reason(&bytes[..n])
+            );
+        }
+        for n in [
+            payload_at + 1,
+            (payload_at + bytes.len()) / 2,
+            bytes.len() - 1,
+        ] {
+            assert!(
+                reason(&bytes[..n]).contains("truncated"),
+                "{}",
+                reason(&bytes[..n])
+            );
+        }
+    }
+
+    #[test]
+    fn every_flipped_bit_is_rejected() {
+        let bytes = encoded();
+        let mut copy = bytes.clone();
+        for bit in 0..bytes.len() * 8 {
+            copy[bit / 8] ^= 1 << (bit % 8);
+            assert!(decode(&copy).is_err(), "flipping bit {bit} went unnoticed");
+            assert!(
+                read_meta(&copy).is_err(),
+                "flipping bit {bit} went unnoticed"
+            );
+            copy[bit / 8] ^= 1 << (bit % 8);
+        }
+        assert_eq!(copy, bytes);
+    }
+
+    /// Past the checksum: every bit flip, and every byte set to 0xff (huge lengths), of the
+    /// meta and payload with a recomputed checksum must give an error or a valid forest, never a
+    /// panic, a hang, or a large allocation.
+    #[test]
+    fn tampering_behind_a_valid_checksum_never_panics() {
+        let bytes = encoded();
+        let limit = (2 * bytes.len()).max(MIN_LIMIT) + (1 << 20);
+        let start = Instant::now();
+        let mut accepted = 0;
+        let mut check = |copy: &mut Vec<u8>| {
+            reseal(copy);
+            let (result, peak) = largest_allocation_during(|| decode(copy));
+            assert!(
+                peak <= limit,
+                "a tampered file allocated {peak} bytes at once"
+            );
+            if let Ok((forest, _)) = result {
+                validate_forest(&forest).unwrap();
+                accepted += 1;
+            }
+        };
+        for i in HEADER_LEN..bytes.len() {
+            for bit in 0..8 {
+                let mut copy = bytes.clone();
+                copy[i] ^= 1 << bit;
+                check(&mut copy);
+            }
+            let mut copy = bytes.clone();
+            copy[i] = 0xff;
+            check(&mut copy);
+        }
+        // Some flips land in values no check can judge (a name, an impurity, a threshold).
+        assert!(
+            accepted > 0 && accepted < (bytes.len() - HEADER_LEN) * 9,
+            "{accepted}"
+        );
+        assert!(start.elapsed() < Duration::from_secs(60));
+    }
+
+    #[test]
+    fn trailing_bytes_are_rejected() {
+        let mut bytes = encoded();
+        bytes.push(0);
+        assert!(reason(&bytes).contains("1 unexpected trailing bytes"));
+        // The same byte counted into the payload, with a valid checksum: bincode stops early.
+        let payload_len = u64::from_le_bytes(bytes[24..32].try_into().unwrap());
+        bytes[24..32].copy_from_slice(&(payload_len + 1).to_le_bytes());
+        reseal(&mut bytes);
+        assert!(reason(&bytes).contains("payload has 1 trailing bytes after the forest"));
+    }
+
+    #[test]
+    fn other_files_are_named() {
+        let mut zip = b"PK\x03\x04\x14\x00\x00\x00\x08\x00".to_vec();
+        zip.resize(300, 0);
+        assert!(reason(&zip).contains("zip archive"), "{}", reason(&zip));
+        let mut pickle = b"\x80\x04\x95\x1a\x01\x00\x00\x00\x00\x00\x00\x8c\x07sklearn".to_vec();
+        pickle.resize(300, 0);
+        assert!(reason(&pickle).contains("pickle"), "{}", reason(&pickle));
+        assert!(reason(&pickle[..3]).contains("pickle"));
+        assert!(reason(b"").contains("empty"));
+    }
+
+    #[test]
+    fn version_and_flags_are_checked_even_with_a_valid_checksum() {
+        let mut bytes = encoded();
+        bytes[8..10].copy_from_slice(&7u16.to_le_bytes());
+        reseal(&mut bytes);
+        let m = reason(&bytes);
+        assert!(
+            m.contains("format version 7.0 is newer than this woodlot"),
+            "{m}"
+        );
+        let mut bytes = encoded();
+        bytes[12..16].copy_from_slice(&4u32.to_le_bytes());
+        reseal(&mut bytes);
+        assert!(reason(&bytes).contains("unknown flag bits 0x4"));
+        // A later minor version of the same major loads.
+        let mut bytes = encoded();
+        bytes[10..12].copy_from_slice(&3u16.to_le_bytes());
+        reseal(&mut bytes);
+        assert_eq!(decode(&bytes).unwrap().0, sample_forest());
+    }
+
+    #[test]
+    fn huge_lengths_neither_overflow_nor_allocate() {
+        for (at, value) in [
+            (16, 1u64 << 62),
+            (24, 1u64 << 62),
+            (16, u64::MAX),
+            (24, u64::MAX - 63),
+        ] {
+            let mut bytes = encoded();
+            bytes[at..at + 8].copy_from_slice(&value.to_le_bytes());
+            reseal(&mut bytes);
+            let (r, peak) = largest_allocation_during(|| decode(&bytes));
+            assert!(r.is_err());
+            assert!(peak < 4096, "{peak}");
+        }
+    }
+
+    #[test]
+    fn meta_must_agree_with_the_payload() {
+        let bytes = encoded();
+        let (meta_at, payload_at) = sections(&bytes);
+        let mut meta: serde_json::Value =
+            serde_json::from_slice(&bytes[meta_at..payload_at]).unwrap();
+        meta["n_features"] = 4.into();
+        let file = assemble(&serde_json::to_vec(&meta).unwrap(), &bytes[payload_at..]);
+        assert!(reason(&file).contains("meta says n_features is 4 but the payload has 3"));
+        meta["n_features"] = 3.into();
+        meta["codec"] = "bincode1".into();
+        let file = assemble(&serde_json::to_vec(&meta).unwrap(), &bytes[payload_at..]);
+        assert!(reason(&file).contains("codec"));
+        let file = assemble(b"{not json", &bytes[payload_at..]);
+        assert!(reason(&file).contains("not a valid woodlot meta JSON"));
+    }
+
+    /// A change that breaks a forest.
+    type Tamper = Box<dyn Fn(&mut Forest)>;
+
+    #[test]
+    fn structurally_invalid_trees_are_rejected_after_decoding() {
+        let bytes = encoded();
+        let (meta_at, payload_at) = sections(&bytes);
+        let meta = &bytes[meta_at..payload_at];
+        let cases: Vec<(Tamper, &str)> = vec![
+            (
+                Box::new(|f| f.trees[0].nodes[2].left = 1),
+                "tree 0 node 2: left child 1 does not point forward",
+            ),
+            (
+                Box::new(|f| f.trees[0].nodes[2].left = 2),
+                "tree 0 node 2: left child points to itself",
+            ),
+            (
+                Box::new(|f| f.trees[0].nodes[0].right = 9),
+                "tree 0 node 0: right child 9 is past the end",
+            ),
+            (
+                Box::new(|f| f.trees[0].nodes[0].feature = 7),
+                "tree 0 node 0: feature 7 is out of range",
+            ),
+            (
+                Box::new(|f| f.trees[0].nodes[2].threshold = f32::NAN),
+                "tree 0 node 2: threshold is NaN",
+            ),
+            (
+                Box::new(|f| f.trees[1].nodes[0].right = 1),
+                "tree 1 node 0: leaf row 1 is out of range",
+            ),
+            (
+                Box::new(|f| f.trees[1].leaf_values[0] = 0.9),
+                "tree 1 node 0: leaf values sum to",
+            ),
+            (
+                Box::new(|f| f.trees[1].leaf_values[2] = f32::NAN),
+                "tree 1 node 0: leaf value NaN",
+            ),
+        ];
+        for (tamper, expected) in cases {
+            let mut forest = sample_forest();
+            tamper(&mut forest);
+            let file = assemble(meta, &encode_payload(&forest));
+            let m = reason(&file);
+            assert!(m.contains(expected), "expected {expected:?}, got {m:?}");
+        }
+    }
+
+    /// Byte offset of a `u64` length prefix in the payload, checked against its known value so a
+    /// change in the forest's layout fails here instead of testing nothing.
+    fn prefix_at(payload: &[u8], at: usize, expected: usize) -> usize {
+        let v = u64::from_le_bytes(payload[at..at + 8].try_into().unwrap());
+        assert_eq!(v, expected as u64, "payload layout changed: fix the offset");
+        at
+    }
+
+    /// A file whose payload has `value` written over the u64 at `at`, with a valid checksum.
+    fn with_prefix(bytes: &[u8], at: usize, value: u64) -> Vec<u8> {
+        let (_, payload_at) = sections(bytes);
+        let mut file = bytes.to_vec();
+        file[payload_at + at..payload_at + at + 8].copy_from_slice(&value.to_le_bytes());
+        reseal(&mut file);
+        file
+    }
+
+    fn assert_fails_fast_and_small(file: &[u8], max_alloc: usize) -> String {
+        let start = Instant::now();
+        let (result, peak) = largest_allocation_during(|| decode(file));
+        let took = start.elapsed();
+        let m = match result {
+            Err(WoodlotError::CorruptModel(m)) => m,
+            other => panic!("expected CorruptModel, got {other:?}"),
+        };
+        assert!(
+            peak <= max_alloc,
+            "allocated {peak} bytes at once (max {max_alloc}): {m}"
+        );
+        assert!(took < Duration::from_secs(1), "took {took:?}: {m}");
+        m
+    }
+
+    #[test]
+    fn hostile_vec_lengths_fail_fast_without_allocating() {
+        let forest = sample_forest();
+        let bytes = encoded();
+        let (_, payload_at) = sections(&bytes);
+        let payload = &bytes[payload_at..];
+        // Layout: n_features u32, n_classes u32, params, trees (u64 length, then each tree:
+        // n_classes u32, nodes (u64 length, ...), ...).
+        let params_len = encode_payload(&forest.params).len();
+        let trees_at = prefix_at(payload, 8 + params_len, forest.trees.len());
+        let nodes_at = prefix_at(payload, trees_at + 8 + 4, forest.trees[0].nodes.len());
+        // serde preallocates at most 1 MiB for a claimed sequence, however long.
+        let one_mib = 1 << 20;
+        for at in [trees_at, nodes_at] {
+            for claim in [1u64 << 50, 1 << 32, u64::MAX] {
+                let m = assert_fails_fast_and_small(&with_prefix(&bytes, at, claim), one_mib);
+                assert!(m.contains("payload"), "{m}");
+            }
+        }
+    }
+
+    #[test]
+    fn hostile_string_lengths_are_bounded_by_the_payload_size() {
+        let bytes = encoded();
+        let (_, payload_at) = sections(&bytes);
+        let payload = &bytes[payload_at..];
+        let text = payload
+            .windows(FINGERPRINT.len())
+            .position(|w| w == FINGERPRINT.as_bytes());
+        let at = prefix_at(payload, text.unwrap() - 8, FINGERPRINT.len());
+        let limit = limit_for(payload.len()).unwrap();
+        assert_eq!(limit, MIN_LIMIT);
+        // Beyond the limit: rejected before any allocation.
+        for claim in [1u64 << 50, u64::MAX, (limit - at - 8 + 1) as u64] {
+            let m = assert_fails_fast_and_small(&with_prefix(&bytes, at, claim), 4096);
+            assert!(m.contains("claims more than its"), "{m}");
+        }
+        // Within the limit (the residual risk): allocates, but at most the limit.
+        let m =
+            assert_fails_fast_and_small(&with_prefix(&bytes, at, (limit - at - 8) as u64), limit);
+        assert!(m.contains("ends early"), "{m}");
+    }
+
+    #[test]
+    fn limits_are_powers_of_two_covering_the_payload() {
+        assert_eq!(limit_for(0), Some(MIN_LIMIT));
+        assert_eq!(limit_for(MIN_LIMIT), Some(MIN_LIMIT));
+        assert_eq!(limit_for(MIN_LIMIT + 1), Some(2 * MIN_LIMIT));
+        assert_eq!(limit_for(3_000_000), Some(1 << 22));
+        #[cfg(target_pointer_width = "64")]
+        {
+            assert_eq!(limit_for(1 << 40), Some(1 << 40));
+            assert_eq!(limit_for((1 << 40) + 1), None);
+        }
+        assert_eq!(limit_for(usize::MAX), None);
+    }
+
+    #[test]
+    fn a_forest_larger_than_the_smallest_bucket_round_trips() {
+        let mut forest = sample_forest();
+        let tree = forest.trees[0].clone();
+        forest.trees = vec![tree; 4000];
+        let bytes = encode(&forest, &estimator()).unwrap();
+        let (_, payload_at) = sections(&bytes);
+        assert!(bytes.len() - payload_at > 2 * MIN_LIMIT);
+        assert_eq!(decode(&bytes).unwrap().0, forest);
+    }
+}

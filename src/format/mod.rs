@@ -1,0 +1,38 @@
+//! The model file: one checksummed, self-describing byte format shared by `woodlot.dump` /
+//! `woodlot.load`, pickling and the version store. Nothing on the load path runs pickle or any
+//! code from the file.
+//!
+//! ```text
+//! magic        8 bytes   0x89 'W' 'D' 'L' '\r' '\n' 0x1a '\n'
+//! version      u16 major (1), u16 minor (0), u32 flags (0; unknown bits are rejected), LE
+//! lengths      u64 meta_len, u64 payload_len, LE; 64 + meta_len + payload_len == file size
+//! checksum     32 bytes: BLAKE3 of the whole file with these 32 bytes zeroed
+//! meta         meta_len bytes of UTF-8 JSON, a [`ModelMeta`]
+//! payload      payload_len bytes: the [`Forest`](crate::forest::Forest) in bincode 2 (serde,
+//!              little-endian, fixed-width integers), consumed exactly
+//! ```
+//!
+//! - [`header`](Header): the fixed 64-byte header and the checksum.
+//! - [`ModelMeta`]: the JSON meta section, readable on its own with [`read_meta`].
+//! - [`encode`] / [`decode`]: whole files; [`decode`] checks size, magic, version, flags,
+//!   lengths, checksum, meta, the bounded payload decode, meta/payload agreement, then the
+//!   structure of every tree, each before the next step allocates.
+//! - [`validate_forest`]: the structural checks, also usable on in-memory forests.
+//!
+//! Every failed check is [`WoodlotError::CorruptModel`](crate::error::WoodlotError) with a
+//! reason a person can act on; no input makes these functions panic.
+
+mod codec;
+mod header;
+mod meta;
+#[cfg(test)]
+mod testutil;
+mod validate;
+
+pub use codec::{decode, digest_hex, encode, read_meta};
+pub use header::{
+    file_checksum, Header, FORMAT_MAJOR, FORMAT_MINOR, HEADER_LEN, KNOWN_FLAGS, MAGIC,
+    MAX_META_LEN, MAX_PAYLOAD_LEN,
+};
+pub use meta::{ModelMeta, CODEC, KIND};
+pub use validate::{validate_forest, LEAF_SUM_TOLERANCE};

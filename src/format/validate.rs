@@ -1,0 +1,449 @@
+//! Structural validation of a [`Forest`]: everything prediction, importances and the Python
+//! attributes rely on without checking again.
+//!
+//! A decoded payload is only data; this is what makes it a forest. A tree that fails here is
+//! rejected before anything traverses it. The checks are also cheap enough to run on an
+//! in-memory forest (the encoder runs them so it never writes a file it could not read).
+
+use crate::error::{Result, WoodlotError};
+use crate::forest::{Forest, ForestParams, SizeSpec};
+use crate::tree::Tree;
+
+/// How far a leaf's class fractions may sum from 1 (they are `f32` quotients of weight sums).
+pub const LEAF_SUM_TOLERANCE: f64 = 1e-3;
+
+/// Checks the structure of `forest`; the error names the tree and node at fault.
+///
+/// - `n_features >= 1`, `n_classes >= 1`, at least one tree;
+/// - the hyperparameters pass [`ForestParams::resolve`] for the recorded training size;
+/// - the fit facts are finite, the out-of-bag estimate (if any) has
+///   `n_samples * n_classes` finite fractions;
+/// - every tree is a proper tree (see `validate_tree`).
+///
+/// `params.n_estimators` need not equal the number of trees (warm start may differ).
+pub fn validate_forest(forest: &Forest) -> Result<()> {
+    if forest.n_features == 0 {
+        return Err(WoodlotError::corrupt("forest has n_features = 0"));
+    }
+    if forest.n_classes == 0 {
+        return Err(WoodlotError::corrupt("forest has n_classes = 0"));
+    }
+    if forest.trees.is_empty() {
+        return Err(WoodlotError::corrupt("forest has no trees"));
+    }
+    let n_samples = usize::try_from(forest.fit_info.n_samples).map_err(|_| {
+        WoodlotError::corrupt(format!(
+            "fit_info.n_samples {} does not fit this platform",
+            forest.fit_info.n_samples
+        ))
+    })?;
+    check_params(
+        &forest.params,
+        n_samples,
+        forest.n_features,
+        forest.n_classes,
+    )?;
+    let secs = forest.fit_info.fit_seconds;
+    if !(secs.is_finite() && secs >= 0.0) {
+        return Err(WoodlotError::corrupt(format!(
+            "fit_info.fit_seconds is {secs}"
+        )));
+    }
+    if let Some(oob) = &forest.oob {
+        let expected = oob.n_samples.checked_mul(u64::from(forest.n_classes));
+        if expected != Some(oob.decision_function.len() as u64) {
+            return Err(WoodlotError::corrupt(format!(
+                "oob decision function has {} values, expected n_samples {} x n_classes {}",
+                oob.decision_function.len(),
+                oob.n_samples,
+                forest.n_classes
+            )));
+        }
+        if let Some(v) = oob
+            .decision_function
+            .iter()
+            .find(|v| !(0.0..=1.0).contains(*v))
+        {
+            return Err(WoodlotError::corrupt(format!(
+                "oob decision function holds {v}, not a probability"
+            )));
+        }
+        // NaN is allowed: no sample may have been out of bag.
+        if !(oob.score.is_nan() || (0.0..=1.0).contains(&oob.score)) {
+            return Err(WoodlotError::corrupt(format!("oob score is {}", oob.score)));
+        }
+    }
+    for (t, tree) in forest.trees.iter().enumerate() {
+        validate_tree(tree, forest.n_features, forest.n_classes)
+            .map_err(|reason| WoodlotError::corrupt(format!("tree {t} {reason}")))?;
+    }
+    Ok(())
+}
+
+/// Hyperparameters must be ones `fit` would accept.
+fn check_params(
+    params: &ForestParams,
+    n_samples: usize,
+    n_features: u32,
+    n_classes: u32,
+) -> Result<()> {
+    // `resolve` doubles min_samples_leaf; keep a hostile value from overflowing there.
+    if let SizeSpec::Count(c) = params.min_samples_leaf {
+        if c > usize::MAX / 4 {
+            return Err(WoodlotError::corrupt(format!(
+                "params: min_samples_leaf {c} is out of range"
+            )));
+        }
+    }
+    let n_features = usize::try_from(n_features).unwrap_or(usize::MAX);
+    let n_classes = usize::try_from(n_classes).unwrap_or(usize::MAX);
+    params
+        .resolve(n_samples, n_features, n_classes)
+        .map(|_| ())
+        .map_err(|e| WoodlotError::corrupt(format!("params: {e}")))
+}
+
+/// Checks one tree; the error (a reason to prefix with the tree's name) names the node at fault.
+///
+/// - the tree has `n_classes` classes, at least one node, and `stats` arrays as long as `nodes`
+///   holding finite numbers (weights >= 0);
+/// - a split node's `left` and `right` are strictly greater than its own index and inside the
+///   node array, its feature is `< n_features`, its threshold is not NaN (`+inf` is allowed);
+/// - every node but the root has exactly one parent (so the nodes form one tree);
+/// - a leaf's `right` is its row in `leaf_values`; there are exactly `n_leaves * n_classes`
+///   values, every row belongs to exactly one leaf, and each row holds fractions in `[0, 1]`
+///   summing to 1 (within [`LEAF_SUM_TOLERANCE`]).
+fn validate_tree(tree: &Tree, n_features: u32, n_classes: u32) -> std::result::Result<(), String> {
+    if tree.n_classes != n_classes {
+        return Err(format!(
+            "has {} classes, the forest {n_classes}",
+            tree.n_classes
+        ));
+    }
+    let n = tree.nodes.len();
+    if n == 0 {
+        return Err("has no nodes".into());
+    }
+    if u32::try_from(n - 1).is_err() {
+        return Err(format!("has {n} nodes, more than u32 indexes address"));
+    }
+    let s = &tree.stats;
+    for (name, len) in [
+        ("impurity", s.impurity.len()),
+        ("n_samples", s.n_samples.len()),
+        ("weighted_n_samples", s.weighted_n_samples.len()),
+    ] {
+        if len != n {
+            return Err(format!("has {n} nodes but {len} {name} stats"));
+        }
+    }
+    if let Some(i) = s.impurity.iter().position(|v| !v.is_finite()) {
+        return Err(format!("node {i}: impurity is {}", s.impurity[i]));
+    }
+    if let Some(i) = s
+        .weighted_n_samples
+        .iter()
+        .position(|v| !(v.is_finite() && *v >= 0.0))
+    {
+        return Err(format!(
+            "node {i}: weighted_n_samples is {}",
+            s.weighted_n_samples[i]
+        ));
+    }
+
+    // Pass 1: child pointers, features, thresholds, parent counts; count the leaves.
+    let mut has_parent = vec![false; n];
+    let mut n_leaves = 0usize;
+    for (i, node) in tree.nodes.iter().enumerate() {
+        if node.is_leaf() {
+            n_leaves += 1;
+            continue;
+        }
+        for (side, child) in [("left", node.left), ("right", node.right)] {
+            let c = child as usize;
+            if c == i {
+                return Err(format!("node {i}: {side} child points to itself"));
+            }
+            if c < i {
+                return Err(format!("node {i}: {side} child {c} does not point forward"));
+            }
+            if c >= n {
+                return Err(format!(
+                    "node {i}: {side} child {c} is past the end ({n} nodes)"
+                ));
+            }
+            if std::mem::replace(&mut has_parent[c], true) {
+                return Err(format!("node {i}: {side} child {c} already has a parent"));
+            }
+        }
+        if node.feature >= n_features {
+            return Err(format!(
+                "node {i}: feature {} is out of range (n_features = {n_features})",
+                node.feature
+            ));
+        }
+        if node.threshold.is_nan() {
+            return Err(format!("node {i}: threshold is NaN"));
+        }
+    }
+    // Children point forward, so the root is never a child; every other node needs a parent.
+    if let Some(i) = has_parent.iter().skip(1).position(|p| !p) {
+        return Err(format!("node {} is not reachable from the root", i + 1));
+    }
+
+    // Pass 2: leaf rows.
+    let c = n_classes as usize;
+    let expected = n_leaves.checked_mul(c);
+    if expected != Some(tree.leaf_values.len()) {
+        return Err(format!(
+            "has {n_leaves} leaves x {c} classes but {} leaf values",
+            tree.leaf_values.len()
+        ));
+    }
+    let mut row_owner = vec![false; n_leaves];
+    for (i, node) in tree.nodes.iter().enumerate() {
+        if !node.is_leaf() {
+            continue;
+        }
+        let row = node.right as usize;
+        if row >= n_leaves {
+            return Err(format!(
+                "node {i}: leaf row {row} is out of range ({n_leaves} leaves)"
+            ));
+        }
+        if std::mem::replace(&mut row_owner[row], true) {
+            return Err(format!(
+                "node {i}: leaf row {row} is shared with another leaf"
+            ));
+        }
+        let values = tree
+            .leaf_values
+            .get(row * c..(row + 1) * c)
+            .unwrap_or_default();
+        let mut sum = 0.0f64;
+        for v in values {
+            if !(0.0..=1.0).contains(v) {
+                return Err(format!(
+                    "node {i}: leaf value {v} is not a fraction in [0, 1]"
+                ));
+            }
+            sum += f64::from(*v);
+        }
+        if (sum - 1.0).abs() > LEAF_SUM_TOLERANCE {
+            return Err(format!("node {i}: leaf values sum to {sum}, not 1"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::forest::{MaxFeatures, OobEstimate};
+    use crate::format::testutil::sample_forest;
+    use crate::tree::Node;
+
+    fn reason(forest: &Forest) -> String {
+        match validate_forest(forest) {
+            Err(WoodlotError::CorruptModel(m)) => m,
+            other => panic!("expected CorruptModel, got {other:?}"),
+        }
+    }
+
+    /// Applies `f` to tree 0 of the sample forest (root split f0 -> node 1 leaf row 0, node 2
+    /// split f2 -> nodes 3, 4 leaves rows 1, 2) and returns the rejection reason.
+    fn tree0(f: impl FnOnce(&mut Tree)) -> String {
+        let mut forest = sample_forest();
+        f(&mut forest.trees[0]);
+        reason(&forest)
+    }
+
+    fn node(feature: u32, threshold: f32, left: u32, right: u32) -> Node {
+        Node {
+            feature,
+            threshold,
+            left,
+            right,
+            missing_left: false,
+        }
+    }
+
+    #[test]
+    fn the_sample_forest_is_valid() {
+        validate_forest(&sample_forest()).unwrap();
+    }
+
+    #[test]
+    fn forest_level_checks() {
+        let mut f = sample_forest();
+        f.n_features = 0;
+        assert!(reason(&f).contains("n_features = 0"));
+        let mut f = sample_forest();
+        f.n_classes = 0;
+        assert!(reason(&f).contains("n_classes = 0"));
+        let mut f = sample_forest();
+        f.trees.clear();
+        assert!(reason(&f).contains("no trees"));
+        let mut f = sample_forest();
+        f.trees[1].n_classes = 2;
+        assert!(
+            reason(&f).starts_with("tree 1 has 2 classes"),
+            "{}",
+            reason(&f)
+        );
+        // Warm start: n_estimators need not match.
+        let mut f = sample_forest();
+        f.params.n_estimators = 50;
+        validate_forest(&f).unwrap();
+    }
+
+    #[test]
+    fn params_must_be_sane() {
+        let mut f = sample_forest();
+        f.params.max_features = MaxFeatures::Count(99);
+        assert!(reason(&f).contains("max_features"), "{}", reason(&f));
+        let mut f = sample_forest();
+        f.params.n_estimators = 0;
+        assert!(reason(&f).contains("n_estimators"));
+        let mut f = sample_forest();
+        f.params.min_samples_leaf = SizeSpec::Count(usize::MAX);
+        assert!(reason(&f).contains("min_samples_leaf"));
+        let mut f = sample_forest();
+        f.params.ccp_alpha = f64::NAN;
+        assert!(reason(&f).contains("ccp_alpha"));
+    }
+
+    #[test]
+    fn fit_info_and_oob_checks() {
+        let mut f = sample_forest();
+        f.fit_info.fit_seconds = f64::NAN;
+        assert!(reason(&f).contains("fit_seconds"));
+        let mut f = sample_forest();
+        f.oob.as_mut().unwrap().decision_function.pop();
+        assert!(
+            reason(&f).contains("oob decision function has 11 values"),
+            "{}",
+            reason(&f)
+        );
+        let mut f = sample_forest();
+        f.oob.as_mut().unwrap().n_samples = u64::MAX;
+        assert!(reason(&f).contains("oob decision function"));
+        let mut f = sample_forest();
+        f.oob.as_mut().unwrap().decision_function[3] = f64::NAN;
+        assert!(reason(&f).contains("not a probability"));
+        let mut f = sample_forest();
+        f.oob.as_mut().unwrap().score = 2.0;
+        assert!(reason(&f).contains("oob score"));
+        let mut f = sample_forest();
+        f.oob = Some(OobEstimate {
+            score: f64::NAN,
+            n_samples: 0,
+            decision_function: vec![],
+        });
+        validate_forest(&f).unwrap();
+    }
+
+    #[test]
+    fn children_must_point_forward_inside_the_array() {
+        let m = tree0(|t| t.nodes[2].left = 1);
+        assert!(
+            m.contains("tree 0 node 2: left child 1 does not point forward"),
+            "{m}"
+        );
+        let m = tree0(|t| t.nodes[2].right = 2);
+        assert!(m.contains("node 2: right child points to itself"), "{m}");
+        let m = tree0(|t| t.nodes[2].right = 5);
+        assert!(
+            m.contains("node 2: right child 5 is past the end (5 nodes)"),
+            "{m}"
+        );
+        let m = tree0(|t| t.nodes[2].right = u32::MAX);
+        assert!(m.contains("past the end"), "{m}");
+    }
+
+    #[test]
+    fn every_node_has_exactly_one_parent() {
+        // Both children of node 2 are node 3: node 4 is orphaned and node 3 has two parents.
+        let m = tree0(|t| t.nodes[2].right = 3);
+        assert!(
+            m.contains("node 2: right child 3 already has a parent"),
+            "{m}"
+        );
+        // Root points at node 2 twice... and node 1 at node 3 (a DAG, not a tree).
+        let m = tree0(|t| {
+            t.nodes[1] = node(0, 0.0, 3, 4);
+        });
+        assert!(m.contains("already has a parent"), "{m}");
+        // An unreachable trailing node.
+        let m = tree0(|t| {
+            t.nodes.push(node(0, 0.0, 0, 3));
+            t.leaf_values.extend([0.0, 0.0, 1.0]);
+            t.stats.impurity.push(0.0);
+            t.stats.n_samples.push(1);
+            t.stats.weighted_n_samples.push(1.0);
+        });
+        assert!(m.contains("node 5 is not reachable from the root"), "{m}");
+    }
+
+    #[test]
+    fn split_features_and_thresholds() {
+        let m = tree0(|t| t.nodes[0].feature = 3);
+        assert!(
+            m.contains("node 0: feature 3 is out of range (n_features = 3)"),
+            "{m}"
+        );
+        let m = tree0(|t| t.nodes[2].threshold = f32::NAN);
+        assert!(m.contains("node 2: threshold is NaN"), "{m}");
+        let mut f = sample_forest();
+        f.trees[0].nodes[0].threshold = f32::INFINITY;
+        validate_forest(&f).unwrap();
+    }
+
+    #[test]
+    fn leaf_rows_and_values() {
+        let m = tree0(|t| t.nodes[3].right = 3);
+        assert!(
+            m.contains("node 3: leaf row 3 is out of range (3 leaves)"),
+            "{m}"
+        );
+        let m = tree0(|t| t.nodes[3].right = 0);
+        assert!(m.contains("node 3: leaf row 0 is shared"), "{m}");
+        let m = tree0(|t| {
+            t.leaf_values.pop();
+        });
+        assert!(m.contains("3 leaves x 3 classes but 8 leaf values"), "{m}");
+        let m = tree0(|t| t.leaf_values[4] = 0.9);
+        assert!(m.contains("node 3: leaf values sum to"), "{m}");
+        let m = tree0(|t| t.leaf_values[4] = f32::NAN);
+        assert!(
+            m.contains("node 3: leaf value NaN is not a fraction"),
+            "{m}"
+        );
+        let m = tree0(|t| t.leaf_values[0] = f32::INFINITY);
+        assert!(m.contains("node 1: leaf value inf"), "{m}");
+        let m = tree0(|t| {
+            t.leaf_values[0] = 1.5;
+            t.leaf_values[1] = -0.5;
+        });
+        assert!(m.contains("not a fraction"), "{m}");
+        let m = tree0(|t| t.leaf_values[6..9].copy_from_slice(&[0.0, 0.0, 0.0]));
+        assert!(m.contains("node 4: leaf values sum to 0"), "{m}");
+    }
+
+    #[test]
+    fn stats_must_match_the_nodes() {
+        let m = tree0(|t| {
+            t.stats.n_samples.pop();
+        });
+        assert!(m.contains("5 nodes but 4 n_samples stats"), "{m}");
+        let m = tree0(|t| t.stats.impurity[2] = f32::NAN);
+        assert!(m.contains("node 2: impurity is NaN"), "{m}");
+        let m = tree0(|t| t.stats.weighted_n_samples[1] = -1.0);
+        assert!(m.contains("node 1: weighted_n_samples is -1"), "{m}");
+        let m = tree0(|t| {
+            t.nodes.clear();
+            t.stats = Default::default();
+        });
+        assert!(m.contains("tree 0 has no nodes"), "{m}");
+    }
+}
