@@ -23,6 +23,23 @@ pub enum WoodlotError {
     /// A model file or store file failed validation; the message says which check failed.
     #[error("corrupt model: {0}")]
     CorruptModel(String),
+    /// A version reference (number, `"v3"`, `"latest"`, `"active"`, alias) names nothing in the
+    /// store. Maps to `woodlot.VersionNotFoundError`, which is also a `KeyError`.
+    #[error("{0}")]
+    VersionNotFound(String),
+    /// A concurrent change won a race this call depended on (e.g. a stale `expect_active`).
+    /// Retrying after re-reading the store's state is the right reaction.
+    #[error("{0}")]
+    Conflict(String),
+    /// A user-typed name (alias, reference) was refused: empty, too long, or containing
+    /// separators, traversal, control or non-ASCII characters.
+    #[error("invalid name: {0}")]
+    InvalidName(String),
+    /// The store refused an operation that is well-formed but not allowed in its current state
+    /// (deleting the active version without `force`, rolling back with nothing to go back to,
+    /// an unknown store format, ...).
+    #[error("{0}")]
+    Store(String),
     /// An operating-system I/O error, with what was being done.
     #[error("{context}: {source}")]
     Io {

@@ -63,7 +63,11 @@ impl Fingerprinter {
     }
 
     /// Adds a list of strings (e.g. labels that are not numbers).
-    pub fn strings<'a>(&mut self, name: &str, values: impl ExactSizeIterator<Item = &'a str>) -> &mut Self {
+    pub fn strings<'a>(
+        &mut self,
+        name: &str,
+        values: impl ExactSizeIterator<Item = &'a str>,
+    ) -> &mut Self {
         self.tag(name.as_bytes(), values.len() as u64);
         for v in values {
             self.hasher.update(&(v.len() as u64).to_le_bytes());
@@ -100,8 +104,12 @@ mod tests {
 
     #[test]
     fn parts_are_not_confused() {
-        let one = Fingerprinter::new().numbers("y", [1.0, 2.0].into_iter()).hex();
-        let two = Fingerprinter::new().numbers("w", [1.0, 2.0].into_iter()).hex();
+        let one = Fingerprinter::new()
+            .numbers("y", [1.0, 2.0].into_iter())
+            .hex();
+        let two = Fingerprinter::new()
+            .numbers("w", [1.0, 2.0].into_iter())
+            .hex();
         assert_ne!(one, two);
     }
 }

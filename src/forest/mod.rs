@@ -84,3 +84,6 @@ impl Forest {
         sum
     }
 }
+
+#[cfg(test)]
+mod tests;

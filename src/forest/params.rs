@@ -142,19 +142,32 @@ pub struct TreeLimits {
 impl ForestParams {
     /// Checks every value's range and resolves the per-tree limits for `n_samples` x
     /// `n_features` training data with `n_classes` classes.
-    pub fn resolve(&self, n_samples: usize, n_features: usize, n_classes: usize) -> Result<TreeLimits> {
+    pub fn resolve(
+        &self,
+        n_samples: usize,
+        n_features: usize,
+        n_classes: usize,
+    ) -> Result<TreeLimits> {
         if self.n_estimators == 0 {
             return Err(WoodlotError::param("n_estimators", "must be at least 1"));
         }
         if let Some(0) = self.max_depth {
-            return Err(WoodlotError::param("max_depth", "must be at least 1 or None"));
+            return Err(WoodlotError::param(
+                "max_depth",
+                "must be at least 1 or None",
+            ));
         }
         let min_samples_leaf = match self.min_samples_leaf {
             SizeSpec::Count(0) => {
-                return Err(WoodlotError::param("min_samples_leaf", "an integer must be at least 1"))
+                return Err(WoodlotError::param(
+                    "min_samples_leaf",
+                    "an integer must be at least 1",
+                ))
             }
             SizeSpec::Count(c) => c,
-            SizeSpec::Fraction(f) if f > 0.0 && f < 1.0 => ((f * n_samples as f64).ceil() as usize).max(1),
+            SizeSpec::Fraction(f) if f > 0.0 && f < 1.0 => {
+                ((f * n_samples as f64).ceil() as usize).max(1)
+            }
             SizeSpec::Fraction(f) => {
                 return Err(WoodlotError::param(
                     "min_samples_leaf",
@@ -170,7 +183,9 @@ impl ForestParams {
                     format!("an integer must be at least 2, got {c}"),
                 ))
             }
-            SizeSpec::Fraction(f) if f > 0.0 && f <= 1.0 => ((f * n_samples as f64).ceil() as usize).max(2),
+            SizeSpec::Fraction(f) if f > 0.0 && f <= 1.0 => {
+                ((f * n_samples as f64).ceil() as usize).max(2)
+            }
             SizeSpec::Fraction(f) => {
                 return Err(WoodlotError::param(
                     "min_samples_split",
@@ -181,7 +196,10 @@ impl ForestParams {
         if !(0.0..=0.5).contains(&self.min_weight_fraction_leaf) {
             return Err(WoodlotError::param(
                 "min_weight_fraction_leaf",
-                format!("must be in [0.0, 0.5], got {}", self.min_weight_fraction_leaf),
+                format!(
+                    "must be in [0.0, 0.5], got {}",
+                    self.min_weight_fraction_leaf
+                ),
             ));
         }
         let max_features = match self.max_features {
@@ -195,7 +213,9 @@ impl ForestParams {
                     format!("must be in (0, n_features={n_features}], got {c}"),
                 ))
             }
-            MaxFeatures::Fraction(f) if f > 0.0 && f <= 1.0 => ((f * n_features as f64) as usize).max(1),
+            MaxFeatures::Fraction(f) if f > 0.0 && f <= 1.0 => {
+                ((f * n_features as f64) as usize).max(1)
+            }
             MaxFeatures::Fraction(f) => {
                 return Err(WoodlotError::param(
                     "max_features",
@@ -211,10 +231,13 @@ impl ForestParams {
                 ));
             }
         }
-        if !(self.min_impurity_decrease >= 0.0) {
-            return Err(WoodlotError::param("min_impurity_decrease", "must be a number >= 0"));
+        if self.min_impurity_decrease.is_nan() || self.min_impurity_decrease < 0.0 {
+            return Err(WoodlotError::param(
+                "min_impurity_decrease",
+                "must be a number >= 0",
+            ));
         }
-        if !(self.ccp_alpha >= 0.0) {
+        if self.ccp_alpha.is_nan() || self.ccp_alpha < 0.0 {
             return Err(WoodlotError::param("ccp_alpha", "must be a number >= 0"));
         }
         if self.oob_score && !self.bootstrap {
@@ -234,11 +257,17 @@ impl ForestParams {
             if w.len() != n_classes {
                 return Err(WoodlotError::param(
                     "class_weight",
-                    format!("expected {n_classes} weights, one per class, got {}", w.len()),
+                    format!(
+                        "expected {n_classes} weights, one per class, got {}",
+                        w.len()
+                    ),
                 ));
             }
             if w.iter().any(|v| !v.is_finite() || *v < 0.0) {
-                return Err(WoodlotError::param("class_weight", "weights must be finite and >= 0"));
+                return Err(WoodlotError::param(
+                    "class_weight",
+                    "weights must be finite and >= 0",
+                ));
             }
         }
         let monotonic_cst = match &self.monotonic_cst {
@@ -247,11 +276,17 @@ impl ForestParams {
                 if cst.len() != n_features {
                     return Err(WoodlotError::param(
                         "monotonic_cst",
-                        format!("expected {n_features} constraints, one per feature, got {}", cst.len()),
+                        format!(
+                            "expected {n_features} constraints, one per feature, got {}",
+                            cst.len()
+                        ),
                     ));
                 }
                 if cst.iter().any(|c| !(-1..=1).contains(c)) {
-                    return Err(WoodlotError::param("monotonic_cst", "constraints must be -1, 0 or 1"));
+                    return Err(WoodlotError::param(
+                        "monotonic_cst",
+                        "constraints must be -1, 0 or 1",
+                    ));
                 }
                 if n_classes > 2 && cst.iter().any(|c| *c != 0) {
                     return Err(WoodlotError::param(
@@ -285,7 +320,11 @@ impl ForestParams {
                 "max_samples",
                 format!("must be in [1, n_samples={n_samples}], got {c}"),
             )),
-            Some(SizeSpec::Fraction(f)) if f > 0.0 && f <= 1.0 => Ok(((n_samples as f64 * f).round() as usize).max(1)),
+            Some(SizeSpec::Fraction(f)) if f > 0.0 && f <= 1.0 =>
+            // Python's round(): ties go to even, as scikit-learn computes it.
+            {
+                Ok(((n_samples as f64 * f).round_ties_even() as usize).max(1))
+            }
             Some(SizeSpec::Fraction(f)) => Err(WoodlotError::param(
                 "max_samples",
                 format!("a float must be in (0.0, 1.0], got {f}"),
@@ -326,12 +365,49 @@ mod tests {
     #[test]
     fn bad_values_name_the_parameter() {
         let cases: Vec<(ForestParams, &str)> = vec![
-            (ForestParams { n_estimators: 0, ..Default::default() }, "n_estimators"),
-            (ForestParams { max_features: MaxFeatures::Count(99), ..Default::default() }, "max_features"),
-            (ForestParams { min_samples_split: SizeSpec::Count(1), ..Default::default() }, "min_samples_split"),
-            (ForestParams { oob_score: true, bootstrap: false, ..Default::default() }, "oob_score"),
-            (ForestParams { ccp_alpha: f64::NAN, ..Default::default() }, "ccp_alpha"),
-            (ForestParams { max_leaf_nodes: Some(1), ..Default::default() }, "max_leaf_nodes"),
+            (
+                ForestParams {
+                    n_estimators: 0,
+                    ..Default::default()
+                },
+                "n_estimators",
+            ),
+            (
+                ForestParams {
+                    max_features: MaxFeatures::Count(99),
+                    ..Default::default()
+                },
+                "max_features",
+            ),
+            (
+                ForestParams {
+                    min_samples_split: SizeSpec::Count(1),
+                    ..Default::default()
+                },
+                "min_samples_split",
+            ),
+            (
+                ForestParams {
+                    oob_score: true,
+                    bootstrap: false,
+                    ..Default::default()
+                },
+                "oob_score",
+            ),
+            (
+                ForestParams {
+                    ccp_alpha: f64::NAN,
+                    ..Default::default()
+                },
+                "ccp_alpha",
+            ),
+            (
+                ForestParams {
+                    max_leaf_nodes: Some(1),
+                    ..Default::default()
+                },
+                "max_leaf_nodes",
+            ),
         ];
         for (p, name) in cases {
             match p.resolve(10, 4, 2) {

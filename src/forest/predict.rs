@@ -1,0 +1,152 @@
+//! Prediction: class probabilities, labels and leaf indices.
+//!
+//! Rows are processed in blocks: a block is converted once to a contiguous `f32` buffer (any
+//! input dtype and memory layout, checked for infinity on the way), then each tree walks every
+//! row of the block while its nodes are hot in cache. Blocks run in parallel; each row's
+//! probabilities are summed in tree order, so results are identical for every `n_jobs`. A single
+//! row skips the thread pool altogether: its cost is a few hundred node visits.
+
+use ndarray::{Array2, ArrayView2};
+use rayon::prelude::*;
+
+use super::fit::argmax;
+use super::threads::run_in_pool;
+use super::Forest;
+use crate::error::{Result, WoodlotError};
+use crate::value::FeatureValue;
+
+/// Rows per block: large enough to amortise walking a tree, small enough for the buffer and the
+/// output to stay in L1/L2.
+pub(crate) const BLOCK_ROWS: usize = 64;
+
+/// Copies rows `start..start + rows` of `x` into `buf` as row-major `f32`, rejecting infinity
+/// (and `f64` values too large for `f32`). NaN passes: it means "missing".
+pub(crate) fn gather_rows<T: FeatureValue>(
+    x: ArrayView2<'_, T>,
+    start: usize,
+    rows: usize,
+    buf: &mut Vec<f32>,
+) -> Result<()> {
+    buf.clear();
+    for r in start..start + rows {
+        for (col, v) in x.row(r).iter().enumerate() {
+            let v = v.to_f32();
+            if v.is_infinite() {
+                return Err(WoodlotError::input(format!(
+                    "Input X contains infinity or a value too large for dtype('float32') \
+                     (row {r}, column {col})"
+                )));
+            }
+            buf.push(v);
+        }
+    }
+    Ok(())
+}
+
+impl Forest {
+    /// Checks that `x` has the forest's number of features.
+    fn check_features<T: FeatureValue>(&self, x: &ArrayView2<'_, T>) -> Result<()> {
+        if x.ncols() != self.n_features as usize {
+            return Err(WoodlotError::input(format!(
+                "X has {} features, but RandomForestClassifier is expecting {} features as input.",
+                x.ncols(),
+                self.n_features
+            )));
+        }
+        Ok(())
+    }
+
+    /// Runs `per_block(first_row, rows, buffer, out_block)` over blocks of `x`, in parallel on
+    /// `n_threads` threads when there is more than one block.
+    fn for_each_block<T: FeatureValue>(
+        &self,
+        x: ArrayView2<'_, T>,
+        out: &mut [f64],
+        width: usize,
+        n_threads: usize,
+        per_block: impl Fn(&[f32], &mut [f64]) + Sync,
+    ) -> Result<()> {
+        self.check_features(&x)?;
+        let n = x.nrows();
+        let f = x.ncols();
+        let run = |(b, chunk): (usize, &mut [f64])| -> Result<()> {
+            let rows = chunk.len() / width.max(1);
+            let mut buf = Vec::with_capacity(rows * f);
+            gather_rows(x, b * BLOCK_ROWS, rows, &mut buf)?;
+            per_block(&buf, chunk);
+            Ok(())
+        };
+        if n <= BLOCK_ROWS || n_threads <= 1 {
+            out.chunks_mut(BLOCK_ROWS * width)
+                .enumerate()
+                .try_for_each(run)
+        } else {
+            run_in_pool(n_threads, || {
+                out.par_chunks_mut(BLOCK_ROWS * width)
+                    .enumerate()
+                    .try_for_each(run)
+            })?
+        }
+    }
+
+    /// Mean class probabilities of the trees, `n_samples x n_classes`.
+    pub fn predict_proba<T: FeatureValue>(
+        &self,
+        x: ArrayView2<'_, T>,
+        n_threads: usize,
+    ) -> Result<Array2<f64>> {
+        let c = self.n_classes as usize;
+        let f = self.n_features as usize;
+        let mut out = vec![0.0f64; x.nrows() * c];
+        let scale = 1.0 / self.trees.len().max(1) as f64;
+        self.for_each_block(x, &mut out, c, n_threads, |buf, block| {
+            for tree in &self.trees {
+                for (row, acc) in buf.chunks_exact(f).zip(block.chunks_exact_mut(c)) {
+                    let leaf = tree.leaf_of(row);
+                    for (a, v) in acc.iter_mut().zip(tree.leaf_value(leaf)) {
+                        *a += *v as f64;
+                    }
+                }
+            }
+            block.iter_mut().for_each(|v| *v *= scale);
+        })?;
+        Array2::from_shape_vec((x.nrows(), c), out).map_err(|e| WoodlotError::input(e.to_string()))
+    }
+
+    /// Class code of the highest mean probability for each row (the first on ties).
+    pub fn predict<T: FeatureValue>(
+        &self,
+        x: ArrayView2<'_, T>,
+        n_threads: usize,
+    ) -> Result<Vec<u32>> {
+        let proba = self.predict_proba(x, n_threads)?;
+        Ok(proba
+            .rows()
+            .into_iter()
+            .map(|r| argmax(r.as_slice().unwrap_or(&r.to_vec())) as u32)
+            .collect())
+    }
+
+    /// Index of the leaf each row reaches in each tree, `n_samples x n_trees` (scikit-learn's
+    /// `apply`).
+    pub fn apply<T: FeatureValue>(
+        &self,
+        x: ArrayView2<'_, T>,
+        n_threads: usize,
+    ) -> Result<Array2<i64>> {
+        let t = self.trees.len();
+        let f = self.n_features as usize;
+        // Leaf indices travel as f64 through the shared block runner: exact below 2^53.
+        let mut out = vec![0.0f64; x.nrows() * t];
+        self.for_each_block(x, &mut out, t, n_threads, |buf, block| {
+            for (k, tree) in self.trees.iter().enumerate() {
+                for (row, dst) in buf.chunks_exact(f).zip(block.chunks_exact_mut(t)) {
+                    dst[k] = tree.leaf_of(row) as f64;
+                }
+            }
+        })?;
+        let leaves = out.into_iter().map(|v| v as i64).collect();
+        Array2::from_shape_vec((x.nrows(), t), leaves)
+            .map_err(|e| WoodlotError::input(e.to_string()))
+    }
+}
