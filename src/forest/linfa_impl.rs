@@ -85,3 +85,44 @@ where
         Array1::zeros(x.nrows())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use linfa::prelude::*;
+    use ndarray::{Array1, Array2};
+
+    use super::RandomForestParams;
+    use crate::forest::ForestParams;
+
+    #[test]
+    fn fits_and_predicts_the_linfa_way() {
+        // Class = whether the first feature exceeds the second.
+        let n = 300;
+        let records = Array2::from_shape_fn((n, 3), |(i, j)| ((i * 7 + j * 13) % 31) as f64 / 31.0);
+        let targets: Array1<usize> = records
+            .rows()
+            .into_iter()
+            .map(|r| usize::from(r[0] > r[1]))
+            .collect();
+        let dataset = Dataset::new(records.clone(), targets.clone());
+        let params = RandomForestParams {
+            params: ForestParams {
+                n_estimators: 30,
+                ..Default::default()
+            },
+            n_threads: 2,
+        };
+        let forest = params.fit(&dataset).unwrap();
+        // The inherent `Forest::predict` returns a Result; linfa's trait is called by name.
+        let predicted: Array1<usize> = Predict::predict(&forest, &records);
+        let correct = predicted
+            .iter()
+            .zip(&targets)
+            .filter(|(a, b)| a == b)
+            .count();
+        assert!(correct as f64 / n as f64 > 0.95);
+        // linfa's confusion matrix works on our predictions.
+        let cm = predicted.confusion_matrix(&dataset).unwrap();
+        assert!(cm.accuracy() > 0.95);
+    }
+}
