@@ -7,10 +7,18 @@
 
 from __future__ import annotations
 
-from ._errors import CorruptModelError, WoodlotError
+from ._errors import (
+    ConflictError,
+    CorruptModelError,
+    InvalidNameError,
+    StoreError,
+    VersionNotFoundError,
+    WoodlotError,
+)
 from ._estimator import RandomForestClassifier
 from ._native import __version__
 from ._persist import dump, dumps, load, loads
+from ._store import Comparison, Decision, Event, ModelVersion, VerifyReport, VersionStore
 
 __all__ = [
     "RandomForestClassifier",
@@ -20,5 +28,15 @@ __all__ = [
     "loads",
     "WoodlotError",
     "CorruptModelError",
+    "VersionNotFoundError",
+    "ConflictError",
+    "InvalidNameError",
+    "StoreError",
+    "VersionStore",
+    "ModelVersion",
+    "Comparison",
+    "Decision",
+    "Event",
+    "VerifyReport",
     "__version__",
 ]

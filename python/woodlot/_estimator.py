@@ -271,7 +271,7 @@ class RandomForestClassifier(ClassifierMixin, BaseEstimator):
             self,
             X,
             reset=reset,
-            accept_sparse=True,
+            accept_sparse="csr",
             dtype=_FLOAT_DTYPES,
             ensure_all_finite="allow-nan" if self._allow_nan() else True,
         )
@@ -318,7 +318,7 @@ class RandomForestClassifier(ClassifierMixin, BaseEstimator):
             X,
             y,
             multi_output=True,
-            accept_sparse=True,
+            accept_sparse="csr",
             dtype=_FLOAT_DTYPES,
             ensure_all_finite="allow-nan" if self._allow_nan() else True,
         )

@@ -8,7 +8,9 @@
 //!   `int` means an absolute count and a `float` a fraction, as in scikit-learn, and `bool`s are
 //!   rejected where scikit-learn rejects them.
 
-use numpy::{PyArrayDescrMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArray, PyUntypedArrayMethods};
+use numpy::{
+    PyArrayDescrMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArray, PyUntypedArrayMethods,
+};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyString};
@@ -51,7 +53,10 @@ impl<'py> Matrix<'py> {
         let untyped = obj.cast::<PyUntypedArray>().map_err(|_| {
             PyTypeError::new_err(format!(
                 "X must be a 2-D float32 or float64 numpy array, got {}",
-                obj.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+                obj.get_type()
+                    .name()
+                    .map(|n| n.to_string())
+                    .unwrap_or_default()
             ))
         })?;
         if untyped.ndim() != 2 {
@@ -98,7 +103,10 @@ impl<'py> Matrix<'py> {
 }
 
 /// Borrows a 1-D contiguous array as a slice.
-pub(crate) fn slice<'a, T: numpy::Element>(arr: &'a PyReadonlyArray1<'_, T>, what: &str) -> PyResult<&'a [T]> {
+pub(crate) fn slice<'a, T: numpy::Element>(
+    arr: &'a PyReadonlyArray1<'_, T>,
+    what: &str,
+) -> PyResult<&'a [T]> {
     arr.as_slice()
         .map_err(|_| PyValueError::new_err(format!("{what} must be a contiguous 1-D array")))
 }
@@ -108,7 +116,9 @@ pub(crate) fn slice<'a, T: numpy::Element>(arr: &'a PyReadonlyArray1<'_, T>, wha
 // ---------------------------------------------------------------------------------------------
 
 fn bad(name: &str, message: impl std::fmt::Display) -> PyErr {
-    PyValueError::new_err(format!("The '{name}' parameter of RandomForestClassifier {message}"))
+    PyValueError::new_err(format!(
+        "The '{name}' parameter of RandomForestClassifier {message}"
+    ))
 }
 
 /// A Python `int` that is not a `bool`.
@@ -130,7 +140,10 @@ fn as_float(v: &Bound<'_, PyAny>) -> Option<f64> {
 fn non_negative_int(name: &str, v: &Bound<'_, PyAny>) -> PyResult<usize> {
     match as_int(v) {
         Some(i) if i >= 0 => Ok(i as usize),
-        _ => Err(bad(name, format!("must be a non-negative int, got {}", repr(v)))),
+        _ => Err(bad(
+            name,
+            format!("must be a non-negative int, got {}", repr(v)),
+        )),
     }
 }
 
@@ -156,18 +169,26 @@ fn boolean(name: &str, v: &Bound<'_, PyAny>) -> PyResult<bool> {
 fn size_spec(name: &str, v: &Bound<'_, PyAny>) -> PyResult<SizeSpec> {
     if let Some(i) = as_int(v) {
         if i < 0 {
-            return Err(bad(name, format!("must be a non-negative int or a float, got {i}")));
+            return Err(bad(
+                name,
+                format!("must be a non-negative int or a float, got {i}"),
+            ));
         }
         return Ok(SizeSpec::Count(i as usize));
     }
     if let Some(f) = as_float(v) {
         return Ok(SizeSpec::Fraction(f));
     }
-    Err(bad(name, format!("must be an int or a float, got {}", repr(v))))
+    Err(bad(
+        name,
+        format!("must be an int or a float, got {}", repr(v)),
+    ))
 }
 
 fn repr(v: &Bound<'_, PyAny>) -> String {
-    v.repr().map(|r| r.to_string()).unwrap_or_else(|_| "<unprintable>".into())
+    v.repr()
+        .map(|r| r.to_string())
+        .unwrap_or_else(|_| "<unprintable>".into())
 }
 
 fn string(v: &Bound<'_, PyAny>) -> Option<String> {
@@ -191,7 +212,8 @@ fn string(v: &Bound<'_, PyAny>) -> Option<String> {
 pub(crate) fn params_from_dict(d: &Bound<'_, PyDict>) -> PyResult<ForestParams> {
     let mut p = ForestParams::default();
     for (key, v) in d.iter() {
-        let key = string(&key).ok_or_else(|| PyTypeError::new_err("parameter names must be strings"))?;
+        let key =
+            string(&key).ok_or_else(|| PyTypeError::new_err("parameter names must be strings"))?;
         let none = v.is_none();
         match key.as_str() {
             "n_estimators" => p.n_estimators = non_negative_int("n_estimators", &v)?,
@@ -202,15 +224,26 @@ pub(crate) fn params_from_dict(d: &Bound<'_, PyDict>) -> PyResult<ForestParams> 
                     _ => {
                         return Err(bad(
                             "criterion",
-                            format!("must be a str among {{'gini', 'entropy', 'log_loss'}}, got {}", repr(&v)),
+                            format!(
+                                "must be a str among {{'gini', 'entropy', 'log_loss'}}, got {}",
+                                repr(&v)
+                            ),
                         ))
                     }
                 }
             }
-            "max_depth" => p.max_depth = if none { None } else { Some(non_negative_int("max_depth", &v)?) },
+            "max_depth" => {
+                p.max_depth = if none {
+                    None
+                } else {
+                    Some(non_negative_int("max_depth", &v)?)
+                }
+            }
             "min_samples_split" => p.min_samples_split = size_spec("min_samples_split", &v)?,
             "min_samples_leaf" => p.min_samples_leaf = size_spec("min_samples_leaf", &v)?,
-            "min_weight_fraction_leaf" => p.min_weight_fraction_leaf = real("min_weight_fraction_leaf", &v)?,
+            "min_weight_fraction_leaf" => {
+                p.min_weight_fraction_leaf = real("min_weight_fraction_leaf", &v)?
+            }
             "max_features" => {
                 p.max_features = if none {
                     MaxFeatures::All
@@ -221,7 +254,10 @@ pub(crate) fn params_from_dict(d: &Bound<'_, PyDict>) -> PyResult<ForestParams> 
                         _ => {
                             return Err(bad(
                                 "max_features",
-                                format!("must be 'sqrt', 'log2', None, an int or a float, got {}", repr(&v)),
+                                format!(
+                                    "must be 'sqrt', 'log2', None, an int or a float, got {}",
+                                    repr(&v)
+                                ),
                             ))
                         }
                     }
@@ -233,7 +269,11 @@ pub(crate) fn params_from_dict(d: &Bound<'_, PyDict>) -> PyResult<ForestParams> 
                 }
             }
             "max_leaf_nodes" => {
-                p.max_leaf_nodes = if none { None } else { Some(non_negative_int("max_leaf_nodes", &v)?) }
+                p.max_leaf_nodes = if none {
+                    None
+                } else {
+                    Some(non_negative_int("max_leaf_nodes", &v)?)
+                }
             }
             "min_impurity_decrease" => p.min_impurity_decrease = real("min_impurity_decrease", &v)?,
             "bootstrap" => p.bootstrap = boolean("bootstrap", &v)?,
@@ -241,7 +281,12 @@ pub(crate) fn params_from_dict(d: &Bound<'_, PyDict>) -> PyResult<ForestParams> 
             "random_state" => {
                 p.random_state = match as_int(&v) {
                     Some(i) if i >= 0 => i as u64,
-                    _ => return Err(bad("random_state", format!("must be a non-negative int, got {}", repr(&v)))),
+                    _ => {
+                        return Err(bad(
+                            "random_state",
+                            format!("must be a non-negative int, got {}", repr(&v)),
+                        ))
+                    }
                 }
             }
             "class_weight" => {
@@ -251,34 +296,46 @@ pub(crate) fn params_from_dict(d: &Bound<'_, PyDict>) -> PyResult<ForestParams> 
                     match s.as_str() {
                         "balanced" => ClassWeight::Balanced,
                         "balanced_subsample" => ClassWeight::BalancedSubsample,
-                        _ => {
-                            return Err(bad(
-                                "class_weight",
-                                format!(
-                                    "must be 'balanced', 'balanced_subsample', a dict or None, got {}",
-                                    repr(&v)
-                                ),
-                            ))
-                        }
+                        _ => return Err(bad(
+                            "class_weight",
+                            format!(
+                                "must be 'balanced', 'balanced_subsample', a dict or None, got {}",
+                                repr(&v)
+                            ),
+                        )),
                     }
                 } else {
                     let w: Vec<f64> = v.extract().map_err(|_| {
-                        bad("class_weight", format!("must be a list of per-class weights here, got {}", repr(&v)))
+                        bad(
+                            "class_weight",
+                            format!("must be a list of per-class weights here, got {}", repr(&v)),
+                        )
                     })?;
                     ClassWeight::PerClass(w)
                 }
             }
             "ccp_alpha" => p.ccp_alpha = real("ccp_alpha", &v)?,
-            "max_samples" => p.max_samples = if none { None } else { Some(size_spec("max_samples", &v)?) },
+            "max_samples" => {
+                p.max_samples = if none {
+                    None
+                } else {
+                    Some(size_spec("max_samples", &v)?)
+                }
+            }
             "monotonic_cst" => {
                 p.monotonic_cst = if none {
                     None
                 } else {
-                    let c: Vec<i64> = v
-                        .extract()
-                        .map_err(|_| bad("monotonic_cst", format!("must be a list of -1, 0, 1, got {}", repr(&v))))?;
+                    let c: Vec<i64> = v.extract().map_err(|_| {
+                        bad(
+                            "monotonic_cst",
+                            format!("must be a list of -1, 0, 1, got {}", repr(&v)),
+                        )
+                    })?;
                     if c.iter().any(|x| !(-1..=1).contains(x)) {
-                        return Err(PyValueError::new_err("monotonic_cst must be None or an array-like of -1, 0 or 1."));
+                        return Err(PyValueError::new_err(
+                            "monotonic_cst must be None or an array-like of -1, 0 or 1.",
+                        ));
                     }
                     Some(c.into_iter().map(|x| x as i8).collect())
                 }

@@ -20,6 +20,10 @@ use crate::error::WoodlotError;
 const ERRORS_MODULE: &str = "woodlot._errors";
 
 static CORRUPT_MODEL_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static VERSION_NOT_FOUND_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static CONFLICT_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static INVALID_NAME_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static STORE_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
 /// Builds an exception of the class `name` from `woodlot._errors`, imported once into `cell`.
 /// If the import fails (a broken installation), the import error itself is raised.
@@ -43,7 +47,9 @@ pub(crate) fn to_py_err(err: WoodlotError) -> PyErr {
         }
         WoodlotError::CorruptModel(_) => {
             let message = err.to_string();
-            Python::attach(|py| woodlot_exception(py, &CORRUPT_MODEL_ERROR, "CorruptModelError", message))
+            Python::attach(|py| {
+                woodlot_exception(py, &CORRUPT_MODEL_ERROR, "CorruptModelError", message)
+            })
         }
         WoodlotError::Io { context, source } => {
             let message = format!("{context}: {source}");
@@ -53,6 +59,20 @@ pub(crate) fn to_py_err(err: WoodlotError) -> PyErr {
                 // No errno: let pyo3 pick the subclass from the error kind.
                 None => std::io::Error::new(source.kind(), message).into(),
             }
+        }
+        // The version store's conditions (src/store).
+        WoodlotError::VersionNotFound(m) => {
+            Python::attach(|py| woodlot_exception(py, &VERSION_NOT_FOUND_ERROR, "VersionNotFoundError", m))
+        }
+        WoodlotError::Conflict(m) => {
+            Python::attach(|py| woodlot_exception(py, &CONFLICT_ERROR, "ConflictError", m))
+        }
+        WoodlotError::InvalidName(_) => {
+            let message = err.to_string();
+            Python::attach(|py| woodlot_exception(py, &INVALID_NAME_ERROR, "InvalidNameError", message))
+        }
+        WoodlotError::Store(m) => {
+            Python::attach(|py| woodlot_exception(py, &STORE_ERROR, "StoreError", m))
         }
         // Variants without a dedicated class yet surface as ValueError with their message.
         #[allow(unreachable_patterns)]

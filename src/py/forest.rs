@@ -36,13 +36,25 @@ impl NativeForest {
         let n = self.inner.trees.len() as isize;
         let i = if index < 0 { index + n } else { index };
         if i < 0 || i >= n {
-            return Err(PyIndexError::new_err(format!("tree index {index} out of range for {n} trees")));
+            return Err(PyIndexError::new_err(format!(
+                "tree index {index} out of range for {n} trees"
+            )));
         }
         Ok(&self.inner.trees[i as usize])
     }
 
     fn heavy(&self, n_rows: usize) -> bool {
         n_rows.saturating_mul(self.inner.trees.len()) >= DETACH_MIN_WORK
+    }
+}
+
+/// Thread count for `n_jobs`, with no system query for the common `None` / `1` (the one-row
+/// path must stay a few microseconds; counting cores reads cgroup files).
+#[inline]
+fn n_threads(n_jobs: Option<i64>) -> PyResult<usize> {
+    match n_jobs {
+        None | Some(1) => Ok(1),
+        _ => resolve_n_jobs(n_jobs).py(),
     }
 }
 
@@ -86,7 +98,7 @@ impl NativeForest {
             Some(d) => params_from_dict(d)?,
             None => Default::default(),
         };
-        let n_threads = resolve_n_jobs(n_jobs).py()?;
+        let n_threads = n_threads(n_jobs)?;
         let x = Matrix::extract(x)?;
         let y = slice(&y, "y")?;
         let w = match &sample_weight {
@@ -99,7 +111,9 @@ impl NativeForest {
             Some(prev) => prev.fit_more(view, y, w, &params, n_threads),
         }))
         .py()?;
-        Ok(Self { inner: Arc::new(forest) })
+        Ok(Self {
+            inner: Arc::new(forest),
+        })
     }
 
     /// Mean class probabilities of the trees, `(n_rows, n_classes)` float64.
@@ -111,7 +125,7 @@ impl NativeForest {
         n_jobs: Option<i64>,
     ) -> PyResult<Bound<'py, PyArray2<f64>>> {
         let x = Matrix::extract(x)?;
-        let n_threads = resolve_n_jobs(n_jobs).py()?;
+        let n_threads = n_threads(n_jobs)?;
         let detach = self.heavy(x.shape().0);
         let forest = &self.inner;
         let proba = with_view!(&x, view => maybe_detach(py, detach, || forest.predict_proba(view, n_threads))).py()?;
@@ -127,10 +141,12 @@ impl NativeForest {
         n_jobs: Option<i64>,
     ) -> PyResult<Bound<'py, PyArray1<u32>>> {
         let x = Matrix::extract(x)?;
-        let n_threads = resolve_n_jobs(n_jobs).py()?;
+        let n_threads = n_threads(n_jobs)?;
         let detach = self.heavy(x.shape().0);
         let forest = &self.inner;
-        let codes = with_view!(&x, view => maybe_detach(py, detach, || forest.predict(view, n_threads))).py()?;
+        let codes =
+            with_view!(&x, view => maybe_detach(py, detach, || forest.predict(view, n_threads)))
+                .py()?;
         Ok(codes.into_pyarray(py))
     }
 
@@ -143,10 +159,12 @@ impl NativeForest {
         n_jobs: Option<i64>,
     ) -> PyResult<Bound<'py, PyArray2<i64>>> {
         let x = Matrix::extract(x)?;
-        let n_threads = resolve_n_jobs(n_jobs).py()?;
+        let n_threads = n_threads(n_jobs)?;
         let detach = self.heavy(x.shape().0);
         let forest = &self.inner;
-        let leaves = with_view!(&x, view => maybe_detach(py, detach, || forest.apply(view, n_threads))).py()?;
+        let leaves =
+            with_view!(&x, view => maybe_detach(py, detach, || forest.apply(view, n_threads)))
+                .py()?;
         Ok(leaves.into_pyarray(py))
     }
 
@@ -161,8 +179,13 @@ impl NativeForest {
     }
 
     /// Out-of-bag class probabilities `(n_samples, n_classes)`, or None.
-    fn oob_decision_function<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyArray2<f64>>>> {
-        let Some(oob) = &self.inner.oob else { return Ok(None) };
+    fn oob_decision_function<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<Option<Bound<'py, PyArray2<f64>>>> {
+        let Some(oob) = &self.inner.oob else {
+            return Ok(None);
+        };
         let shape = (oob.n_samples as usize, self.inner.n_classes as usize);
         let arr = Array2::from_shape_vec(shape, oob.decision_function.clone())
             .map_err(|e| PyValueError::new_err(format!("inconsistent out-of-bag estimate: {e}")))?;
@@ -231,8 +254,14 @@ impl NativeForest {
             }
         }
         let s = &tree.stats;
-        let per_node = |v: &[f32]| -> Vec<f64> { (0..n).map(|k| v.get(k).copied().unwrap_or(0.0) as f64).collect() };
-        let n_node_samples: Vec<i64> = (0..n).map(|k| s.n_samples.get(k).copied().unwrap_or(0) as i64).collect();
+        let per_node = |v: &[f32]| -> Vec<f64> {
+            (0..n)
+                .map(|k| v.get(k).copied().unwrap_or(0.0) as f64)
+                .collect()
+        };
+        let n_node_samples: Vec<i64> = (0..n)
+            .map(|k| s.n_samples.get(k).copied().unwrap_or(0) as i64)
+            .collect();
         let value = ndarray::Array3::from_shape_vec((n, 1, c), tree.node_values())
             .map_err(|e| PyValueError::new_err(format!("inconsistent tree: {e}")))?;
         let d = PyDict::new(py);
@@ -248,7 +277,10 @@ impl NativeForest {
         d.set_item("missing_go_to_left", missing_left.into_pyarray(py))?;
         d.set_item("impurity", per_node(&s.impurity).into_pyarray(py))?;
         d.set_item("n_node_samples", n_node_samples.into_pyarray(py))?;
-        d.set_item("weighted_n_node_samples", per_node(&s.weighted_n_samples).into_pyarray(py))?;
+        d.set_item(
+            "weighted_n_node_samples",
+            per_node(&s.weighted_n_samples).into_pyarray(py),
+        )?;
         let value: Bound<'py, PyArray3<f64>> = value.into_pyarray(py);
         d.set_item("value", value)?;
         Ok(d)
@@ -266,11 +298,17 @@ impl NativeForest {
 
     /// The model file (see DESIGN.md section 4) with `estimator_json` stored as the
     /// estimator's description in its metadata.
-    fn to_bytes<'py>(&self, py: Python<'py>, estimator_json: &str) -> PyResult<Bound<'py, PyBytes>> {
+    fn to_bytes<'py>(
+        &self,
+        py: Python<'py>,
+        estimator_json: &str,
+    ) -> PyResult<Bound<'py, PyBytes>> {
         let estimator: serde_json::Value = serde_json::from_str(estimator_json)
             .map_err(|e| PyValueError::new_err(format!("estimator_json is not valid JSON: {e}")))?;
         let forest = &self.inner;
-        let bytes = py.detach(|| crate::format::encode(forest, &estimator)).py()?;
+        let bytes = py
+            .detach(|| crate::format::encode(forest, &estimator))
+            .py()?;
         Ok(PyBytes::new(py, &bytes))
     }
 
@@ -279,15 +317,23 @@ impl NativeForest {
     #[staticmethod]
     fn from_bytes(py: Python<'_>, data: &[u8]) -> PyResult<(Self, String)> {
         let (forest, meta) = py.detach(|| crate::format::decode(data)).py()?;
-        let meta = serde_json::to_string(&meta).map_err(|e| PyValueError::new_err(e.to_string()))?;
-        Ok((Self { inner: Arc::new(forest) }, meta))
+        let meta =
+            serde_json::to_string(&meta).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        Ok((
+            Self {
+                inner: Arc::new(forest),
+            },
+            meta,
+        ))
     }
 
     /// Pickles as its model file.
-    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, (Bound<'py, PyBytes>,))> {
+    fn __reduce__<'py>(
+        slf: &Bound<'py, Self>,
+    ) -> PyResult<(Bound<'py, PyAny>, (Bound<'py, PyBytes>,))> {
         let py = slf.py();
         let ctor = slf.get_type().getattr("_from_model_file")?;
-        Ok((ctor, (slf.get().to_bytes(py, "null")?,)))
+        Ok((ctor, (slf.get().to_bytes(py, "{}")?,)))
     }
 
     /// Unpickling helper: the forest of a model file.

@@ -11,6 +11,7 @@
 mod convert;
 mod errors;
 mod forest;
+mod store;
 
 use pyo3::prelude::*;
 
@@ -20,5 +21,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<forest::NativeForest>()?;
     m.add_function(wrap_pyfunction!(forest::effective_n_jobs, m)?)?;
+    store::register(m)?;
     Ok(())
 }

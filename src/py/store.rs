@@ -1,0 +1,328 @@
+//! The version store's binding: `NativeStore`, `NativeComparison` and the fault-injection
+//! switch, all thin. Every operation runs in Rust with the GIL released; records cross the
+//! boundary as JSON text (one `json.loads` in Python is cheaper than building nested Python
+//! objects field by field, and keeps this layer free of store logic). The friendly Python
+//! classes (`VersionStore`, `ModelVersion`, `Comparison`, ...) live in `python/woodlot/_store.py`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use numpy::{PyReadonlyArray1, PyReadonlyArray2};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+use serde_json::Value;
+
+use super::errors::IntoPyResult;
+use crate::store::faults::{self, FaultMode};
+use crate::store::{CompareOptions, Comparison, Decision, Event, Expect, Labels, Manifest, Ref, SaveOptions, Store};
+
+/// A version reference as Python passes it: an int or a string.
+#[derive(FromPyObject)]
+pub(crate) enum RefArg {
+    /// `3`
+    Int(i64),
+    /// `"v3"`, `"latest"`, `"active"`, an alias.
+    Str(String),
+}
+
+impl RefArg {
+    fn to_ref(&self) -> PyResult<Ref> {
+        match self {
+            RefArg::Int(n) => Ref::number(*n).py(),
+            RefArg::Str(s) => Ref::parse(s).py(),
+        }
+    }
+}
+
+fn refs(r: Option<RefArg>) -> PyResult<Option<Ref>> {
+    r.map(|r| r.to_ref()).transpose()
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).expect("store records serialise")
+}
+
+fn parse_json(what: &str, s: &str) -> PyResult<Value> {
+    serde_json::from_str(s).map_err(|e| PyValueError::new_err(format!("{what}: not valid JSON: {e}")))
+}
+
+/// Evaluation labels: a float64 array, or a list of strings.
+fn labels(y_num: Option<PyReadonlyArray1<'_, f64>>, y_str: Option<Vec<String>>) -> PyResult<Labels> {
+    match (y_num, y_str) {
+        (Some(a), None) => Ok(Labels::Num(a.as_array().to_vec())),
+        (None, Some(s)) => Ok(Labels::Str(s)),
+        _ => Err(PyTypeError::new_err("pass y either as numbers or as strings")),
+    }
+}
+
+fn event_json(e: &Event) -> String {
+    to_json(e)
+}
+
+fn manifest_json(m: &Manifest) -> String {
+    to_json(m)
+}
+
+/// A version store opened on a local directory.
+#[pyclass(module = "woodlot._native", name = "NativeStore", frozen)]
+pub struct NativeStore {
+    inner: Arc<Store>,
+}
+
+#[pymethods]
+impl NativeStore {
+    #[new]
+    fn new(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
+        let store = py.detach(|| Store::open(&path)).py()?;
+        Ok(Self { inner: Arc::new(store) })
+    }
+
+    /// Where the store lives.
+    #[getter]
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+
+    /// Saves model-file bytes; returns the manifest as JSON.
+    #[pyo3(signature = (model, tags_json="{}", description=None, metrics_json="{}", parent=None))]
+    fn save(
+        &self,
+        py: Python<'_>,
+        model: &[u8],
+        tags_json: &str,
+        description: Option<String>,
+        metrics_json: &str,
+        parent: Option<RefArg>,
+    ) -> PyResult<String> {
+        let tags: BTreeMap<String, String> = serde_json::from_str(tags_json)
+            .map_err(|e| PyValueError::new_err(format!("tags must map strings to strings: {e}")))?;
+        let metrics = match parse_json("metrics", metrics_json)? {
+            Value::Object(o) => o,
+            _ => return Err(PyValueError::new_err("metrics must be a dict")),
+        };
+        let opts = SaveOptions { tags, description, metrics, parent: refs(parent)? };
+        let store = &self.inner;
+        let m = py.detach(|| store.save(model, opts)).py()?;
+        Ok(manifest_json(&m))
+    }
+
+    /// Every live version's manifest, oldest first, as one JSON list.
+    fn versions(&self, py: Python<'_>) -> PyResult<String> {
+        let store = &self.inner;
+        let all = py.detach(|| store.versions()).py()?;
+        let mut out = String::from("[");
+        for (i, m) in all.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(&manifest_json(m));
+        }
+        out.push(']');
+        Ok(out)
+    }
+
+    /// The manifest a reference names.
+    fn get(&self, py: Python<'_>, r: RefArg) -> PyResult<String> {
+        let r = r.to_ref()?;
+        let store = &self.inner;
+        Ok(manifest_json(&py.detach(|| store.get(&r)).py()?))
+    }
+
+    /// The active version's manifest, or None.
+    fn active(&self, py: Python<'_>) -> PyResult<Option<String>> {
+        let store = &self.inner;
+        Ok(py.detach(|| store.active()).py()?.map(|m| manifest_json(&m)))
+    }
+
+    /// `(manifest JSON, model bytes)`; with `verify`, validated and probe-replayed first.
+    fn read_model<'py>(&self, py: Python<'py>, r: RefArg, verify: bool) -> PyResult<(String, Bound<'py, PyBytes>)> {
+        let r = r.to_ref()?;
+        let store = &self.inner;
+        let (m, bytes) = py.detach(|| store.read_model(&r, verify)).py()?;
+        Ok((manifest_json(&m), PyBytes::new(py, &bytes)))
+    }
+
+    /// The current state (active version, aliases) as JSON.
+    fn state(&self, py: Python<'_>) -> PyResult<String> {
+        let store = &self.inner;
+        Ok(to_json(&py.detach(|| store.state()).py()?))
+    }
+
+    /// Makes a version active; `expect_nothing` or `expect` check the current one atomically.
+    #[pyo3(signature = (r, reason=None, expect=None, expect_nothing=false))]
+    fn promote(
+        &self,
+        py: Python<'_>,
+        r: RefArg,
+        reason: Option<String>,
+        expect: Option<RefArg>,
+        expect_nothing: bool,
+    ) -> PyResult<(String, String)> {
+        let r = r.to_ref()?;
+        let expect = refs(expect)?;
+        let store = &self.inner;
+        let (m, e) = py
+            .detach(|| {
+                let exp = match (&expect, expect_nothing) {
+                    (_, true) => Some(Expect::Nothing),
+                    (Some(x), false) => Some(store.resolve_expect(x)?),
+                    (None, false) => None,
+                };
+                store.promote(&r, reason, exp)
+            })
+            .py()?;
+        Ok((manifest_json(&m), event_json(&e)))
+    }
+
+    /// Rolls back to the previous active version (or `to`).
+    #[pyo3(signature = (to=None, reason=None))]
+    fn rollback(&self, py: Python<'_>, to: Option<RefArg>, reason: Option<String>) -> PyResult<(String, String)> {
+        let to = refs(to)?;
+        let store = &self.inner;
+        let (m, e) = py.detach(|| store.rollback(to.as_ref(), reason)).py()?;
+        Ok((manifest_json(&m), event_json(&e)))
+    }
+
+    /// The history as a JSON list.
+    fn history(&self, py: Python<'_>) -> PyResult<String> {
+        let store = &self.inner;
+        Ok(to_json(&py.detach(|| store.history()).py()?))
+    }
+
+    /// Points an alias at a version.
+    fn set_alias(&self, py: Python<'_>, name: String, r: RefArg) -> PyResult<String> {
+        let r = r.to_ref()?;
+        let store = &self.inner;
+        Ok(event_json(&py.detach(|| store.set_alias(&name, &r)).py()?))
+    }
+
+    /// Removes an alias.
+    fn remove_alias(&self, py: Python<'_>, name: String) -> PyResult<String> {
+        let store = &self.inner;
+        Ok(event_json(&py.detach(|| store.remove_alias(&name)).py()?))
+    }
+
+    /// Checks every version and event; the report as JSON.
+    fn verify(&self, py: Python<'_>) -> PyResult<String> {
+        let store = &self.inner;
+        Ok(to_json(&py.detach(|| store.verify()).py()?))
+    }
+
+    /// Deletes a version.
+    #[pyo3(signature = (r, force=false, reason=None))]
+    fn delete(&self, py: Python<'_>, r: RefArg, force: bool, reason: Option<String>) -> PyResult<String> {
+        let r = r.to_ref()?;
+        let store = &self.inner;
+        Ok(event_json(&py.detach(|| store.delete(&r, force, reason)).py()?))
+    }
+
+    /// Collects garbage older than `grace_seconds`.
+    #[pyo3(signature = (dry_run=false, grace_seconds=3600.0))]
+    fn gc(&self, py: Python<'_>, dry_run: bool, grace_seconds: f64) -> PyResult<String> {
+        if !(grace_seconds >= 0.0) {
+            return Err(PyValueError::new_err("grace_seconds must be a non-negative number"));
+        }
+        let store = &self.inner;
+        Ok(to_json(&py.detach(|| store.gc(dry_run, grace_seconds)).py()?))
+    }
+
+    /// Compares versions on `x` (float64, rows x features) and labels.
+    #[pyo3(signature = (x, y_num=None, y_str=None, versions=None, n_bootstrap=2000, seed=0, n_threads=0, record=true))]
+    #[allow(clippy::too_many_arguments)]
+    fn compare(
+        &self,
+        py: Python<'_>,
+        x: PyReadonlyArray2<'_, f64>,
+        y_num: Option<PyReadonlyArray1<'_, f64>>,
+        y_str: Option<Vec<String>>,
+        versions: Option<Vec<RefArg>>,
+        n_bootstrap: usize,
+        seed: u64,
+        n_threads: usize,
+        record: bool,
+    ) -> PyResult<NativeComparison> {
+        let y = labels(y_num, y_str)?;
+        let refs: Option<Vec<Ref>> = versions.map(|v| v.iter().map(RefArg::to_ref).collect()).transpose()?;
+        let opts = CompareOptions { n_bootstrap, seed, n_threads, record };
+        let view = x.as_array();
+        let store = &self.inner;
+        let cmp = py.detach(|| store.compare(view, &y, refs.as_deref(), &opts)).py()?;
+        Ok(NativeComparison { inner: Arc::new(cmp) })
+    }
+
+    /// The tutorial's rule made safe; returns `(decision JSON, comparison or None)`.
+    #[pyo3(signature = (r, x, y_num=None, y_str=None, metric="accuracy", min_delta=0.0, alpha=None, reason=None, n_bootstrap=2000, seed=0, n_threads=0))]
+    #[allow(clippy::too_many_arguments)]
+    fn promote_if_better(
+        &self,
+        py: Python<'_>,
+        r: RefArg,
+        x: PyReadonlyArray2<'_, f64>,
+        y_num: Option<PyReadonlyArray1<'_, f64>>,
+        y_str: Option<Vec<String>>,
+        metric: &str,
+        min_delta: f64,
+        alpha: Option<f64>,
+        reason: Option<String>,
+        n_bootstrap: usize,
+        seed: u64,
+        n_threads: usize,
+    ) -> PyResult<(String, Option<NativeComparison>)> {
+        let r = r.to_ref()?;
+        let y = labels(y_num, y_str)?;
+        let opts = CompareOptions { n_bootstrap, seed, n_threads, record: true };
+        let view = x.as_array();
+        let store = &self.inner;
+        let d: Decision = py
+            .detach(|| store.promote_if_better(&r, view, &y, metric, min_delta, alpha, reason, &opts))
+            .py()?;
+        let cmp = d.comparison.clone().map(|c| NativeComparison { inner: Arc::new(c) });
+        Ok((to_json(&d), cmp))
+    }
+}
+
+/// The result of a comparison, kept native so any pair can be computed on demand.
+#[pyclass(module = "woodlot._native", name = "NativeComparison", frozen)]
+pub struct NativeComparison {
+    inner: Arc<Comparison>,
+}
+
+#[pymethods]
+impl NativeComparison {
+    /// Everything (metrics, confusion matrices, highlighted pairs) as JSON.
+    fn summary(&self) -> String {
+        self.inner.to_json(true).to_string()
+    }
+
+    /// Paired statistics of version `a` against `b`, as JSON.
+    fn pairwise(&self, py: Python<'_>, a: u64, b: u64) -> PyResult<String> {
+        let cmp = &self.inner;
+        let p = py.detach(|| cmp.pairwise(a, b)).py()?;
+        Ok(Comparison::pair_json(&p, true).to_string())
+    }
+}
+
+/// Test-only: fail (or, with `crash`, abort the process) at the `at`-th store I/O step from now
+/// on this thread; `at = 0` disarms.
+#[pyfunction]
+#[pyo3(signature = (at, crash=false))]
+pub(crate) fn _store_fault_arm(at: u64, crash: bool) {
+    faults::arm(at, if crash { FaultMode::Crash } else { FaultMode::Error });
+}
+
+/// Test-only: the store I/O steps taken on this thread since the last arm, by name.
+#[pyfunction]
+pub(crate) fn _store_fault_steps() -> Vec<String> {
+    faults::steps().into_iter().map(String::from).collect()
+}
+
+/// Registers the store's classes and functions on the native module.
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<NativeStore>()?;
+    m.add_class::<NativeComparison>()?;
+    m.add_function(wrap_pyfunction!(_store_fault_arm, m)?)?;
+    m.add_function(wrap_pyfunction!(_store_fault_steps, m)?)?;
+    Ok(())
+}
