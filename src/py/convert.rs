@@ -296,13 +296,15 @@ pub(crate) fn params_from_dict(d: &Bound<'_, PyDict>) -> PyResult<ForestParams> 
                     match s.as_str() {
                         "balanced" => ClassWeight::Balanced,
                         "balanced_subsample" => ClassWeight::BalancedSubsample,
-                        _ => return Err(bad(
-                            "class_weight",
-                            format!(
+                        _ => {
+                            return Err(bad(
+                                "class_weight",
+                                format!(
                                 "must be 'balanced', 'balanced_subsample', a dict or None, got {}",
                                 repr(&v)
                             ),
-                        )),
+                            ))
+                        }
                     }
                 } else {
                     let w: Vec<f64> = v.extract().map_err(|_| {
