@@ -6,32 +6,35 @@
 //!
 //! # Bounding the payload decode
 //!
-//! bincode 2 allocates a `String` of a claimed length (`vec![0u8; len]`) before reading it, and
-//! checks the claim only against the configured limit, so without a limit a hostile length
-//! prefix aborts the process. Its limit is a const generic and counts *in-memory* sizes (a
-//! varint `u32` claims 4 bytes), so two choices make it a runtime bound:
+//! bincode 2 decodes an owned `String` by allocating the claimed length before reading it, and
+//! checks the claim only against its limit, a const generic (so it cannot be the payload's
+//! runtime length). Without a limit a hostile length prefix aborts the process; with any fixed
+//! limit, a claim just below it still allocates it. So the payload is decoded through
+//! [`Bounded`](super::bounded), which sends strings and byte buffers down bincode's borrowed
+//! path: the bytes must exist in the payload before anything is allocated for them.
+//! Sequences (`Vec<Tree>`, `Vec<Node>`, ...) go through serde, which preallocates at most 1 MiB
+//! whatever the claimed length, then grows only as elements really decode.
 //!
-//! - **fixed-width integers**: every value then claims exactly the bytes it occupies, so the
-//!   claimed total of a valid payload is its length and never trips the limit;
-//! - **bucketed limits**: the payload is decoded with the smallest power-of-two limit (at least
-//!   64 KiB) that holds it, one monomorphised decoder per bucket.
-//!
-//! A hostile string length therefore fails before allocating unless it fits the bucket, and
-//! then allocates at most `max(2 * payload_len, 64 KiB)`. Sequences (`Vec<Tree>`, `Vec<Node>`,
-//! ...) go through serde, which preallocates at most 1 MiB whatever the claimed length and then
-//! grows only as elements really decode, and every element consumes payload bytes.
+//! Integers are fixed-width, so every value claims exactly the bytes it occupies and the limit
+//! ([`MAX_PAYLOAD_LEN`]) is a true bound on the bytes read; it is a backstop, the length checks
+//! and the adapter are what bound the decode.
 
 use bincode::config::{Configuration, Fixint, LittleEndian, NoLimit};
 use bincode::error::DecodeError;
 
+use super::bounded::BoundedSeed;
 use super::header::{seal, Header, HEADER_LEN, MAX_META_LEN, MAX_PAYLOAD_LEN};
 use super::meta::ModelMeta;
 use super::validate::validate_forest;
 use crate::error::{Result, WoodlotError};
 use crate::forest::Forest;
 
-/// Smallest decode limit (64 KiB): the most a hostile length can make a small file allocate.
-const MIN_LIMIT: usize = 1 << 16;
+/// The decode limit: [`MAX_PAYLOAD_LEN`] as a `usize` (it fits on every target, see below).
+const PAYLOAD_LIMIT: usize = MAX_PAYLOAD_LEN as usize;
+const _: () = assert!(
+    MAX_PAYLOAD_LEN <= usize::MAX as u64,
+    "the limit must fit a usize"
+);
 
 /// The payload's bincode configuration (before the decode limit is added).
 fn payload_config() -> Configuration<LittleEndian, Fixint, NoLimit> {
@@ -108,43 +111,12 @@ fn checked_meta(bytes: &[u8]) -> Result<(Header, ModelMeta)> {
     Ok((header, ModelMeta::from_json(meta)?))
 }
 
-/// The decode limit for a payload of `len` bytes: the smallest power of two `>= len`, at least
-/// [`MIN_LIMIT`]; `None` past [`MAX_PAYLOAD_LEN`].
-fn limit_for(len: usize) -> Option<usize> {
-    let limit = len.max(MIN_LIMIT).checked_next_power_of_two()?;
-    (limit as u64 <= MAX_PAYLOAD_LEN).then_some(limit)
-}
-
-/// Decodes the payload with the limit of its bucket; the payload must be consumed exactly.
+/// Decodes the payload through the bounding adapter; it must be consumed exactly.
 fn decode_payload(payload: &[u8]) -> Result<Forest> {
-    let too_big = || {
-        WoodlotError::corrupt(format!(
-            "payload of {} bytes is larger than this woodlot reads (max {MAX_PAYLOAD_LEN})",
-            payload.len()
-        ))
-    };
-    let bits = limit_for(payload.len())
-        .ok_or_else(too_big)?
-        .trailing_zeros();
-    macro_rules! dispatch {
-        ($($b:literal)*) => {$(
-            if bits == $b {
-                return decode_bounded::<{ 1usize << $b }>(payload);
-            }
-        )*};
-    }
-    dispatch!(16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31);
-    #[cfg(target_pointer_width = "64")]
-    {
-        dispatch!(32 33 34 35 36 37 38 39 40);
-    }
-    Err(too_big())
-}
-
-fn decode_bounded<const LIMIT: usize>(payload: &[u8]) -> Result<Forest> {
-    let config = payload_config().with_limit::<LIMIT>();
-    let (forest, used): (Forest, usize) = bincode::serde::decode_from_slice(payload, config)
-        .map_err(|e| payload_error(e, payload.len()))?;
+    let config = payload_config().with_limit::<PAYLOAD_LIMIT>();
+    let (forest, used): (Forest, usize) =
+        bincode::serde::seed_decode_from_slice(BoundedSeed::default(), payload, config)
+            .map_err(|e| payload_error(e, payload.len()))?;
     if used != payload.len() {
         return Err(WoodlotError::corrupt(format!(
             "payload has {} trailing bytes after the forest (decoded {used} of {})",
@@ -294,7 +266,7 @@ mod tests {
     #[test]
     fn tampering_behind_a_valid_checksum_never_panics() {
         let bytes = encoded();
-        let limit = (2 * bytes.len()).max(MIN_LIMIT) + (1 << 20);
+        let limit = 1 << 20;
         let start = Instant::now();
         let mut accepted = 0;
         let mut check = |copy: &mut Vec<u8>| {
@@ -512,7 +484,7 @@ mod tests {
     }
 
     #[test]
-    fn hostile_string_lengths_are_bounded_by_the_payload_size() {
+    fn hostile_string_lengths_fail_fast_without_allocating() {
         let bytes = encoded();
         let (_, payload_at) = sections(&bytes);
         let payload = &bytes[payload_at..];
@@ -520,41 +492,31 @@ mod tests {
             .windows(FINGERPRINT.len())
             .position(|w| w == FINGERPRINT.as_bytes());
         let at = prefix_at(payload, text.unwrap() - 8, FINGERPRINT.len());
-        let limit = limit_for(payload.len()).unwrap();
-        assert_eq!(limit, MIN_LIMIT);
-        // Beyond the limit: rejected before any allocation.
-        for claim in [1u64 << 50, u64::MAX, (limit - at - 8 + 1) as u64] {
+        let rest = (payload.len() - at - 8) as u64;
+        for claim in [
+            rest + 1,
+            1 << 20,
+            1 << 39,
+            PAYLOAD_LIMIT as u64,
+            1 << 50,
+            u64::MAX,
+        ] {
             let m = assert_fails_fast_and_small(&with_prefix(&bytes, at, claim), 4096);
-            assert!(m.contains("claims more than its"), "{m}");
+            assert!(
+                m.contains("ends early") || m.contains("claims more than its"),
+                "{m}"
+            );
         }
-        // Within the limit (the residual risk): allocates, but at most the limit.
-        let m =
-            assert_fails_fast_and_small(&with_prefix(&bytes, at, (limit - at - 8) as u64), limit);
-        assert!(m.contains("ends early"), "{m}");
     }
 
     #[test]
-    fn limits_are_powers_of_two_covering_the_payload() {
-        assert_eq!(limit_for(0), Some(MIN_LIMIT));
-        assert_eq!(limit_for(MIN_LIMIT), Some(MIN_LIMIT));
-        assert_eq!(limit_for(MIN_LIMIT + 1), Some(2 * MIN_LIMIT));
-        assert_eq!(limit_for(3_000_000), Some(1 << 22));
-        #[cfg(target_pointer_width = "64")]
-        {
-            assert_eq!(limit_for(1 << 40), Some(1 << 40));
-            assert_eq!(limit_for((1 << 40) + 1), None);
-        }
-        assert_eq!(limit_for(usize::MAX), None);
-    }
-
-    #[test]
-    fn a_forest_larger_than_the_smallest_bucket_round_trips() {
+    fn a_large_forest_round_trips() {
         let mut forest = sample_forest();
         let tree = forest.trees[0].clone();
-        forest.trees = vec![tree; 4000];
+        forest.trees = vec![tree; 5000];
         let bytes = encode(&forest, &estimator()).unwrap();
         let (_, payload_at) = sections(&bytes);
-        assert!(bytes.len() - payload_at > 2 * MIN_LIMIT);
+        assert!(bytes.len() - payload_at > 1 << 20);
         assert_eq!(decode(&bytes).unwrap().0, forest);
     }
 }

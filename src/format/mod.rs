@@ -22,6 +22,7 @@
 //! Every failed check is [`WoodlotError::CorruptModel`](crate::error::WoodlotError) with a
 //! reason a person can act on; no input makes these functions panic.
 
+mod bounded;
 mod codec;
 mod header;
 mod meta;
