@@ -519,4 +519,46 @@ mod tests {
         assert!(bytes.len() - payload_at > 1 << 20);
         assert_eq!(decode(&bytes).unwrap().0, forest);
     }
+
+    /// The builder's output must satisfy the validator: fit real forests and round-trip them.
+    #[test]
+    fn fitted_forests_round_trip() {
+        use crate::forest::{ClassWeight, Criterion, ForestParams, SizeSpec};
+        let n = 240;
+        let x = ndarray::Array2::from_shape_fn((n, 4), |(i, j)| {
+            let noise = ((i * 7 + j * 13) % 17) as f64;
+            if j == 0 {
+                (i % 3) as f64 * 10.0 + noise
+            } else {
+                noise
+            }
+        });
+        let y: Vec<u32> = (0..n).map(|i| (i % 3) as u32).collect();
+        let configs = [
+            ForestParams {
+                n_estimators: 8,
+                oob_score: true,
+                random_state: 7,
+                ..ForestParams::default()
+            },
+            ForestParams {
+                n_estimators: 5,
+                max_depth: Some(4),
+                criterion: Criterion::Entropy,
+                class_weight: ClassWeight::BalancedSubsample,
+                max_samples: Some(SizeSpec::Fraction(0.5)),
+                random_state: 42,
+                ..ForestParams::default()
+            },
+        ];
+        for params in configs {
+            let forest = Forest::fit(x.view(), &y, 3, None, &params, 1).unwrap();
+            validate_forest(&forest).unwrap();
+            let bytes = encode(&forest, &estimator()).unwrap();
+            let (back, meta) = decode(&bytes).unwrap();
+            assert_eq!(back, forest);
+            assert_eq!(meta.n_trees as usize, params.n_estimators);
+            assert_eq!(encode(&back, &meta.estimator).unwrap(), bytes);
+        }
+    }
 }
