@@ -61,15 +61,17 @@ pub(crate) fn to_py_err(err: WoodlotError) -> PyErr {
             }
         }
         // The version store's conditions (src/store).
-        WoodlotError::VersionNotFound(m) => {
-            Python::attach(|py| woodlot_exception(py, &VERSION_NOT_FOUND_ERROR, "VersionNotFoundError", m))
-        }
+        WoodlotError::VersionNotFound(m) => Python::attach(|py| {
+            woodlot_exception(py, &VERSION_NOT_FOUND_ERROR, "VersionNotFoundError", m)
+        }),
         WoodlotError::Conflict(m) => {
             Python::attach(|py| woodlot_exception(py, &CONFLICT_ERROR, "ConflictError", m))
         }
         WoodlotError::InvalidName(_) => {
             let message = err.to_string();
-            Python::attach(|py| woodlot_exception(py, &INVALID_NAME_ERROR, "InvalidNameError", message))
+            Python::attach(|py| {
+                woodlot_exception(py, &INVALID_NAME_ERROR, "InvalidNameError", message)
+            })
         }
         WoodlotError::Store(m) => {
             Python::attach(|py| woodlot_exception(py, &STORE_ERROR, "StoreError", m))

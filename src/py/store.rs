@@ -16,7 +16,9 @@ use serde_json::Value;
 
 use super::errors::IntoPyResult;
 use crate::store::faults::{self, FaultMode};
-use crate::store::{CompareOptions, Comparison, Decision, Event, Expect, Labels, Manifest, Ref, SaveOptions, Store};
+use crate::store::{
+    CompareOptions, Comparison, Decision, Event, Expect, Labels, Manifest, Ref, SaveOptions, Store,
+};
 
 /// A version reference as Python passes it: an int or a string.
 #[derive(FromPyObject)]
@@ -45,15 +47,21 @@ fn to_json<T: serde::Serialize>(v: &T) -> String {
 }
 
 fn parse_json(what: &str, s: &str) -> PyResult<Value> {
-    serde_json::from_str(s).map_err(|e| PyValueError::new_err(format!("{what}: not valid JSON: {e}")))
+    serde_json::from_str(s)
+        .map_err(|e| PyValueError::new_err(format!("{what}: not valid JSON: {e}")))
 }
 
 /// Evaluation labels: a float64 array, or a list of strings.
-fn labels(y_num: Option<PyReadonlyArray1<'_, f64>>, y_str: Option<Vec<String>>) -> PyResult<Labels> {
+fn labels(
+    y_num: Option<PyReadonlyArray1<'_, f64>>,
+    y_str: Option<Vec<String>>,
+) -> PyResult<Labels> {
     match (y_num, y_str) {
         (Some(a), None) => Ok(Labels::Num(a.as_array().to_vec())),
         (None, Some(s)) => Ok(Labels::Str(s)),
-        _ => Err(PyTypeError::new_err("pass y either as numbers or as strings")),
+        _ => Err(PyTypeError::new_err(
+            "pass y either as numbers or as strings",
+        )),
     }
 }
 
@@ -76,7 +84,9 @@ impl NativeStore {
     #[new]
     fn new(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
         let store = py.detach(|| Store::open(&path)).py()?;
-        Ok(Self { inner: Arc::new(store) })
+        Ok(Self {
+            inner: Arc::new(store),
+        })
     }
 
     /// Where the store lives.
@@ -102,7 +112,12 @@ impl NativeStore {
             Value::Object(o) => o,
             _ => return Err(PyValueError::new_err("metrics must be a dict")),
         };
-        let opts = SaveOptions { tags, description, metrics, parent: refs(parent)? };
+        let opts = SaveOptions {
+            tags,
+            description,
+            metrics,
+            parent: refs(parent)?,
+        };
         let store = &self.inner;
         let m = py.detach(|| store.save(model, opts)).py()?;
         Ok(manifest_json(&m))
@@ -127,17 +142,26 @@ impl NativeStore {
     fn get(&self, py: Python<'_>, r: RefArg) -> PyResult<String> {
         let r = r.to_ref()?;
         let store = &self.inner;
-        Ok(manifest_json(&py.detach(|| store.get(&r)).py()?))
+        let m = py.detach(|| store.get(&r)).py()?;
+        Ok(manifest_json(&m))
     }
 
     /// The active version's manifest, or None.
     fn active(&self, py: Python<'_>) -> PyResult<Option<String>> {
         let store = &self.inner;
-        Ok(py.detach(|| store.active()).py()?.map(|m| manifest_json(&m)))
+        Ok(py
+            .detach(|| store.active())
+            .py()?
+            .map(|m| manifest_json(&m)))
     }
 
     /// `(manifest JSON, model bytes)`; with `verify`, validated and probe-replayed first.
-    fn read_model<'py>(&self, py: Python<'py>, r: RefArg, verify: bool) -> PyResult<(String, Bound<'py, PyBytes>)> {
+    fn read_model<'py>(
+        &self,
+        py: Python<'py>,
+        r: RefArg,
+        verify: bool,
+    ) -> PyResult<(String, Bound<'py, PyBytes>)> {
         let r = r.to_ref()?;
         let store = &self.inner;
         let (m, bytes) = py.detach(|| store.read_model(&r, verify)).py()?;
@@ -178,7 +202,12 @@ impl NativeStore {
 
     /// Rolls back to the previous active version (or `to`).
     #[pyo3(signature = (to=None, reason=None))]
-    fn rollback(&self, py: Python<'_>, to: Option<RefArg>, reason: Option<String>) -> PyResult<(String, String)> {
+    fn rollback(
+        &self,
+        py: Python<'_>,
+        to: Option<RefArg>,
+        reason: Option<String>,
+    ) -> PyResult<(String, String)> {
         let to = refs(to)?;
         let store = &self.inner;
         let (m, e) = py.detach(|| store.rollback(to.as_ref(), reason)).py()?;
@@ -212,20 +241,32 @@ impl NativeStore {
 
     /// Deletes a version.
     #[pyo3(signature = (r, force=false, reason=None))]
-    fn delete(&self, py: Python<'_>, r: RefArg, force: bool, reason: Option<String>) -> PyResult<String> {
+    fn delete(
+        &self,
+        py: Python<'_>,
+        r: RefArg,
+        force: bool,
+        reason: Option<String>,
+    ) -> PyResult<String> {
         let r = r.to_ref()?;
         let store = &self.inner;
-        Ok(event_json(&py.detach(|| store.delete(&r, force, reason)).py()?))
+        Ok(event_json(
+            &py.detach(|| store.delete(&r, force, reason)).py()?,
+        ))
     }
 
     /// Collects garbage older than `grace_seconds`.
     #[pyo3(signature = (dry_run=false, grace_seconds=3600.0))]
     fn gc(&self, py: Python<'_>, dry_run: bool, grace_seconds: f64) -> PyResult<String> {
         if !(grace_seconds >= 0.0) {
-            return Err(PyValueError::new_err("grace_seconds must be a non-negative number"));
+            return Err(PyValueError::new_err(
+                "grace_seconds must be a non-negative number",
+            ));
         }
         let store = &self.inner;
-        Ok(to_json(&py.detach(|| store.gc(dry_run, grace_seconds)).py()?))
+        Ok(to_json(
+            &py.detach(|| store.gc(dry_run, grace_seconds)).py()?,
+        ))
     }
 
     /// Compares versions on `x` (float64, rows x features) and labels.
@@ -244,12 +285,23 @@ impl NativeStore {
         record: bool,
     ) -> PyResult<NativeComparison> {
         let y = labels(y_num, y_str)?;
-        let refs: Option<Vec<Ref>> = versions.map(|v| v.iter().map(RefArg::to_ref).collect()).transpose()?;
-        let opts = CompareOptions { n_bootstrap, seed, n_threads, record };
+        let refs: Option<Vec<Ref>> = versions
+            .map(|v| v.iter().map(RefArg::to_ref).collect())
+            .transpose()?;
+        let opts = CompareOptions {
+            n_bootstrap,
+            seed,
+            n_threads,
+            record,
+        };
         let view = x.as_array();
         let store = &self.inner;
-        let cmp = py.detach(|| store.compare(view, &y, refs.as_deref(), &opts)).py()?;
-        Ok(NativeComparison { inner: Arc::new(cmp) })
+        let cmp = py
+            .detach(|| store.compare(view, &y, refs.as_deref(), &opts))
+            .py()?;
+        Ok(NativeComparison {
+            inner: Arc::new(cmp),
+        })
     }
 
     /// The tutorial's rule made safe; returns `(decision JSON, comparison or None)`.
@@ -272,13 +324,23 @@ impl NativeStore {
     ) -> PyResult<(String, Option<NativeComparison>)> {
         let r = r.to_ref()?;
         let y = labels(y_num, y_str)?;
-        let opts = CompareOptions { n_bootstrap, seed, n_threads, record: true };
+        let opts = CompareOptions {
+            n_bootstrap,
+            seed,
+            n_threads,
+            record: true,
+        };
         let view = x.as_array();
         let store = &self.inner;
         let d: Decision = py
-            .detach(|| store.promote_if_better(&r, view, &y, metric, min_delta, alpha, reason, &opts))
+            .detach(|| {
+                store.promote_if_better(&r, view, &y, metric, min_delta, alpha, reason, &opts)
+            })
             .py()?;
-        let cmp = d.comparison.clone().map(|c| NativeComparison { inner: Arc::new(c) });
+        let cmp = d
+            .comparison
+            .clone()
+            .map(|c| NativeComparison { inner: Arc::new(c) });
         Ok((to_json(&d), cmp))
     }
 }
@@ -309,7 +371,14 @@ impl NativeComparison {
 #[pyfunction]
 #[pyo3(signature = (at, crash=false))]
 pub(crate) fn _store_fault_arm(at: u64, crash: bool) {
-    faults::arm(at, if crash { FaultMode::Crash } else { FaultMode::Error });
+    faults::arm(
+        at,
+        if crash {
+            FaultMode::Crash
+        } else {
+            FaultMode::Error
+        },
+    );
 }
 
 /// Test-only: the store I/O steps taken on this thread since the last arm, by name.

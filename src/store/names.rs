@@ -123,10 +123,10 @@ fn validate_alias_chars(name: &str) -> Result<()> {
 }
 
 /// Checks a new alias name: the alphabet above, and not a word that already means something
-/// (`latest`, `active`, `v3`, `3`).
+/// (`latest`, `active`, `v3`, `3`, and `none`, which `expect_active` uses for "no version").
 pub fn validate_alias(name: &str) -> Result<()> {
     validate_alias_chars(name)?;
-    if name == "latest" || name == "active" || parse_version_name(name).is_some() {
+    if matches!(name, "latest" | "active" | "none") || parse_version_name(name).is_some() {
         return Err(WoodlotError::InvalidName(format!(
             "alias {name:?} is reserved: it already refers to a version"
         )));
@@ -210,7 +210,7 @@ mod tests {
                 "{bad:?} was accepted"
             );
         }
-        for bad in ["latest", "active", "v1", "12"] {
+        for bad in ["latest", "active", "none", "v1", "12"] {
             assert!(matches!(
                 validate_alias(bad),
                 Err(WoodlotError::InvalidName(_))

@@ -182,7 +182,8 @@ impl Store {
         Ok((manifest, event))
     }
 
-    /// Returns to the previously active version (or to `to`), after verifying it loads,
+    /// Returns to the previously active version (or to `to`; a no-op when `to` is already
+    /// active), after verifying it loads,
     /// validates and replays its probes. Rolling back repeatedly walks further back in the
     /// activation history, skipping deleted versions.
     pub fn rollback(
@@ -192,6 +193,18 @@ impl Store {
     ) -> Result<(Arc<Manifest>, Event)> {
         check_reason(&reason)?;
         let _lock = self.backend.lock()?;
+        if let Some(r) = to {
+            // Rolling back to the version that is already active changes nothing: return it
+            // with the newest event, and write nothing.
+            let head = events::head(&*self.backend)?;
+            let state = head.state();
+            let t = self.resolve_in(r, &state)?;
+            if state.active == Some(t) {
+                if let Some(ev) = head.event {
+                    return Ok((self.manifest(t)?, ev));
+                }
+            }
+        }
         let mut verified: HashSet<u64> = HashSet::new();
         let event = events::append(&*self.backend, |head| {
             let s = head.state();
@@ -199,8 +212,8 @@ impl Store {
                 Some(r) => {
                     let t = self.resolve_in(r, &s)?;
                     if s.active == Some(t) {
-                        return Err(WoodlotError::Store(format!(
-                            "{} is already active",
+                        return Err(WoodlotError::Conflict(format!(
+                            "{} became active while rolling back to it",
                             version_name(t)
                         )));
                     }

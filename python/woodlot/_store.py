@@ -1,0 +1,656 @@
+"""The version store: save, compare, promote and roll back model versions.
+
+>>> store = VersionStore("models")
+>>> v1 = store.save(model_v1); store.promote(v1, reason="first deploy")
+>>> v2 = store.save(model_v2)
+>>> store.compare(X_test, y_test)              # both versions, same rows, real statistics
+>>> store.promote_if_better(v2, X_test, y_test) # the tutorial's acc_v2 >= acc_v1, recorded
+>>> store.rollback(reason="bad deploy")         # back to v1, verified before it moves
+
+Everything that touches the store (files, history, comparison statistics, promotion, rollback,
+verification, gc) runs in Rust (``src/store``); this module converts inputs and wraps the
+records Rust returns (JSON) in small read-only classes. The on-disk protocol is described in
+``src/store/mod.rs`` and ``src/store/layout.rs``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Optional, Sequence, Union
+
+import numpy as np
+
+from ._estimator import RandomForestClassifier
+from ._native import NativeStore
+from ._persist import dumps, loads
+
+__all__ = ["VersionStore", "ModelVersion", "Comparison", "Pairwise", "Decision", "Event", "VerifyReport"]
+
+Ref = Union[int, str, "ModelVersion"]
+
+_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "log_loss")
+
+
+def _ref(ref: Any, what: str = "ref") -> Union[int, str]:
+    """A version reference as the native layer takes it: an int or a string."""
+    if isinstance(ref, ModelVersion):
+        return ref.version
+    if isinstance(ref, (bool, np.bool_)):
+        raise TypeError(f"{what} must be a version number, 'vN', 'latest', 'active' or an alias, not a bool")
+    if isinstance(ref, (int, np.integer)):
+        return int(ref)
+    if isinstance(ref, str):
+        return ref
+    raise TypeError(
+        f"{what} must be a version number, 'vN', 'latest', 'active', an alias or a ModelVersion, "
+        f"got {type(ref).__name__}"
+    )
+
+
+def _name(v: Optional[int]) -> Optional[str]:
+    return None if v is None else f"v{v}"
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"{type(o).__name__} is not JSON-serialisable")
+
+
+def _nan(v: Any) -> float:
+    return float("nan") if v is None else float(v)
+
+
+# ----------------------------------------------------------------------------------------------
+# records
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One saved version: what the model is, where it came from, and the user's notes.
+
+    Recorded without being asked: parameters, classes, feature names and count, the BLAKE3
+    fingerprint of the exact training data, fit time, library version, creation time, user,
+    host, file digest and size, and the parent (the version active when it was saved).
+    """
+
+    version: int
+    created: str
+    user: str
+    host: str
+    parent: Optional[int]
+    kind: str
+    library_version: str
+    n_features: int
+    n_classes: int
+    n_trees: int
+    classes: Optional[list]
+    feature_names: Optional[list]
+    params: dict
+    training_fingerprint: str
+    n_samples: int
+    fit_seconds: float
+    digest: str
+    size: int
+    probe_rows: int
+    tags: dict
+    description: Optional[str]
+    metrics: dict
+    manifest: dict = field(repr=False, compare=False)
+
+    @property
+    def name(self) -> str:
+        """``"v<version>"``."""
+        return f"v{self.version}"
+
+    @classmethod
+    def _from_manifest(cls, m: dict) -> "ModelVersion":
+        model = m["model"]
+        return cls(
+            version=m["version"],
+            created=m["created"],
+            user=m["user"],
+            host=m["host"],
+            parent=m.get("parent"),
+            kind=model["kind"],
+            library_version=model["library_version"],
+            n_features=model["n_features"],
+            n_classes=model["n_classes"],
+            n_trees=model["n_trees"],
+            classes=model.get("classes"),
+            feature_names=model.get("feature_names"),
+            params=model.get("params") or {},
+            training_fingerprint=model["training_fingerprint"],
+            n_samples=model["n_samples"],
+            fit_seconds=model["fit_seconds"],
+            digest=m["blob"]["digest"],
+            size=m["blob"]["size"],
+            probe_rows=m["probe_rows"],
+            tags=m.get("tags") or {},
+            description=m.get("description"),
+            metrics=m.get("metrics") or {},
+            manifest=m,
+        )
+
+    def __repr__(self) -> str:
+        parent = f", parent v{self.parent}" if self.parent is not None else ""
+        return (
+            f"ModelVersion({self.name}, {self.kind}, {self.n_trees} trees, {self.n_features} features, "
+            f"created {self.created} by {self.user}@{self.host}{parent}, digest {self.digest[:12]})"
+        )
+
+
+@dataclass(frozen=True)
+class Event:
+    """One entry of the append-only history."""
+
+    seq: int
+    kind: str
+    time: str
+    user: str
+    host: str
+    pid: int
+    version: Optional[str]
+    reason: Optional[str]
+    details: Any
+    active: Optional[str]
+    aliases: dict
+    raw: dict = field(repr=False, compare=False)
+
+    @classmethod
+    def _from_json(cls, e: dict) -> "Event":
+        state = e.get("state") or {}
+        return cls(
+            seq=e["seq"],
+            kind=e["kind"],
+            time=e["time"],
+            user=e["user"],
+            host=e["host"],
+            pid=e["pid"],
+            version=_name(e.get("version")),
+            reason=e.get("reason"),
+            details=e.get("details"),
+            active=_name(state.get("active")),
+            aliases={k: f"v{v}" for k, v in (state.get("aliases") or {}).items()},
+            raw=e,
+        )
+
+    def __repr__(self) -> str:
+        what = f" {self.version}" if self.version else ""
+        why = f" ({self.reason})" if self.reason else ""
+        return f"Event(#{self.seq} {self.time} {self.kind}{what} by {self.user}@{self.host}{why}; active={self.active})"
+
+
+@dataclass(frozen=True)
+class Pairwise:
+    """Paired statistics of version ``a`` against ``b`` on the same rows."""
+
+    a: str
+    b: str
+    n_rows: int
+    disagreements: int
+    a_only_correct: list
+    b_only_correct: list
+    accuracy_diff: float
+    mcnemar_p: float
+    ci_low: float
+    ci_high: float
+    n_bootstrap: int
+    seed: int
+
+    @property
+    def flips(self) -> list:
+        """Rows whose correctness differs between the two versions, ascending."""
+        return sorted(self.a_only_correct + self.b_only_correct)
+
+    @classmethod
+    def _from_json(cls, p: dict) -> "Pairwise":
+        return cls(
+            a=p["a"],
+            b=p["b"],
+            n_rows=p["n_rows"],
+            disagreements=p["disagreements"],
+            a_only_correct=list(p.get("a_only_correct", [])),
+            b_only_correct=list(p.get("b_only_correct", [])),
+            accuracy_diff=_nan(p["accuracy_diff"]),
+            mcnemar_p=_nan(p["mcnemar_p"]),
+            ci_low=_nan(p["ci_low"]),
+            ci_high=_nan(p["ci_high"]),
+            n_bootstrap=p["n_bootstrap"],
+            seed=p["seed"],
+        )
+
+    def __str__(self) -> str:
+        return (
+            f"{self.a} vs {self.b}: {self.disagreements} disagreements; {self.a} alone right on "
+            f"{len(self.a_only_correct)} rows, {self.b} alone on {len(self.b_only_correct)}; accuracy "
+            f"difference {self.accuracy_diff:+.4f} (95% bootstrap CI {self.ci_low:+.4f} to {self.ci_high:+.4f}); "
+            f"exact McNemar p = {self.mcnemar_p:.4g}"
+        )
+
+
+class Comparison:
+    """Versions compared on the same evaluation data (computed in Rust, each model predicting once).
+
+    ``metrics["v2"]["accuracy"]``, ``best``, ``pairwise("v2", "v1")``, ``to_pandas()``; printing
+    it shows a table.
+    """
+
+    def __init__(self, native) -> None:
+        self._native = native
+        s = json.loads(native.summary())
+        self._summary = s
+        self.versions: list = s["versions"]
+        self.labels: list = s["labels"]
+        self.n_rows: int = s["n_rows"]
+        self.eval_fingerprint: str = s["eval_fingerprint"]
+        self.best: str = s["best"]
+        self.active: Optional[str] = s["active"]
+        self.event: Optional[int] = s["event"]
+        self.record_error: Optional[str] = s["record_error"]
+        self.metrics: dict = {}
+        for name, m in s["metrics"].items():
+            m = dict(m)
+            for k in _METRICS:
+                m[k] = _nan(m[k])
+            m["per_class_recall"] = {k: _nan(v) for k, v in m["per_class_recall"].items()}
+            m["confusion_matrix"] = np.asarray(m["confusion_matrix"], dtype=np.int64)
+            self.metrics[name] = m
+
+    def pairwise(self, a: Ref, b: Ref) -> Pairwise:
+        """Disagreements, flipped rows, exact McNemar p and bootstrap CI of ``a`` against ``b``."""
+        va, vb = self._number(a), self._number(b)
+        return Pairwise._from_json(json.loads(self._native.pairwise(va, vb)))
+
+    def _number(self, ref: Ref) -> int:
+        r = _ref(ref)
+        if isinstance(r, int):
+            return r
+        if r.startswith("v") and r[1:].isdigit():
+            return int(r[1:])
+        if r == "best":
+            return int(self.best[1:])
+        if r == "active" and self.active:
+            return int(self.active[1:])
+        raise KeyError(f"{r!r} is not a version of this comparison ({', '.join(self.versions)})")
+
+    def to_pandas(self):
+        """One row per version: the four metrics, then recall per class."""
+        import pandas as pd
+
+        rows = []
+        for name in self.versions:
+            m = self.metrics[name]
+            row = {k: m[k] for k in _METRICS}
+            for label, r in m["per_class_recall"].items():
+                row[f"recall[{label}]"] = r
+            rows.append(row)
+        df = pd.DataFrame(rows, index=pd.Index(self.versions, name="version"))
+        return df
+
+    def __str__(self) -> str:
+        head = f"Comparison of {', '.join(self.versions)} on {self.n_rows} rows (data {self.eval_fingerprint[:12]})"
+        cols = ["accuracy", "balanced_acc", "macro_f1", "log_loss"]
+        width = max(7, *(len(v) for v in self.versions))
+        lines = [head, f"{'version':<{width}}  " + "  ".join(f"{c:>12}" for c in cols)]
+        for name in self.versions:
+            m = self.metrics[name]
+            vals = [m["accuracy"], m["balanced_accuracy"], m["macro_f1"], m["log_loss"]]
+            marks = [w for w, on in (("best", name == self.best), ("active", name == self.active)) if on]
+            lines.append(
+                f"{name:<{width}}  " + "  ".join(f"{v:>12.4f}" for v in vals) + (f"  ({', '.join(marks)})" if marks else "")
+            )
+        for p in self._summary["pairwise"]:
+            lines.append(str(Pairwise._from_json(p)))
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What ``promote_if_better`` decided and why; truthy when it promoted."""
+
+    promoted: bool
+    candidate: str
+    active_before: Optional[str]
+    active_after: Optional[str]
+    metric: str
+    candidate_value: Optional[float]
+    active_value: Optional[float]
+    delta: Optional[float]
+    min_delta: float
+    alpha: Optional[float]
+    p_value: Optional[float]
+    reason: str
+    event: int
+    comparison: Optional[Comparison] = field(repr=False, compare=False)
+
+    def __bool__(self) -> bool:
+        return self.promoted
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """The result of ``verify()``: ``ok`` and the ``problems`` found (truthy when ok)."""
+
+    ok: bool
+    versions_checked: int
+    versions_deleted: int
+    events_checked: int
+    problems: list
+    notes: list
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def __str__(self) -> str:
+        head = (
+            f"{'OK' if self.ok else 'PROBLEMS'}: {self.versions_checked} versions and "
+            f"{self.events_checked} events checked"
+        )
+        lines = [head] + [f"  problem: {p['subject']}: {p['message']}" for p in self.problems]
+        lines += [f"  note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------
+# the store
+# ----------------------------------------------------------------------------------------------
+
+
+class VersionStore:
+    """Immutable, checksummed model versions in a local directory, with an append-only history.
+
+    ``VersionStore("models")`` creates the directory if needed. Versions are numbered 1, 2, 3, ...
+    and never reused; a reference is a number, ``"v3"``, ``"latest"``, ``"active"`` or an alias.
+    Several processes and threads may use one store at once.
+    """
+
+    def __init__(self, path: Union[str, "os.PathLike[str]"] = "models") -> None:
+        self._path = os.fspath(path)
+        self._native = NativeStore(self._path)
+
+    @property
+    def path(self) -> str:
+        """The store's directory."""
+        return self._path
+
+    def __repr__(self) -> str:
+        state = json.loads(self._native.state())
+        n = len(json.loads(self._native.versions()))
+        return f"VersionStore({self._path!r}: {n} versions, active {_name(state.get('active'))})"
+
+    def __len__(self) -> int:
+        return len(self.versions())
+
+    def __iter__(self) -> Iterator[ModelVersion]:
+        return iter(self.versions())
+
+    def __contains__(self, ref: Any) -> bool:
+        try:
+            self.get(ref)
+        except KeyError:
+            return False
+        return True
+
+    # -- saving and reading --------------------------------------------------------------------
+
+    def save(
+        self,
+        model: Any,
+        tags: Optional[Union[dict, Sequence[str]]] = None,
+        description: Optional[str] = None,
+        metrics: Optional[dict] = None,
+        parent: Optional[Ref] = None,
+    ) -> ModelVersion:
+        """Saves a fitted model as the next version and returns it.
+
+        ``tags`` is a dict of strings (a list of strings becomes ``{tag: ""}``); ``metrics`` any
+        JSON-able dict of your own numbers; ``parent`` defaults to the active version.
+        """
+        if isinstance(model, (bytes, bytearray, memoryview)):
+            data = bytes(model)
+        elif isinstance(model, RandomForestClassifier):
+            data = dumps(model)
+        else:
+            raise TypeError(
+                f"VersionStore.save expects a fitted woodlot.RandomForestClassifier, got "
+                f"{type(model).__module__}.{type(model).__name__}; woodlot's estimator takes the "
+                "same parameters as scikit-learn's"
+            )
+        if tags is None:
+            tags = {}
+        elif isinstance(tags, (list, tuple, set, frozenset)):
+            tags = {str(t): "" for t in tags}
+        elif isinstance(tags, dict):
+            tags = {str(k): str(v) for k, v in tags.items()}
+        else:
+            raise TypeError(f"tags must be a dict or a list of strings, got {type(tags).__name__}")
+        if metrics is None:
+            metrics = {}
+        if not isinstance(metrics, dict):
+            raise TypeError(f"metrics must be a dict, got {type(metrics).__name__}")
+        if description is not None and not isinstance(description, str):
+            raise TypeError("description must be a string")
+        try:
+            metrics_json = json.dumps(metrics, allow_nan=False, default=_json_default)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"metrics must be JSON-able with finite numbers: {e}") from None
+        m = self._native.save(
+            data,
+            json.dumps(tags),
+            description,
+            metrics_json,
+            None if parent is None else _ref(parent, "parent"),
+        )
+        return ModelVersion._from_manifest(json.loads(m))
+
+    def versions(self) -> list:
+        """Every version (deleted ones excluded), oldest first."""
+        return [ModelVersion._from_manifest(m) for m in json.loads(self._native.versions())]
+
+    def get(self, ref: Ref) -> ModelVersion:
+        """The version ``ref`` names; raises :class:`VersionNotFoundError` (a ``KeyError``)."""
+        return ModelVersion._from_manifest(json.loads(self._native.get(_ref(ref))))
+
+    def load(self, ref: Ref = "active", verify: bool = False) -> RandomForestClassifier:
+        """The fitted model of a version.
+
+        The file's BLAKE3 is always checked. With ``verify=True`` the model is also fully
+        validated and its stored probe predictions replayed bit for bit before it is returned.
+        """
+        _, data = self._native.read_model(_ref(ref), bool(verify))
+        return loads(data)
+
+    @property
+    def active(self) -> Optional[ModelVersion]:
+        """The active version, or ``None``."""
+        m = self._native.active()
+        return None if m is None else ModelVersion._from_manifest(json.loads(m))
+
+    # -- comparing -----------------------------------------------------------------------------
+
+    def _eval_data(self, X: Any, y: Any, refs: Optional[list]) -> tuple:
+        names = [str(c) for c in X.columns] if hasattr(X, "columns") else None
+        x = np.asarray(X, dtype=np.float64)
+        if x.ndim != 2:
+            raise ValueError(f"X must be 2-dimensional (rows x features), got shape {x.shape}")
+        x = np.ascontiguousarray(x)
+        if names is not None:
+            versions = self.versions() if refs is None else [self.get(r) for r in refs]
+            for mv in versions:
+                if mv.feature_names is not None and list(mv.feature_names) != names:
+                    raise ValueError(
+                        f"X's columns {names[:5]}{'...' if len(names) > 5 else ''} do not match the "
+                        f"feature names {mv.name} was fitted with {list(mv.feature_names)[:5]}..."
+                    )
+        if hasattr(y, "to_numpy"):
+            y = y.to_numpy()
+        y = np.asarray(y)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y.ravel()
+        if y.ndim != 1:
+            raise ValueError(f"y must be 1-dimensional, got shape {y.shape}")
+        if y.dtype.kind in "biuf":
+            return x, np.ascontiguousarray(y, dtype=np.float64), None
+        values = y.tolist()
+        if all(isinstance(v, str) for v in values):
+            return x, None, values
+        if all(isinstance(v, (int, float, bool)) for v in values):
+            return x, np.asarray(values, dtype=np.float64), None
+        raise TypeError("y must hold numbers or strings (as the model's classes do)")
+
+    def compare(
+        self,
+        X: Any,
+        y: Any,
+        versions: Optional[Sequence[Ref]] = None,
+        *,
+        n_bootstrap: int = 2000,
+        seed: int = 0,
+        record: bool = True,
+    ) -> Comparison:
+        """Compares versions (all by default) on the same data, in Rust.
+
+        Per version: accuracy, balanced accuracy, macro F1, log loss, per-class recall and the
+        confusion matrix. Per pair (on demand with ``pairwise``): disagreements, flipped rows, the
+        exact McNemar p-value and a seeded paired-bootstrap 95% interval of the accuracy
+        difference. The fingerprint of the evaluation data is recorded in the history (unless
+        ``record=False``) so a later promotion can cite it.
+        """
+        refs = None if versions is None else [_ref(v, "versions") for v in versions]
+        x, y_num, y_str = self._eval_data(X, y, refs)
+        native = self._native.compare(x, y_num, y_str, refs, int(n_bootstrap), int(seed), 0, bool(record))
+        cmp = Comparison(native)
+        if record and cmp.record_error:
+            import warnings
+
+            warnings.warn(f"the comparison was not recorded in the history: {cmp.record_error}", stacklevel=2)
+        return cmp
+
+    # -- moving the active version -------------------------------------------------------------
+
+    def promote(self, ref: Ref, reason: Optional[str] = None, expect_active: Optional[Ref] = None) -> ModelVersion:
+        """Makes a version active (after loading it and replaying its probes) and records who,
+        when, why and the evidence (the last comparison that included it).
+
+        With ``expect_active`` (a reference, or ``"none"`` for "no version is active"), the
+        promotion happens only if the active version is still that one; otherwise
+        :class:`ConflictError` is raised and nothing changes.
+        """
+        expect_nothing = isinstance(expect_active, str) and expect_active == "none"
+        expect = None if expect_active is None or expect_nothing else _ref(expect_active, "expect_active")
+        m, _ = self._native.promote(_ref(ref), reason, expect, expect_nothing)
+        return ModelVersion._from_manifest(json.loads(m))
+
+    def promote_if_better(
+        self,
+        ref: Ref,
+        X: Any,
+        y: Any,
+        metric: str = "accuracy",
+        min_delta: float = 0.0,
+        alpha: Optional[float] = None,
+        reason: Optional[str] = None,
+        *,
+        n_bootstrap: int = 2000,
+        seed: int = 0,
+    ) -> Decision:
+        """Promotes ``ref`` only if it beats the active version by ``min_delta`` on ``metric``
+        (``accuracy``, ``balanced_accuracy``, ``macro_f1`` or ``log_loss``, where lower is
+        better) and, with ``alpha``, McNemar's exact test is significant. With no active version
+        the candidate is promoted. The decision and its reason are recorded either way; if the
+        active version changes meanwhile, :class:`ConflictError` is raised.
+        """
+        r = _ref(ref)
+        x, y_num, y_str = self._eval_data(X, y, [r])
+        d_json, native = self._native.promote_if_better(
+            r, x, y_num, y_str, metric, float(min_delta), None if alpha is None else float(alpha),
+            reason, int(n_bootstrap), int(seed), 0,
+        )
+        d = json.loads(d_json)
+        return Decision(
+            promoted=d["promoted"],
+            candidate=f"v{d['candidate']}",
+            active_before=_name(d["active_before"]),
+            active_after=_name(d["active_after"]),
+            metric=d["metric"],
+            candidate_value=d["candidate_value"],
+            active_value=d["active_value"],
+            delta=d["delta"],
+            min_delta=d["min_delta"],
+            alpha=d["alpha"],
+            p_value=d["p_value"],
+            reason=d["reason"],
+            event=d["event_seq"],
+            comparison=None if native is None else Comparison(native),
+        )
+
+    def rollback(self, to: Optional[Ref] = None, reason: Optional[str] = None) -> ModelVersion:
+        """Returns to the previously active version (or ``to``) and returns it.
+
+        The target must load, validate and replay its probes first; with nothing to roll back
+        to, :class:`StoreError` is raised. Repeated rollbacks walk further back.
+        """
+        m, _ = self._native.rollback(None if to is None else _ref(to, "to"), reason)
+        return ModelVersion._from_manifest(json.loads(m))
+
+    def history(self) -> list:
+        """Every event, oldest first."""
+        return [Event._from_json(e) for e in json.loads(self._native.history())]
+
+    # -- aliases -------------------------------------------------------------------------------
+
+    def set_alias(self, name: str, ref: Ref) -> None:
+        """Points alias ``name`` (ASCII letters, digits, ``.``, ``_``, ``-``) at a version."""
+        if not isinstance(name, str):
+            raise TypeError("an alias name must be a string")
+        self._native.set_alias(name, _ref(ref))
+
+    def remove_alias(self, name: str) -> None:
+        """Removes an alias; raises :class:`VersionNotFoundError` if there is none."""
+        if not isinstance(name, str):
+            raise TypeError("an alias name must be a string")
+        self._native.remove_alias(name)
+
+    @property
+    def aliases(self) -> dict:
+        """Alias name to version name, e.g. ``{"champion": "v2"}``."""
+        state = json.loads(self._native.state())
+        return {k: f"v{v}" for k, v in sorted((state.get("aliases") or {}).items())}
+
+    # -- upkeep --------------------------------------------------------------------------------
+
+    def verify(self) -> VerifyReport:
+        """Checks every version (digest, validation, probe replay) and the whole history."""
+        r = json.loads(self._native.verify())
+        return VerifyReport(
+            ok=r["ok"],
+            versions_checked=r["versions_checked"],
+            versions_deleted=r["versions_deleted"],
+            events_checked=r["events_checked"],
+            problems=r["problems"],
+            notes=r["notes"],
+        )
+
+    def delete(self, ref: Ref, force: bool = False, reason: Optional[str] = None) -> Event:
+        """Deletes a version. The active version or an alias target needs ``force=True``. The
+        number is never reused; ``gc()`` frees the files."""
+        return Event._from_json(json.loads(self._native.delete(_ref(ref), bool(force), reason)))
+
+    def gc(self, dry_run: bool = False, grace_seconds: float = 3600.0) -> dict:
+        """Removes unreferenced blobs and temp files older than ``grace_seconds``; returns what
+        was (or, with ``dry_run``, would be) removed."""
+        if isinstance(grace_seconds, bool) or not isinstance(grace_seconds, (int, float)) or math.isnan(grace_seconds):
+            raise ValueError("grace_seconds must be a non-negative number")
+        return json.loads(self._native.gc(bool(dry_run), float(grace_seconds)))
