@@ -499,3 +499,21 @@ def test_probabilities_are_a_distribution_and_predict_is_their_argmax(n, d, k, s
     assert leaves.shape == (n, 7)
     for i, tree in enumerate(m.estimators_):
         assert np.all(tree.tree_.children_left[leaves[:, i]] == -1)
+
+
+def test_dataframe_fast_path_agrees_with_validation(wine_frame):
+    X_train, X_test, y_train, _ = wine_frame
+    m = small_forest().fit(X_train, y_train)
+    expected = m._native.predict_proba(np.ascontiguousarray(X_test.to_numpy()))
+    np.testing.assert_array_equal(m.predict_proba(X_test), expected)
+    np.testing.assert_array_equal(m.predict_proba(X_test.astype(np.float32)), expected)
+    np.testing.assert_array_equal(m.predict_proba(X_test.round().astype(int)), m.predict_proba(X_test.round()))
+    bad = X_test.copy()
+    bad.iloc[0, 0] = np.inf
+    with pytest.raises(ValueError, match="infinity"):
+        m.predict(bad)
+    renamed = X_test.rename(columns={X_test.columns[0]: "other"})
+    with pytest.raises(ValueError, match="Feature names unseen at fit time"):
+        m.predict(renamed)
+    with pytest.raises(ValueError, match="0 sample"):
+        m.predict(X_test.iloc[:0])

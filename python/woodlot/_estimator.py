@@ -398,6 +398,9 @@ class RandomForestClassifier(ClassifierMixin, BaseEstimator):
         self.n_outputs_ = 1
         self._estimators = None
         self._lean = not hasattr(self, "feature_names_in_") and self._allow_nan()
+        self._feature_names = (
+            list(self.feature_names_in_) if hasattr(self, "feature_names_in_") else None
+        )
         if self.oob_score:
             self._set_oob(y_codes)
         else:
@@ -479,18 +482,35 @@ class RandomForestClassifier(ClassifierMixin, BaseEstimator):
     # ------------------------------------------------------------------------------------------
 
     def _lean_input(self, X):
-        """The native forest if ``X`` can go to Rust as is, else None."""
-        native = self.__dict__.get("_native")
-        if (
-            native is not None
-            and type(X) is np.ndarray
-            and X.ndim == 2
-            and self._lean
-            and X.dtype in _LEAN_DTYPES
-            and X.shape[0] > 0
-            and X.shape[1] == self.n_features_in_
-        ):
-            return native
+        """``X`` itself, or its values, if it can go to Rust without scikit-learn's validation
+        (Rust checks shape and values itself); None if it needs the full validation.
+
+        Two cases qualify: a 2-D float32/float64 numpy array for a model fitted without feature
+        names, and a DataFrame whose columns are exactly the fitted feature names (so no
+        feature-name warning is due) and whose values are all float32/float64.
+        """
+        if "_native" not in self.__dict__:
+            return None
+        if type(X) is np.ndarray:
+            if (
+                self._lean
+                and X.ndim == 2
+                and X.dtype in _LEAN_DTYPES
+                and X.shape[0] > 0
+                and X.shape[1] == self.n_features_in_
+            ):
+                return X
+            return None
+        names = self.__dict__.get("_feature_names")
+        if names is not None and type(X).__name__ == "DataFrame" and self._allow_nan():
+            try:
+                if list(X.columns) != names or X.shape[0] == 0:
+                    return None
+                values = X.to_numpy()
+            except Exception:  # an exotic frame: let scikit-learn's validation judge it
+                return None
+            if type(values) is np.ndarray and values.ndim == 2 and values.dtype in _LEAN_DTYPES:
+                return values
         return None
 
     def predict_proba(self, X):
@@ -498,10 +518,10 @@ class RandomForestClassifier(ClassifierMixin, BaseEstimator):
 
         Returns an array of shape (n_samples, n_classes), columns in the order of ``classes_``.
         """
-        native = self._lean_input(X)
-        if native is not None:
+        lean = self._lean_input(X)
+        if lean is not None:
             try:
-                return native.predict_proba(X, self.n_jobs)
+                return self._native.predict_proba(lean, self.n_jobs)
             except (ValueError, TypeError):
                 pass  # validate below, for scikit-learn's exact message
         X = self._validate_X_predict(X)
@@ -509,10 +529,10 @@ class RandomForestClassifier(ClassifierMixin, BaseEstimator):
 
     def predict(self, X):
         """Predicted class labels (in the original label type)."""
-        native = self._lean_input(X)
-        if native is not None:
+        lean = self._lean_input(X)
+        if lean is not None:
             try:
-                return self.classes_.take(native.predict(X, self.n_jobs))
+                return self.classes_.take(self._native.predict(lean, self.n_jobs))
             except (ValueError, TypeError):
                 pass
         X = self._validate_X_predict(X)
@@ -526,10 +546,10 @@ class RandomForestClassifier(ClassifierMixin, BaseEstimator):
 
     def apply(self, X):
         """Index of the leaf each sample lands in, per tree: (n_samples, n_estimators)."""
-        native = self._lean_input(X)
-        if native is not None:
+        lean = self._lean_input(X)
+        if lean is not None:
             try:
-                return native.apply(X, self.n_jobs)
+                return self._native.apply(lean, self.n_jobs)
             except (ValueError, TypeError):
                 pass
         X = self._validate_X_predict(X)
@@ -683,6 +703,7 @@ class RandomForestClassifier(ClassifierMixin, BaseEstimator):
         self.n_features_in_ = n_features
         self._estimators = None
         self._lean = names is None and self._allow_nan()
+        self._feature_names = list(names) if names is not None else None
         oob = native.oob_decision_function()
         if oob is not None and desc.get("oob_score") is not None:
             self.oob_decision_function_ = oob
