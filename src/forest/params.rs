@@ -300,7 +300,7 @@ impl ForestParams {
         Ok(TreeLimits {
             criterion: self.criterion,
             max_depth: self.max_depth.unwrap_or(usize::MAX),
-            min_samples_split: min_samples_split.max(2 * min_samples_leaf),
+            min_samples_split: min_samples_split.max(min_samples_leaf.saturating_mul(2)),
             min_samples_leaf,
             min_weight_fraction_leaf: self.min_weight_fraction_leaf,
             max_features,

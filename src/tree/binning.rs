@@ -67,7 +67,8 @@ pub struct BinnedMatrix {
     pub n_samples: usize,
     /// Number of features.
     pub n_features: usize,
-    /// `codes[f * n_samples + i]` is the bin of sample `i` in feature `f`.
+    /// `codes[i * n_features + f]` is the bin of sample `i` in feature `f` (row-major, so a
+    /// node's pass over its samples reads one cache line per sample for all its features).
     codes: Vec<u8>,
     /// Bin ranges per feature.
     pub bins: Vec<FeatureBins>,
@@ -82,17 +83,31 @@ impl BinnedMatrix {
         let (n_samples, n_features) = x.dim();
         let columns: Vec<Result<(FeatureBins, Vec<u8>, bool)>> = (0..n_features)
             .into_par_iter()
-            .map(|f| bin_column(x.column(f).iter().map(|v| v.to_f32()), n_samples, f))
+            .map(|f| bin_column(x.column(f).iter().map(|v| v.to_f32()).collect(), f))
             .collect();
-        let mut codes = Vec::with_capacity(n_samples * n_features);
+        let mut column_codes = Vec::with_capacity(n_features);
         let mut bins = Vec::with_capacity(n_features);
         let mut has_missing = Vec::with_capacity(n_features);
         for column in columns {
             let (b, c, m) = column?;
-            codes.extend_from_slice(&c);
+            column_codes.push(c);
             bins.push(b);
             has_missing.push(m);
         }
+        // Transpose to row-major, in parallel over blocks of rows.
+        let mut codes = vec![0u8; n_samples * n_features];
+        const ROWS: usize = 4096;
+        codes
+            .par_chunks_mut(ROWS * n_features.max(1))
+            .enumerate()
+            .for_each(|(block, out)| {
+                let first = block * ROWS;
+                for (r, row) in out.chunks_exact_mut(n_features).enumerate() {
+                    for (f, dst) in row.iter_mut().enumerate() {
+                        *dst = column_codes[f][first + r];
+                    }
+                }
+            });
         Ok(Self {
             n_samples,
             n_features,
@@ -102,21 +117,24 @@ impl BinnedMatrix {
         })
     }
 
-    /// The bin codes of one feature, one per sample.
+    /// All codes, row-major (`n_features` per row).
     #[inline]
-    pub fn column(&self, feature: usize) -> &[u8] {
-        &self.codes[feature * self.n_samples..(feature + 1) * self.n_samples]
+    pub fn codes(&self) -> &[u8] {
+        &self.codes
+    }
+
+    /// The bin code of sample `row` in `feature`.
+    #[inline]
+    pub fn code(&self, row: usize, feature: usize) -> u8 {
+        self.codes[row * self.n_features + feature]
     }
 }
 
 /// Bins one column: returns its bins, its codes and whether it has missing values.
-fn bin_column(
-    values: impl Iterator<Item = f32> + Clone,
-    n_samples: usize,
-    feature: usize,
-) -> Result<(FeatureBins, Vec<u8>, bool)> {
+fn bin_column(values: Vec<f32>, feature: usize) -> Result<(FeatureBins, Vec<u8>, bool)> {
+    let n_samples = values.len();
     let mut sorted: Vec<f32> = Vec::with_capacity(n_samples);
-    for (row, v) in values.clone().enumerate() {
+    for (row, &v) in values.iter().enumerate() {
         if v.is_infinite() {
             return Err(WoodlotError::input(format!(
                 "Input X contains infinity or a value too large for dtype('float32') \
@@ -131,7 +149,8 @@ fn bin_column(
     sorted.sort_unstable_by(f32::total_cmp);
     let bins = make_bins(&sorted);
     let codes = values
-        .map(|v| {
+        .iter()
+        .map(|&v| {
             if v.is_nan() {
                 MISSING_BIN
             } else {
@@ -191,8 +210,9 @@ mod tests {
         let x = array![[3.0f64, 1.0], [1.0, f64::NAN], [2.0, 1.0], [3.0, 5.0]];
         let m = BinnedMatrix::from_matrix(x.view()).unwrap();
         assert_eq!(m.bins[0].upper, vec![1.0, 2.0, 3.0]);
-        assert_eq!(m.column(0), &[2, 0, 1, 2]);
-        assert_eq!(m.column(1), &[0, MISSING_BIN, 0, 1]);
+        let col = |f: usize| (0..4).map(|r| m.code(r, f)).collect::<Vec<u8>>();
+        assert_eq!(col(0), vec![2, 0, 1, 2]);
+        assert_eq!(col(1), vec![0, MISSING_BIN, 0, 1]);
         assert!(!m.has_missing[0]);
         assert!(m.has_missing[1]);
         assert_eq!(m.bins[0].threshold_between(0, 1), 1.5);
@@ -215,7 +235,7 @@ mod tests {
         }
         // Every value sits inside the range of its bin.
         for (i, &v) in col.iter().enumerate() {
-            let c = m.column(0)[i] as usize;
+            let c = m.code(i, 0) as usize;
             assert!(
                 b.lower[c] <= v && v <= b.upper[c],
                 "value {v} not in bin {c}"

@@ -78,6 +78,8 @@ pub struct TreeBuilder<'a> {
     values: Vec<f64>,
     total_weight: f64,
     min_weight_leaf: f64,
+    /// Holds a node's right-going samples during a stable partition.
+    scratch: Vec<Sample>,
 }
 
 impl<'a> TreeBuilder<'a> {
@@ -87,7 +89,8 @@ impl<'a> TreeBuilder<'a> {
             data,
             limits,
             n_classes,
-            splitter: Splitter::new(data.n_features, n_classes),
+            splitter: Splitter::new(data.n_features, limits.max_features, n_classes),
+            scratch: Vec::new(),
             nodes: Vec::new(),
             values: Vec::new(),
             total_weight: 0.0,
@@ -176,7 +179,7 @@ impl<'a> TreeBuilder<'a> {
         let l = self.limits;
         let is_leaf = depth >= l.max_depth
             || n < l.min_samples_split
-            || n < 2 * l.min_samples_leaf
+            || n < l.min_samples_leaf.saturating_mul(2)
             || w < 2.0 * self.min_weight_leaf
             || impurity <= EPSILON;
         let mut pending = Pending {
@@ -231,12 +234,11 @@ impl<'a> TreeBuilder<'a> {
     ) -> Option<(Pending, Pending)> {
         let split = p.split?;
         let c = self.n_classes;
-        let codes = self.data.column(split.feature as usize);
         let mid = partition(
             &mut samples[p.start..p.end],
-            codes,
-            split.split_bin,
-            split.missing_left,
+            &mut self.scratch,
+            self.data,
+            &split,
         ) + p.start;
         let parent = p.node as usize;
         let left_weights = split.left_weights;
@@ -291,26 +293,34 @@ impl<'a> TreeBuilder<'a> {
     }
 }
 
-/// Moves the samples that go left to the front; returns how many there are.
-fn partition(samples: &mut [Sample], codes: &[u8], split_bin: u8, missing_left: bool) -> usize {
-    let goes_left = |s: &Sample| {
-        let code = codes[s.row as usize];
-        if code == MISSING_BIN {
-            missing_left
+/// Moves the samples that go left to the front, keeping both sides in their original (row)
+/// order so later passes read the code matrix in ascending addresses; returns how many go left.
+fn partition(
+    samples: &mut [Sample],
+    scratch: &mut Vec<Sample>,
+    data: &BinnedMatrix,
+    split: &Split,
+) -> usize {
+    let feature = split.feature as usize;
+    scratch.clear();
+    let mut kept = 0usize;
+    for i in 0..samples.len() {
+        let s = samples[i];
+        let code = data.code(s.row as usize, feature);
+        let left = if code == MISSING_BIN {
+            split.missing_left
         } else {
-            code <= split_bin
-        }
-    };
-    let (mut i, mut j) = (0usize, samples.len());
-    while i < j {
-        if goes_left(&samples[i]) {
-            i += 1;
+            code <= split.split_bin
+        };
+        if left {
+            samples[kept] = s;
+            kept += 1;
         } else {
-            j -= 1;
-            samples.swap(i, j);
+            scratch.push(s);
         }
     }
-    i
+    samples[kept..].copy_from_slice(scratch);
+    kept
 }
 
 /// Turns the grown (and possibly pruned) nodes into a compact tree in depth-first preorder,

@@ -31,31 +31,40 @@ impl Criterion {
         }
     }
 
-    /// A score that orders splits like `-(w_left * impurity_left + w_right * impurity_right)`,
-    /// larger is better.
+    /// The per-class term whose sums give the split proxy: `w^2` for Gini, `w ln w` for
+    /// entropy. Sweeps keep running sums of it for each side, so moving a bin from the right
+    /// child to the left updates the score in O(classes that bin holds), not O(all classes).
     #[inline]
-    pub fn proxy(self, left: &[f64], w_left: f64, right: &[f64], w_right: f64) -> f64 {
+    pub fn term(self, w: f64) -> f64 {
         match self {
-            Criterion::Gini => {
-                let sl: f64 = left.iter().map(|c| c * c).sum();
-                let sr: f64 = right.iter().map(|c| c * c).sum();
-                sl / w_left + sr / w_right
-            }
+            Criterion::Gini => w * w,
             Criterion::Entropy => {
-                let mut s = 0.0;
-                for &c in left {
-                    if c > 0.0 {
-                        s += c * (c / w_left).ln();
-                    }
+                if w > 0.0 {
+                    w * w.ln()
+                } else {
+                    0.0
                 }
-                for &c in right {
-                    if c > 0.0 {
-                        s += c * (c / w_right).ln();
-                    }
-                }
-                s
             }
         }
+    }
+
+    /// A score that orders splits like `-(w_left * impurity_left + w_right * impurity_right)`,
+    /// larger is better, from the running sums of [`Criterion::term`] over each side's classes.
+    #[inline]
+    pub fn proxy(self, sum_left: f64, w_left: f64, sum_right: f64, w_right: f64) -> f64 {
+        match self {
+            Criterion::Gini => sum_left / w_left + sum_right / w_right,
+            Criterion::Entropy => {
+                (sum_left - w_left * w_left.ln()) + (sum_right - w_right * w_right.ln())
+            }
+        }
+    }
+
+    /// [`Criterion::proxy`] computed from the two sides' class weights.
+    pub fn proxy_of(self, left: &[f64], w_left: f64, right: &[f64], w_right: f64) -> f64 {
+        let sl: f64 = left.iter().map(|&c| self.term(c)).sum();
+        let sr: f64 = right.iter().map(|&c| self.term(c)).sum();
+        self.proxy(sl, w_left, sr, w_right)
     }
 }
 
@@ -83,7 +92,7 @@ mod tests {
             let mut by_imp: Vec<(f64, usize)> = Vec::new();
             for (i, (l, r)) in splits.iter().enumerate() {
                 let (wl, wr) = (l.iter().sum::<f64>(), r.iter().sum::<f64>());
-                by_proxy.push((crit.proxy(l, wl, r, wr), i));
+                by_proxy.push((crit.proxy_of(l, wl, r, wr), i));
                 by_imp.push((-(wl * crit.impurity(l, wl) + wr * crit.impurity(r, wr)), i));
             }
             by_proxy.sort_by(|a, b| a.0.total_cmp(&b.0));
