@@ -71,72 +71,65 @@ def _nan(v: Any) -> float:
 # ----------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
 class ModelVersion:
     """One saved version: what the model is, where it came from, and the user's notes.
 
     Recorded without being asked: parameters, classes, feature names and count, the BLAKE3
     fingerprint of the exact training data, fit time, library version, creation time, user,
     host, file digest and size, and the parent (the version active when it was saved).
+    Read-only; the full manifest is ``manifest``. (A thin view over the manifest dict rather
+    than a dataclass: listing thousands of versions must stay fast.)
     """
 
-    version: int
-    created: str
-    user: str
-    host: str
-    parent: Optional[int]
-    kind: str
-    library_version: str
-    n_features: int
-    n_classes: int
-    n_trees: int
-    classes: Optional[list]
-    feature_names: Optional[list]
-    params: dict
-    training_fingerprint: str
-    n_samples: int
-    fit_seconds: float
-    digest: str
-    size: int
-    probe_rows: int
-    tags: dict
-    description: Optional[str]
-    metrics: dict
-    manifest: dict = field(repr=False, compare=False)
+    __slots__ = ("manifest",)
 
-    @property
-    def name(self) -> str:
-        """``"v<version>"``."""
-        return f"v{self.version}"
+    def __init__(self, manifest: dict) -> None:
+        object.__setattr__(self, "manifest", manifest)
 
     @classmethod
     def _from_manifest(cls, m: dict) -> "ModelVersion":
-        model = m["model"]
-        return cls(
-            version=m["version"],
-            created=m["created"],
-            user=m["user"],
-            host=m["host"],
-            parent=m.get("parent"),
-            kind=model["kind"],
-            library_version=model["library_version"],
-            n_features=model["n_features"],
-            n_classes=model["n_classes"],
-            n_trees=model["n_trees"],
-            classes=model.get("classes"),
-            feature_names=model.get("feature_names"),
-            params=model.get("params") or {},
-            training_fingerprint=model["training_fingerprint"],
-            n_samples=model["n_samples"],
-            fit_seconds=model["fit_seconds"],
-            digest=m["blob"]["digest"],
-            size=m["blob"]["size"],
-            probe_rows=m["probe_rows"],
-            tags=m.get("tags") or {},
-            description=m.get("description"),
-            metrics=m.get("metrics") or {},
-            manifest=m,
-        )
+        return cls(m)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("ModelVersion is read-only")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ModelVersion):
+            return NotImplemented
+        return self.version == other.version and self.digest == other.digest
+
+    def __hash__(self) -> int:
+        return hash((self.version, self.digest))
+
+    def __int__(self) -> int:
+        return self.version
+
+    # identity and lineage
+    version = property(lambda self: self.manifest["version"], doc="The version number.")
+    name = property(lambda self: f"v{self.manifest['version']}", doc='``"v<version>"``.')
+    created = property(lambda self: self.manifest["created"], doc="When it was saved (RFC 3339, UTC).")
+    user = property(lambda self: self.manifest["user"], doc="Who saved it.")
+    host = property(lambda self: self.manifest["host"], doc="On which host.")
+    parent = property(lambda self: self.manifest.get("parent"), doc="The parent version number, or None.")
+    digest = property(lambda self: self.manifest["blob"]["digest"], doc="BLAKE3 of the model file.")
+    size = property(lambda self: self.manifest["blob"]["size"], doc="Size of the model file in bytes.")
+    probe_rows = property(lambda self: self.manifest["probe_rows"], doc="Probe rows replayed by verification.")
+    # the model
+    kind = property(lambda self: self.manifest["model"]["kind"])
+    library_version = property(lambda self: self.manifest["model"]["library_version"])
+    n_features = property(lambda self: self.manifest["model"]["n_features"])
+    n_classes = property(lambda self: self.manifest["model"]["n_classes"])
+    n_trees = property(lambda self: self.manifest["model"]["n_trees"])
+    classes = property(lambda self: self.manifest["model"].get("classes"))
+    feature_names = property(lambda self: self.manifest["model"].get("feature_names"))
+    params = property(lambda self: self.manifest["model"].get("params") or {})
+    training_fingerprint = property(lambda self: self.manifest["model"]["training_fingerprint"])
+    n_samples = property(lambda self: self.manifest["model"]["n_samples"])
+    fit_seconds = property(lambda self: self.manifest["model"]["fit_seconds"])
+    # the user's
+    tags = property(lambda self: self.manifest.get("tags") or {})
+    description = property(lambda self: self.manifest.get("description"))
+    metrics = property(lambda self: self.manifest.get("metrics") or {})
 
     def __repr__(self) -> str:
         parent = f", parent v{self.parent}" if self.parent is not None else ""

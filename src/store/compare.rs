@@ -311,7 +311,8 @@ impl Store {
         }
         if let Some(a) = active.filter(|a| versions.contains(a) && *a != best) {
             for &v in &versions {
-                if v != a {
+                // best-vs-active is already there (as best vs every other version).
+                if v != a && v != best {
                     highlights.push(cmp.pairwise(v, a)?);
                 }
             }
