@@ -245,3 +245,39 @@ def test_manifest_files_are_plain_json(store, models):
         m = json.load(f)
     assert m["version"] == 1 and m["model"]["kind"] == "RandomForestClassifier"
     assert {"FORMAT", "blobs", "events", "tmp", "versions"} <= set(os.listdir(store.path))
+
+
+def test_threads_share_one_store(store, models):
+    from concurrent.futures import ThreadPoolExecutor
+
+    small, big = models
+    data = [woodlot.dumps(small), woodlot.dumps(big)]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda i: store.save(data[i % 2]).version, range(12)))
+    assert sorted(got) == list(range(1, 13))
+    with ThreadPoolExecutor(4) as pool:
+        listed = list(pool.map(lambda _: len(store.versions()), range(8)))
+    assert listed == [12] * 8
+    assert store.verify().ok
+
+
+def test_fault_switch_is_reachable_for_the_reliability_suite(store, models):
+    from woodlot import _native
+
+    small, _ = models
+    _native._store_fault_arm(0)
+    store.save(small)
+    steps = _native._store_fault_steps()
+    assert "link" in steps and "fsync_temp" in steps and "fsync_dir" in steps
+    n = len(steps)
+    for at in range(1, n + 1):
+        before = len(store.versions())
+        _native._store_fault_arm(at)
+        try:
+            store.save(small)
+        except OSError as e:
+            assert "injected fault" in str(e)
+        finally:
+            _native._store_fault_arm(0)
+        assert len(store.versions()) in (before, before + 1)
+        assert store.verify().ok

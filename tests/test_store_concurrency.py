@@ -19,19 +19,25 @@ WORKER = textwrap.dedent(
     from woodlot import VersionStore, ConflictError
     from woodlot import _native
 
+    import os
+
     mode, root, model_path = sys.argv[1], sys.argv[2], sys.argv[3]
     data = open(model_path, "rb").read()
     store = VersionStore(root)
+
+    def wait_for_go(go):
+        # Every worker is imported and ready before any starts: a real race, not a queue.
+        print("ready", flush=True)
+        while not os.path.exists(go):
+            time.sleep(0.0005)
+
     if mode == "save":
-        start = float(sys.argv[4])
-        while time.time() < start:
-            pass
+        wait_for_go(sys.argv[4])
         for _ in range(int(sys.argv[5])):
             print(store.save(data).version, flush=True)
     elif mode == "promote":
-        start, target = float(sys.argv[4]), int(sys.argv[5])
-        while time.time() < start:
-            pass
+        target = int(sys.argv[5])
+        wait_for_go(sys.argv[4])
         try:
             store.promote(target, expect_active="v1")
             print("won", flush=True)
@@ -68,11 +74,18 @@ def _spawn(*args):
     )
 
 
+def _start_together(procs, go):
+    for p in procs:
+        assert p.stdout.readline().strip() == "ready", p.stderr.read()
+    go.write_text("go")
+
+
 def test_concurrent_saves_are_unique_and_gapless(tmp_path, model_file):
     root = tmp_path / "s"
     VersionStore(root)
-    start = time.time() + 1.0
-    procs = [_spawn("save", root, model_file, start, 4) for _ in range(6)]
+    go = tmp_path / "go"
+    procs = [_spawn("save", root, model_file, go, 4) for _ in range(6)]
+    _start_together(procs, go)
     got = []
     for p in procs:
         out, err = p.communicate(timeout=120)
@@ -93,8 +106,9 @@ def test_racing_promotions_have_exactly_one_winner(tmp_path, model_file):
     for _ in range(9):
         store.save(data)
     store.promote(1)
-    start = time.time() + 1.0
-    procs = [_spawn("promote", root, model_file, start, v) for v in range(2, 10)]
+    go = tmp_path / "go"
+    procs = [_spawn("promote", root, model_file, go, v) for v in range(2, 10)]
+    _start_together(procs, go)
     results = []
     for p in procs:
         out, err = p.communicate(timeout=120)
