@@ -10,6 +10,7 @@ use ndarray::ArrayView2;
 use rayon::prelude::*;
 
 use super::params::{ClassWeight, ForestParams, TreeLimits};
+use super::sampling::{bootstrap_counts, WeightedSampler};
 use super::threads::run_in_pool;
 use super::{FitInfo, Forest, OobEstimate};
 use crate::error::{Result, WoodlotError};
@@ -24,7 +25,9 @@ struct TrainingSet<'a> {
     y: &'a [u32],
     n_classes: usize,
     /// Sample weight x class weight (for every class weighting but `balanced_subsample`).
-    base_weight: Vec<f64>,
+    base_weight: &'a [f64],
+    /// With bootstrap and unequal base weights: draws rows in proportion to them.
+    sampler: Option<&'a WeightedSampler>,
     limits: TreeLimits,
 }
 
@@ -168,6 +171,11 @@ fn grow_forest<T: FeatureValue>(
     let (n, n_features) = x.dim();
     let limits = params.resolve(n, n_features, n_classes)?;
     let base_weight = base_weights(y, n_classes, sample_weight, &params.class_weight);
+    let sampler = if params.bootstrap {
+        WeightedSampler::new(&base_weight)
+    } else {
+        None
+    };
     let first = trees.len();
     let (new_trees, training_fingerprint) =
         run_in_pool(n_threads, || -> Result<(Vec<Tree>, String)> {
@@ -187,7 +195,8 @@ fn grow_forest<T: FeatureValue>(
                 binned,
                 y,
                 n_classes,
-                base_weight,
+                base_weight: &base_weight,
+                sampler: sampler.as_ref(),
                 limits,
             };
             let new_trees = (first..params.n_estimators)
@@ -199,7 +208,7 @@ fn grow_forest<T: FeatureValue>(
     trees.extend(new_trees);
     let oob = if params.oob_score {
         Some(run_in_pool(n_threads, || {
-            oob_estimate(&trees, x, y, n_classes, params)
+            oob_estimate(&trees, x, y, n_classes, params, sampler.as_ref())
         })??)
     } else {
         None
@@ -276,22 +285,14 @@ fn balanced_weights(labels: impl Iterator<Item = (u32, u32)>, n_classes: usize) 
         .collect()
 }
 
-/// How many times each row is drawn into a bootstrap sample of `draws` rows.
-fn bootstrap_counts(rng: &mut Rng, n: usize, draws: usize) -> Vec<u32> {
-    let mut counts = vec![0u32; n];
-    for _ in 0..draws {
-        counts[rng.below(n as u64) as usize] += 1;
-    }
-    counts
-}
-
 /// Grows tree `index` of the forest.
 fn grow_tree(set: &TrainingSet<'_>, params: &ForestParams, index: usize) -> Tree {
     let n = set.y.len();
     let mut rng = Rng::new(tree_seed(params.random_state, index as u64));
-    let counts = params
-        .bootstrap
-        .then(|| bootstrap_counts(&mut rng, n, params.bootstrap_size(n).unwrap_or(n)));
+    let counts = params.bootstrap.then(|| {
+        let draws = params.bootstrap_size(n).unwrap_or(n);
+        bootstrap_counts(&mut rng, n, draws, set.sampler)
+    });
     let subsample_weights = match (&counts, &params.class_weight) {
         (Some(c), ClassWeight::BalancedSubsample) => Some(balanced_weights(
             set.y.iter().zip(c).map(|(&class, &m)| (class, m)),
@@ -309,7 +310,13 @@ fn grow_tree(set: &TrainingSet<'_>, params: &ForestParams, index: usize) -> Tree
         if draws == 0 {
             continue;
         }
-        let mut weight = set.base_weight[i] * draws as f64;
+        // With bootstrap, weights already decided which rows were drawn (scikit-learn >= 1.9):
+        // the tree sees draw counts. Without it, the tree sees the weights themselves.
+        let mut weight = if counts.is_some() {
+            draws as f64
+        } else {
+            set.base_weight[i]
+        };
         if let Some(cw) = &subsample_weights {
             weight *= cw[class as usize];
         }
@@ -333,6 +340,7 @@ fn oob_estimate<T: FeatureValue>(
     y: &[u32],
     n_classes: usize,
     params: &ForestParams,
+    sampler: Option<&WeightedSampler>,
 ) -> Result<OobEstimate> {
     let n = y.len();
     let draws = params.bootstrap_size(n)?;
@@ -341,7 +349,7 @@ fn oob_estimate<T: FeatureValue>(
         .into_par_iter()
         .map(|i| {
             let mut rng = Rng::new(tree_seed(params.random_state, i as u64));
-            let counts = bootstrap_counts(&mut rng, n, draws);
+            let counts = bootstrap_counts(&mut rng, n, draws, sampler);
             let mut bits = vec![0u64; words];
             for (r, &c) in counts.iter().enumerate() {
                 if c == 0 {

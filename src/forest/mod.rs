@@ -4,6 +4,7 @@
 //! - [`params`]: hyperparameters and their resolution.
 //! - [`fit`]: parallel training, class weights, out-of-bag estimates.
 //! - [`predict`]: blocked batch prediction, leaf indices, the single-row path.
+//! - [`sampling`]: bootstrap draws, uniform or weighted.
 //! - [`threads`]: the cached rayon pools behind `n_jobs`.
 //! - [`linfa_impl`]: linfa's `Fit` and `PredictInplace`.
 
@@ -11,6 +12,7 @@ pub mod fit;
 pub mod linfa_impl;
 pub mod params;
 pub mod predict;
+pub mod sampling;
 pub mod threads;
 
 use serde::{Deserialize, Serialize};

@@ -311,23 +311,23 @@ impl ForestParams {
         })
     }
 
-    /// Number of draws of each tree's bootstrap sample.
+    /// Number of draws of each tree's bootstrap sample. As in scikit-learn 1.9, a count may
+    /// exceed the number of samples (draws are with replacement), and a fraction may exceed 1.
     pub fn bootstrap_size(&self, n_samples: usize) -> Result<usize> {
         match self.max_samples {
             None => Ok(n_samples),
-            Some(SizeSpec::Count(c)) if c >= 1 && c <= n_samples => Ok(c),
+            Some(SizeSpec::Count(c)) if c >= 1 => Ok(c),
             Some(SizeSpec::Count(c)) => Err(WoodlotError::param(
                 "max_samples",
-                format!("must be in [1, n_samples={n_samples}], got {c}"),
+                format!("an integer must be at least 1, got {c}"),
             )),
-            Some(SizeSpec::Fraction(f)) if f > 0.0 && f <= 1.0 =>
             // Python's round(): ties go to even, as scikit-learn computes it.
-            {
+            Some(SizeSpec::Fraction(f)) if f > 0.0 && f.is_finite() => {
                 Ok(((n_samples as f64 * f).round_ties_even() as usize).max(1))
             }
             Some(SizeSpec::Fraction(f)) => Err(WoodlotError::param(
                 "max_samples",
-                format!("a float must be in (0.0, 1.0], got {f}"),
+                format!("a float must be > 0.0, got {f}"),
             )),
         }
     }

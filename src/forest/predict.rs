@@ -100,11 +100,24 @@ impl Forest {
         let mut out = vec![0.0f64; x.nrows() * c];
         let scale = 1.0 / self.trees.len().max(1) as f64;
         self.for_each_block(x, &mut out, c, n_threads, |buf, block| {
-            for tree in &self.trees {
-                for (row, acc) in buf.chunks_exact(f).zip(block.chunks_exact_mut(c)) {
-                    let leaf = tree.leaf_of(row);
-                    for (a, v) in acc.iter_mut().zip(tree.leaf_value(leaf)) {
+            let rows = block.len() / c;
+            if rows == 1 {
+                // One row: walk each tree directly, nothing to overlap.
+                for tree in &self.trees {
+                    let leaf = tree.leaf_of(buf);
+                    for (a, v) in block.iter_mut().zip(tree.leaf_value(leaf)) {
                         *a += *v as f64;
+                    }
+                }
+            } else {
+                let mut leaves = vec![0u32; rows];
+                let mut active = Vec::with_capacity(rows);
+                for tree in &self.trees {
+                    tree.leaves_of_block(buf, f, &mut leaves, &mut active);
+                    for (&leaf, acc) in leaves.iter().zip(block.chunks_exact_mut(c)) {
+                        for (a, v) in acc.iter_mut().zip(tree.leaf_value(leaf as usize)) {
+                            *a += *v as f64;
+                        }
                     }
                 }
             }
@@ -139,9 +152,13 @@ impl Forest {
         // Leaf indices travel as f64 through the shared block runner: exact below 2^53.
         let mut out = vec![0.0f64; x.nrows() * t];
         self.for_each_block(x, &mut out, t, n_threads, |buf, block| {
+            let rows = block.len() / t.max(1);
+            let mut leaves = vec![0u32; rows];
+            let mut active = Vec::with_capacity(rows);
             for (k, tree) in self.trees.iter().enumerate() {
-                for (row, dst) in buf.chunks_exact(f).zip(block.chunks_exact_mut(t)) {
-                    dst[k] = tree.leaf_of(row) as f64;
+                tree.leaves_of_block(buf, f, &mut leaves, &mut active);
+                for (&leaf, dst) in leaves.iter().zip(block.chunks_exact_mut(t)) {
+                    dst[k] = leaf as f64;
                 }
             }
         })?;

@@ -9,9 +9,11 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::error::{Result, WoodlotError};
 
-/// Number of cores this process may use.
+/// Number of cores this process may use, read once: asking the OS reads cgroup files and costs
+/// more than a one-row prediction.
 pub fn available_cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    static CORES: OnceLock<usize> = OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// Resolves scikit-learn's `n_jobs` to a thread count: `None` is 1, `-1` all cores, `-2` all

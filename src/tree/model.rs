@@ -107,6 +107,43 @@ impl Tree {
         }
     }
 
+    /// The leaf of every row of a row-major block (`n_features` values per row) into `leaves`;
+    /// `active` is scratch space.
+    ///
+    /// Rows advance one level at a time, all unfinished rows per round, instead of one row
+    /// walking to its leaf before the next starts: the rows' node loads are independent, so the
+    /// processor overlaps their cache misses. Rows that reach a leaf leave the round, so the work
+    /// is the sum of the rows' depths, not the deepest depth times the rows.
+    pub fn leaves_of_block(
+        &self,
+        block: &[f32],
+        n_features: usize,
+        leaves: &mut [u32],
+        active: &mut Vec<u32>,
+    ) {
+        leaves.iter_mut().for_each(|l| *l = 0);
+        active.clear();
+        active.extend(0..leaves.len() as u32);
+        while !active.is_empty() {
+            let mut kept = 0;
+            for k in 0..active.len() {
+                let r = active[k] as usize;
+                let node = &self.nodes[leaves[r] as usize];
+                if node.is_leaf() {
+                    continue;
+                }
+                let v = block[r * n_features + node.feature as usize];
+                // Non-short-circuit operators and an indexed pick compile to branch-free code: a
+                // mispredicted branch here would flush the other rows' loads in flight.
+                let go_left = (v <= node.threshold) | (v.is_nan() & node.missing_left);
+                leaves[r] = [node.right, node.left][go_left as usize];
+                active[kept] = r as u32;
+                kept += 1;
+            }
+            active.truncate(kept);
+        }
+    }
+
     /// The class fractions of a leaf node.
     #[inline]
     pub fn leaf_value(&self, leaf_node: usize) -> &[f32] {
