@@ -1,6 +1,7 @@
 """Type stubs for ``woodlot._native``, the Rust extension module (source: ``src/py/``)."""
 
-from typing import Optional, TypedDict
+import os
+from typing import Optional, TypedDict, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -69,3 +70,77 @@ class NativeForest:
     def __reduce__(self) -> tuple[object, tuple[bytes]]: ...
 
 def effective_n_jobs(n_jobs: Optional[int] = None) -> int: ...
+
+# --- the version store (src/py/store.rs); records cross as JSON strings -------------------------
+
+_RefArg = Union[int, str]
+
+class NativeStore:
+    """A version store on a local directory; every method runs in Rust with the GIL released."""
+
+    def __init__(self, path: Union[str, "os.PathLike[str]"]) -> None: ...
+    @property
+    def location(self) -> str: ...
+    def save(
+        self,
+        model: bytes,
+        tags_json: str = "{}",
+        description: Optional[str] = None,
+        metrics_json: str = "{}",
+        parent: Optional[_RefArg] = None,
+    ) -> str: ...
+    def versions(self) -> str: ...
+    def get(self, r: _RefArg) -> str: ...
+    def active(self) -> Optional[str]: ...
+    def read_model(self, r: _RefArg, verify: bool) -> tuple[str, bytes]: ...
+    def state(self) -> str: ...
+    def promote(
+        self,
+        r: _RefArg,
+        reason: Optional[str] = None,
+        expect: Optional[_RefArg] = None,
+        expect_nothing: bool = False,
+    ) -> tuple[str, str]: ...
+    def rollback(self, to: Optional[_RefArg] = None, reason: Optional[str] = None) -> tuple[str, str]: ...
+    def history(self) -> str: ...
+    def set_alias(self, name: str, r: _RefArg) -> str: ...
+    def remove_alias(self, name: str) -> str: ...
+    def verify(self) -> str: ...
+    def delete(self, r: _RefArg, force: bool = False, reason: Optional[str] = None) -> str: ...
+    def gc(self, dry_run: bool = False, grace_seconds: float = 3600.0) -> str: ...
+    def compare(
+        self,
+        x: npt.NDArray[np.float64],
+        y_num: Optional[npt.NDArray[np.float64]] = None,
+        y_str: Optional[list[str]] = None,
+        versions: Optional[list[_RefArg]] = None,
+        n_bootstrap: int = 2000,
+        seed: int = 0,
+        n_threads: int = 0,
+        record: bool = True,
+    ) -> NativeComparison: ...
+    def promote_if_better(
+        self,
+        r: _RefArg,
+        x: npt.NDArray[np.float64],
+        y_num: Optional[npt.NDArray[np.float64]] = None,
+        y_str: Optional[list[str]] = None,
+        metric: str = "accuracy",
+        min_delta: float = 0.0,
+        alpha: Optional[float] = None,
+        reason: Optional[str] = None,
+        n_bootstrap: int = 2000,
+        seed: int = 0,
+        n_threads: int = 0,
+    ) -> tuple[str, Optional[NativeComparison]]: ...
+
+class NativeComparison:
+    """The result of NativeStore.compare: per-version metrics and pairwise statistics."""
+
+    def summary(self) -> str: ...
+    def pairwise(self, a: int, b: int) -> str: ...
+
+def _store_fault_arm(at: int, crash: bool = False) -> None:
+    """Test-only: make I/O step `at` of the next store operation fail (or abort the process)."""
+
+def _store_fault_steps() -> list[str]: ...
