@@ -258,7 +258,7 @@ impl NativeStore {
     /// Collects garbage older than `grace_seconds`.
     #[pyo3(signature = (dry_run=false, grace_seconds=3600.0))]
     fn gc(&self, py: Python<'_>, dry_run: bool, grace_seconds: f64) -> PyResult<String> {
-        if !(grace_seconds >= 0.0) {
+        if grace_seconds.is_nan() || grace_seconds < 0.0 {
             return Err(PyValueError::new_err(
                 "grace_seconds must be a non-negative number",
             ));
