@@ -1,0 +1,438 @@
+"""Shared machinery of the reliability suite (tests/test_reliability_*.py).
+
+- Small real model files, and hostile ones built byte by byte from the header layout of
+  ``src/format/header.rs`` (resealed with the ``blake3`` package so the checksum passes and the
+  deeper checks are reached).
+- A fork server: importing woodlot (numpy, scikit-learn) costs ~2 s, so one helper process
+  imports it once and forks a fresh child per trial. Children are real processes running the
+  real extension; the tests kill them with SIGKILL, let them abort through the fault switch, or
+  watch them die (a segfault or abort in a fuzz case).
+- ``check_store``: what every store must satisfy after any crash or fault.
+
+Budgets (seconds, trial counts) can be raised with environment variables for longer local runs;
+the defaults keep the whole suite to a few minutes on two cores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REGRESSIONS = HERE / "regressions"
+
+MAGIC = b"\x89WDL\r\n\x1a\n"
+HEADER_LEN = 64
+
+
+def env_int(name: str, default: int) -> int:
+    try:
+        return int(os.environ.get(name, default))
+    except ValueError:
+        return default
+
+
+def env_float(name: str, default: float) -> float:
+    try:
+        return float(os.environ.get(name, default))
+    except ValueError:
+        return default
+
+
+# ---------------------------------------------------------------------------------------------
+# model files
+# ---------------------------------------------------------------------------------------------
+
+
+def small_model(seed: int = 0, n_estimators: int = 3, max_depth: int = 3):
+    """A small fitted woodlot forest on the wine data."""
+    from sklearn.datasets import load_wine
+
+    import woodlot
+
+    X, y = load_wine(return_X_y=True)
+    return woodlot.RandomForestClassifier(
+        n_estimators=n_estimators, max_depth=max_depth, random_state=seed
+    ).fit(X, y)
+
+
+def split_file(data: bytes):
+    """(header fields, meta bytes, payload bytes) of a model file, per src/format/header.rs."""
+    major, minor, flags, meta_len, payload_len = struct.unpack_from("<HHIQQ", data, 8)
+    meta = data[HEADER_LEN : HEADER_LEN + meta_len]
+    payload = data[HEADER_LEN + meta_len : HEADER_LEN + meta_len + payload_len]
+    return (major, minor, flags, meta_len, payload_len), meta, payload
+
+
+def seal(data: bytes) -> bytes:
+    """Writes the file checksum: BLAKE3 of the whole file with bytes 32..64 zeroed."""
+    import blake3
+
+    b = bytearray(data)
+    if len(b) < HEADER_LEN:
+        return bytes(b)
+    b[32:64] = bytes(32)
+    b[32:64] = blake3.blake3(bytes(b)).digest()
+    return bytes(b)
+
+
+def assemble(meta: bytes, payload: bytes, major=1, minor=0, flags=0, meta_len=None, payload_len=None) -> bytes:
+    """A sealed model file from sections (lengths may be overridden to lie)."""
+    head = MAGIC + struct.pack(
+        "<HHIQQ",
+        major,
+        minor,
+        flags,
+        len(meta) if meta_len is None else meta_len,
+        len(payload) if payload_len is None else payload_len,
+    )
+    return seal(head + bytes(32) + meta + payload)
+
+
+# ---------------------------------------------------------------------------------------------
+# store checks
+# ---------------------------------------------------------------------------------------------
+
+STORE_FILE = re.compile(
+    r"^(FORMAT|ACTIVE|LOCK|blobs/[0-9a-f]{64}|versions/\d{10}\.(json|deleted)|events/\d{12}\.json|tmp/[^/]+)$"
+)
+
+
+def store_files(root) -> list:
+    root = Path(root)
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in filenames:
+            out.append(str((Path(dirpath) / name).relative_to(root)))
+        for name in dirnames:
+            rel = str((Path(dirpath) / name).relative_to(root))
+            if rel not in ("blobs", "versions", "events", "tmp"):
+                out.append(rel + "/")
+    return sorted(out)
+
+
+def tree_snapshot(top) -> dict:
+    """Every path under ``top`` with its size (directories as -1)."""
+    snap = {}
+    for dirpath, dirnames, filenames in os.walk(top):
+        for d in dirnames:
+            snap[os.path.relpath(os.path.join(dirpath, d), top)] = -1
+        for f in filenames:
+            p = os.path.join(dirpath, f)
+            snap[os.path.relpath(p, top)] = os.lstat(p).st_size
+    return snap
+
+
+def check_store(root, expect_lock_free: bool = True) -> dict:
+    """Everything a store must satisfy after any crash or injected fault; returns facts.
+
+    It opens; verify() reports no problem; the active version (if any) loads with full
+    verification; the history is gapless; the only files are the store's own (temp files and
+    unreferenced blobs are allowed debris); gc with no grace period removes the debris and
+    leaves verify() clean; and a writer can take the lock (a dead holder did not keep it).
+    """
+    import woodlot
+
+    root = Path(root)
+    store = woodlot.VersionStore(root)
+    report = store.verify()
+    assert report.ok, f"verify found problems: {report.problems}"
+    active = store.active
+    if active is not None:
+        store.load("active", verify=True)
+    history = store.history()
+    assert [e.seq for e in history] == list(range(1, len(history) + 1)), "history has a gap"
+    files = store_files(root)
+    strange = [f for f in files if not STORE_FILE.match(f)]
+    assert not strange, f"unexpected files in the store: {strange}"
+    versions = [v.version for v in store.versions()]
+    for v in versions:
+        store.load(v, verify=True)
+    debris = [f for f in files if f.startswith("tmp/")]
+    if expect_lock_free:
+        gc = store.gc(grace_seconds=0)
+        if gc.get("repaired"):
+            # A repair (a delete's missing tombstone) frees blobs only on the next pass.
+            gc = store.gc(grace_seconds=0)
+        assert os.listdir(root / "tmp") == [], "gc left temp files"
+        report = store.verify()
+        assert report.ok, f"verify after gc: {report.problems}"
+        blobs_after = {f for f in store_files(root) if f.startswith("blobs/")}
+        referenced = set()
+        for v in store.versions():
+            m = json.loads((root / "versions" / f"{v.version:010d}.json").read_text())
+            referenced.add("blobs/" + m["blob"]["digest"])
+            referenced.add("blobs/" + m["probes"]["digest"])
+        assert blobs_after == referenced, "gc left unreferenced blobs or removed used ones"
+    else:
+        gc = None
+    return {
+        "history": [(e.kind, e.raw.get("version")) for e in history],
+        "versions": versions,
+        "active": None if active is None else active.version,
+        "debris": debris,
+        "gc": gc,
+        "notes": report.notes,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# the fork server
+# ---------------------------------------------------------------------------------------------
+
+ZYGOTE_SRC = r"""
+import json, os, sys, traceback
+sys.path.insert(0, sys.argv[1])
+import woodlot  # the expensive import, done once
+import _reliability_util as u
+inp, out = sys.stdin, sys.stdout
+for line in inp:
+    cmd = json.loads(line)
+    if cmd["op"] == "fork":
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                os.setpgid(0, 0)
+                devnull = os.open(os.devnull, os.O_RDWR)
+                os.dup2(devnull, 0)
+                if cmd.get("quiet", True):
+                    os.dup2(devnull, 1)
+                code = getattr(u, cmd["fn"])(*cmd["args"]) or 0
+            except BaseException:
+                traceback.print_exc()
+                code = 99
+            finally:
+                sys.stdout.flush(); sys.stderr.flush()
+                os._exit(code)
+        out.write(json.dumps({"pid": pid}) + "\n"); out.flush()
+    elif cmd["op"] == "wait":
+        _, status = os.waitpid(cmd["pid"], 0)
+        if os.WIFSIGNALED(status):
+            res = {"signal": os.WTERMSIG(status)}
+        else:
+            res = {"code": os.WEXITSTATUS(status)}
+        out.write(json.dumps(res) + "\n"); out.flush()
+    elif cmd["op"] == "exit":
+        break
+"""
+
+
+class Zygote:
+    """A process that has imported woodlot and forks a fresh child per request."""
+
+    def __init__(self):
+        env = dict(os.environ)
+        env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", ZYGOTE_SRC, str(HERE)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+
+    def _ask(self, cmd: dict) -> dict:
+        self.proc.stdin.write(json.dumps(cmd) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError("the fork server died")
+        return json.loads(line)
+
+    def start(self, fn: str, *args, quiet: bool = True) -> int:
+        """Forks a child running ``_reliability_util.<fn>(*args)``; returns its pid."""
+        return self._ask({"op": "fork", "fn": fn, "args": list(args), "quiet": quiet})["pid"]
+
+    def wait(self, pid: int) -> dict:
+        """``{"code": n}`` or ``{"signal": n}``."""
+        return self._ask({"op": "wait", "pid": pid})
+
+    def run(self, fn: str, *args, timeout: float = 300.0) -> dict:
+        pid = self.start(fn, *args)
+        deadline = time.monotonic() + timeout
+        # waitpid in the server blocks; enforce the timeout from here with a kill.
+        import threading
+
+        timer = threading.Timer(max(0.0, deadline - time.monotonic()), lambda: _kill(pid))
+        timer.start()
+        try:
+            return self.wait(pid)
+        finally:
+            timer.cancel()
+
+    def kill9(self, pid: int) -> dict:
+        _kill(pid)
+        return self.wait(pid)
+
+    def close(self):
+        try:
+            self.proc.stdin.write(json.dumps({"op": "exit"}) + "\n")
+            self.proc.stdin.flush()
+            self.proc.wait(timeout=10)
+        except Exception:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _kill(pid: int):
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _no_core():
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+# ---------------------------------------------------------------------------------------------
+# child workers (run in forked children of the fork server)
+# ---------------------------------------------------------------------------------------------
+
+
+def _log(fd: int, *fields):
+    os.write(fd, (" ".join(str(f) for f in fields) + "\n").encode())
+
+
+def worker_churn(root: str, model_path: str, log_path: str, seed: int, fault_at: int, n_iter: int = 10_000):
+    """Loops save + promote + rollback (+ alias, + delete now and then) on one store, logging
+    each operation only after it returned. With ``fault_at``, aborts at that I/O step."""
+    import random
+
+    import woodlot
+    from woodlot import _native
+
+    _no_core()
+    rng = random.Random(seed)
+    data = Path(model_path).read_bytes()
+    others = [p.read_bytes() for p in sorted(Path(model_path).parent.glob("alt*.wdl"))]
+    store = woodlot.VersionStore(root)
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    if fault_at:
+        _native._store_fault_arm(fault_at, True)
+    _log(fd, "ready")
+    for i in range(n_iter):
+        blob = data if not others or rng.random() < 0.5 else rng.choice(others)
+        v = store.save(blob, tags={"i": str(i)})
+        _log(fd, "save", v.version)
+        store.promote(v, reason=f"iteration {i}")
+        _log(fd, "promote", v.version)
+        if i % 2:
+            back = store.rollback(reason="churn")
+            _log(fd, "rollback", back.version)
+        if rng.random() < 0.2:
+            store.set_alias("champion", "active")
+            _log(fd, "alias_set", store.active.version)
+        if rng.random() < 0.1 and len(store.versions()) > 3:
+            victim = store.versions()[0].version
+            state_active = store.active.version
+            aliased = store.aliases.get("champion") == f"v{victim}"
+            if victim != state_active and not aliased:
+                store.delete(victim, reason="churn")
+                _log(fd, "delete", victim)
+    return 0
+
+
+def worker_lock_holder(root: str, ready_path: str):
+    """Takes the store's writer lock (flock, as std's File::lock does) and sleeps."""
+    import fcntl
+
+    f = open(os.path.join(root, "LOCK"), "a+")
+    fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+    Path(ready_path).write_text("locked")
+    time.sleep(600)
+
+
+def worker_crash_op(root: str, model_path: str, op: str, at: int):
+    """Runs one store operation with a crash (abort) armed at I/O step ``at``."""
+    import woodlot
+    from woodlot import _native
+
+    _no_core()
+    store = woodlot.VersionStore(root)
+    data = Path(model_path).read_bytes()
+    _native._store_fault_arm(at, True)
+    run_op(store, op, data)
+    _native._store_fault_arm(0)
+    return 0
+
+
+def run_op(store, op: str, data: bytes):
+    """The operations whose I/O steps the fault tests walk through, on the base store of
+    ``make_base_store`` (v1 active, v2 saved, alias "champion" -> v1)."""
+    if op == "save":
+        return store.save(data, tags={"fault": "1"})
+    if op == "promote":
+        return store.promote(2, reason="fault", expect_active=1)
+    if op == "rollback":
+        return store.rollback(to=2, reason="fault")
+    if op == "set_alias":
+        return store.set_alias("champion", 2)
+    if op == "delete":
+        return store.delete(2, reason="fault")
+    if op == "gc":
+        return store.gc(grace_seconds=0)
+    raise ValueError(op)
+
+
+def make_base_store(root, data: bytes, other: bytes):
+    import woodlot
+
+    s = woodlot.VersionStore(root)
+    s.save(data)
+    s.save(other)
+    s.promote(1)
+    s.set_alias("champion", 1)
+    return s
+
+
+def worker_saver(root: str, model_path: str, go_path: str, n: int, out_path: str):
+    import woodlot
+
+    store = woodlot.VersionStore(root)
+    data = Path(model_path).read_bytes()
+    while not os.path.exists(go_path):
+        time.sleep(0.0005)
+    got = [store.save(data).version for _ in range(n)]
+    Path(out_path).write_text(json.dumps(got))
+    return 0
+
+
+def worker_gc_loop(root: str, go_path: str, stop_path: str, out_path: str):
+    import woodlot
+
+    store = woodlot.VersionStore(root)
+    while not os.path.exists(go_path):
+        time.sleep(0.0005)
+    runs = 0
+    while not os.path.exists(stop_path):
+        store.gc(grace_seconds=0)
+        runs += 1
+    Path(out_path).write_text(json.dumps(runs))
+    return 0
+
+
+def worker_promoter(root: str, go_path: str, target: int, expect: int, out_path: str):
+    import woodlot
+
+    store = woodlot.VersionStore(root)
+    while not os.path.exists(go_path):
+        time.sleep(0.0005)
+    try:
+        store.promote(target, expect_active=expect, reason=f"race for v{target}")
+        res = "won"
+    except woodlot.ConflictError:
+        res = "conflict"
+    Path(out_path).write_text(res)
+    return 0
