@@ -6,40 +6,24 @@
 //!
 //! # Bounding the payload decode
 //!
-//! bincode 2 decodes an owned `String` by allocating the claimed length before reading it, and
-//! checks the claim only against its limit, a const generic (so it cannot be the payload's
-//! runtime length). Without a limit a hostile length prefix aborts the process; with any fixed
-//! limit, a claim just below it still allocates it. So the payload is decoded through
-//! [`Bounded`](super::bounded), which sends strings and byte buffers down bincode's borrowed
-//! path: the bytes must exist in the payload before anything is allocated for them.
-//! Sequences (`Vec<Tree>`, `Vec<Node>`, ...) go through serde, which preallocates at most 1 MiB
-//! whatever the claimed length, then grows only as elements really decode.
-//!
-//! Integers are fixed-width, so every value claims exactly the bytes it occupies and the limit
-//! ([`MAX_PAYLOAD_LEN`]) is a true bound on the bytes read; it is a backstop, the length checks
-//! and the adapter are what bound the decode.
+//! The payload is a bincode head (everything but the trees) and the trees in their own
+//! struct-of-arrays layout ([`wire`](super::wire)). bincode 2 decodes an owned `String` by
+//! allocating the claimed length before reading it, and checks the claim only against its
+//! limit, a const generic (so it cannot be the payload's runtime length). Without a limit a
+//! hostile length prefix aborts the process; with any fixed limit, a claim just below it still
+//! allocates it. So the head is decoded through [`Bounded`](super::bounded), which sends strings
+//! and byte buffers down bincode's borrowed path: the bytes must exist in the payload before
+//! anything is allocated for them. Sequences (the out-of-bag estimates) go through serde, which
+//! preallocates at most 1 MiB whatever the claimed length, then grows only as elements really
+//! decode. The trees' reader checks every length against the bytes that remain before it
+//! allocates.
 
-use bincode::config::{Configuration, Fixint, LittleEndian, NoLimit};
-use bincode::error::DecodeError;
-
-use super::bounded::BoundedSeed;
 use super::header::{seal, Header, HEADER_LEN, MAX_META_LEN, MAX_PAYLOAD_LEN};
 use super::meta::ModelMeta;
 use super::validate::validate_forest;
+use super::wire;
 use crate::error::{Result, WoodlotError};
 use crate::forest::Forest;
-
-/// The decode limit: [`MAX_PAYLOAD_LEN`] as a `usize` (it fits on every target, see below).
-const PAYLOAD_LIMIT: usize = MAX_PAYLOAD_LEN as usize;
-const _: () = assert!(
-    MAX_PAYLOAD_LEN <= usize::MAX as u64,
-    "the limit must fit a usize"
-);
-
-/// The payload's bincode configuration (before the decode limit is added).
-fn payload_config() -> Configuration<LittleEndian, Fixint, NoLimit> {
-    bincode::config::standard().with_fixed_int_encoding()
-}
 
 /// Encodes `forest` as a model file, with `estimator` (a JSON object: classes, their dtype,
 /// feature names, params) as the Python face recorded in the meta.
@@ -54,8 +38,7 @@ pub fn encode(forest: &Forest, estimator: &serde_json::Value) -> Result<Vec<u8>>
         other => other,
     })?;
     let meta = ModelMeta::for_forest(forest, estimator)?.to_json()?;
-    let payload = bincode::serde::encode_to_vec(forest, payload_config())
-        .map_err(|e| WoodlotError::input(format!("cannot encode the forest: {e}")))?;
+    let payload = wire::encode_payload(forest)?;
     // usize -> u64 widens on every target Rust supports.
     let (meta_len, payload_len) = (meta.len() as u64, payload.len() as u64);
     if meta_len > MAX_META_LEN {
@@ -111,38 +94,9 @@ fn checked_meta(bytes: &[u8]) -> Result<(Header, ModelMeta)> {
     Ok((header, ModelMeta::from_json(meta)?))
 }
 
-/// Decodes the payload through the bounding adapter; it must be consumed exactly.
+/// Decodes the payload (head and trees); it must be consumed exactly.
 fn decode_payload(payload: &[u8]) -> Result<Forest> {
-    let config = payload_config().with_limit::<PAYLOAD_LIMIT>();
-    let (forest, used): (Forest, usize) =
-        bincode::serde::seed_decode_from_slice(BoundedSeed::default(), payload, config)
-            .map_err(|e| payload_error(e, payload.len()))?;
-    if used != payload.len() {
-        return Err(WoodlotError::corrupt(format!(
-            "payload has {} trailing bytes after the forest (decoded {used} of {})",
-            payload.len().saturating_sub(used),
-            payload.len()
-        )));
-    }
-    Ok(forest)
-}
-
-fn payload_error(e: DecodeError, len: usize) -> WoodlotError {
-    match e {
-        DecodeError::LimitExceeded => WoodlotError::corrupt(format!(
-            "payload is damaged: a length inside it claims more than its {len} bytes"
-        )),
-        DecodeError::UnexpectedEnd { .. } => WoodlotError::corrupt(format!(
-            "payload ends early: its {len} bytes hold less than the forest they describe"
-        )),
-        other => WoodlotError::corrupt(format!("payload does not decode as a forest: {other}")),
-    }
-}
-
-// Used by tests to build payloads exactly as the encoder does.
-#[cfg(test)]
-pub(crate) fn encode_payload<T: serde::Serialize>(value: &T) -> Vec<u8> {
-    bincode::serde::encode_to_vec(value, payload_config()).expect("encodable")
+    wire::decode_payload(payload)
 }
 
 #[cfg(test)]
@@ -151,8 +105,8 @@ mod tests {
 
     use super::*;
     use crate::format::testutil::{
-        assemble, estimator, largest_allocation_during, reseal, sample_forest, sections,
-        FINGERPRINT,
+        assemble, balanced_tree, estimator, largest_allocation_during, reseal, sample_forest,
+        sections, FINGERPRINT,
     };
 
     fn encoded() -> Vec<u8> {
@@ -381,35 +335,22 @@ mod tests {
     /// A change that breaks a forest.
     type Tamper = Box<dyn Fn(&mut Forest)>;
 
+    /// Values the wire stores but only the validator can judge. (The child pointers and leaf
+    /// rows are not stored: malformed structure is rejected by the wire reader, see its tests.)
     #[test]
-    fn structurally_invalid_trees_are_rejected_after_decoding() {
+    fn invalid_stored_values_are_rejected_after_decoding() {
         let bytes = encoded();
         let (meta_at, payload_at) = sections(&bytes);
         let meta = &bytes[meta_at..payload_at];
         let cases: Vec<(Tamper, &str)> = vec![
             (
-                Box::new(|f| f.trees[0].nodes[2].left = 1),
-                "tree 0 node 2: left child 1 does not point forward",
-            ),
-            (
-                Box::new(|f| f.trees[0].nodes[2].left = 2),
-                "tree 0 node 2: left child points to itself",
-            ),
-            (
-                Box::new(|f| f.trees[0].nodes[0].right = 9),
-                "tree 0 node 0: right child 9 is past the end",
-            ),
-            (
-                Box::new(|f| f.trees[0].nodes[0].feature = 7),
-                "tree 0 node 0: feature 7 is out of range",
+                // Features take 2 bits for 3 features: 3 is the one value out of range.
+                Box::new(|f| f.trees[0].nodes[0].feature = 3),
+                "tree 0 node 0: feature 3 is out of range",
             ),
             (
                 Box::new(|f| f.trees[0].nodes[2].threshold = f32::NAN),
                 "tree 0 node 2: threshold is NaN",
-            ),
-            (
-                Box::new(|f| f.trees[1].nodes[0].right = 1),
-                "tree 1 node 0: leaf row 1 is out of range",
             ),
             (
                 Box::new(|f| f.trees[1].leaf_values[0] = 0.9),
@@ -419,11 +360,19 @@ mod tests {
                 Box::new(|f| f.trees[1].leaf_values[2] = f32::NAN),
                 "tree 1 node 0: leaf value NaN",
             ),
+            (
+                Box::new(|f| f.trees[0].stats.impurity[3] = f32::INFINITY),
+                "tree 0 node 3: impurity is inf",
+            ),
+            (
+                Box::new(|f| f.trees[0].stats.weighted_n_samples[4] = -2.0),
+                "tree 0 node 4: weighted_n_samples is -2",
+            ),
         ];
         for (tamper, expected) in cases {
             let mut forest = sample_forest();
             tamper(&mut forest);
-            let file = assemble(meta, &encode_payload(&forest));
+            let file = assemble(meta, &wire::encode_unchecked(&forest));
             let m = reason(&file);
             assert!(m.contains(expected), "expected {expected:?}, got {m:?}");
         }
@@ -462,25 +411,55 @@ mod tests {
         m
     }
 
+    /// `payload` with the one-byte varint at `at` replaced by the varint of `claim`.
+    fn with_varint(payload: &[u8], at: usize, claim: u64) -> Vec<u8> {
+        assert!(payload[at] < 0x80, "payload layout changed: fix the offset");
+        let mut out = payload[..at].to_vec();
+        let mut v = claim;
+        while v >= 0x80 {
+            out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+        out.extend_from_slice(&payload[at + 1..]);
+        out
+    }
+
     #[test]
-    fn hostile_vec_lengths_fail_fast_without_allocating() {
+    fn hostile_tree_lengths_fail_fast_without_allocating() {
         let forest = sample_forest();
         let bytes = encoded();
-        let (_, payload_at) = sections(&bytes);
-        let payload = &bytes[payload_at..];
-        // Layout: n_features u32, n_classes u32, params, trees (u64 length, then each tree:
-        // n_classes u32, nodes (u64 length, ...), ...).
-        let params_len = encode_payload(&forest.params).len();
-        let trees_at = prefix_at(payload, 8 + params_len, forest.trees.len());
-        let nodes_at = prefix_at(payload, trees_at + 8 + 4, forest.trees[0].nodes.len());
-        // serde preallocates at most 1 MiB for a claimed sequence, however long.
-        let one_mib = 1 << 20;
-        for at in [trees_at, nodes_at] {
-            for claim in [1u64 << 50, 1 << 32, u64::MAX] {
-                let m = assert_fails_fast_and_small(&with_prefix(&bytes, at, claim), one_mib);
+        let (meta_at, payload_at) = sections(&bytes);
+        let (meta, payload) = (&bytes[meta_at..payload_at], &bytes[payload_at..]);
+        // Layout: head, n_trees varint, then per tree a length varint and the tree (node count
+        // varint first). Both trees are short, so every varint here is one byte.
+        let trees: Vec<Vec<u8>> = forest
+            .trees
+            .iter()
+            .map(|t| wire::tree_bytes(t, forest.n_features))
+            .collect();
+        let trees_len = 1 + trees.iter().map(|t| 1 + t.len()).sum::<usize>();
+        let n_trees_at = payload.len() - trees_len;
+        assert_eq!(payload[n_trees_at], 2, "payload layout changed");
+        let len_at = n_trees_at + 1;
+        assert_eq!(
+            payload[len_at] as usize,
+            trees[0].len(),
+            "payload layout changed"
+        );
+        let nodes_at = len_at + 1;
+        assert_eq!(payload[nodes_at], 5, "payload layout changed");
+        for at in [n_trees_at, len_at, nodes_at] {
+            for claim in [1u64 << 50, 1 << 32, (1 << 32) + 1, u64::MAX] {
+                let file = assemble(meta, &with_varint(payload, at, claim));
+                let m = assert_fails_fast_and_small(&file, 4096);
                 assert!(m.contains("payload"), "{m}");
             }
         }
+        // A node count the leaf bits cannot hold.
+        let file = assemble(meta, &with_varint(payload, nodes_at, 100));
+        let m = assert_fails_fast_and_small(&file, 4096);
+        assert!(m.contains("payload: tree 0: "), "{m}");
     }
 
     #[test]
@@ -497,7 +476,7 @@ mod tests {
             rest + 1,
             1 << 20,
             1 << 39,
-            PAYLOAD_LIMIT as u64,
+            MAX_PAYLOAD_LEN,
             1 << 50,
             u64::MAX,
         ] {
@@ -512,11 +491,19 @@ mod tests {
     #[test]
     fn a_large_forest_round_trips() {
         let mut forest = sample_forest();
-        let tree = forest.trees[0].clone();
-        forest.trees = vec![tree; 5000];
+        forest.trees = vec![
+            balanced_tree(15, 3),
+            balanced_tree(3, 3),
+            balanced_tree(12, 3),
+        ];
+        validate_forest(&forest).unwrap();
         let bytes = encode(&forest, &estimator()).unwrap();
         let (_, payload_at) = sections(&bytes);
         assert!(bytes.len() - payload_at > 1 << 20);
+        assert_eq!(decode(&bytes).unwrap().0, forest);
+        let mut forest = sample_forest();
+        forest.trees = vec![forest.trees[0].clone(); 20_000];
+        let bytes = encode(&forest, &estimator()).unwrap();
         assert_eq!(decode(&bytes).unwrap().0, forest);
     }
 

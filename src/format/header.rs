@@ -24,10 +24,13 @@ use crate::error::{Result, WoodlotError};
 pub const MAGIC: [u8; 8] = [0x89, b'W', b'D', b'L', b'\r', b'\n', 0x1a, b'\n'];
 
 /// The format's major version. A reader rejects any other major version.
-pub const FORMAT_MAJOR: u16 = 1;
+///
+/// 2: the trees are stored as struct-of-arrays in depth-first preorder (1 stored them as
+/// serde-derived bincode; never released).
+pub const FORMAT_MAJOR: u16 = 2;
 
-/// The format's minor version. Minor versions only add things an older 1.x reader can ignore,
-/// so a reader accepts any minor version of its major.
+/// The format's minor version. Minor versions only add things an older reader of the same major
+/// can ignore, so a reader accepts any minor version of its major.
 pub const FORMAT_MINOR: u16 = 0;
 
 /// Length of the fixed header in bytes.
@@ -348,7 +351,7 @@ mod tests {
         h.checksum = [0xab; 32];
         let b = h.to_bytes();
         assert_eq!(&b[0..8], b"\x89WDL\r\n\x1a\n");
-        assert_eq!(&b[8..16], &[1, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(&b[8..16], &[2, 0, 0, 0, 0, 0, 0, 0]);
         assert_eq!(&b[16..24], &[2, 1, 0, 0, 0, 0, 0, 0]);
         assert_eq!(&b[24..32], &[4, 3, 0, 0, 0, 0, 0, 0]);
         assert_eq!(&b[32..64], &[0xab; 32]);
@@ -408,10 +411,13 @@ mod tests {
             m.contains("format version 7.0 is newer than this woodlot"),
             "{m}"
         );
-        assert!(m.contains("reads 1.x"), "{m}");
+        assert!(m.contains("reads 2.x"), "{m}");
         b[8] = 0;
         assert!(err(&b).contains("never released"));
+        // 1.x (bincode of the whole forest) was never released either.
         b[8] = 1;
+        assert!(err(&b).contains("format version 1.0 was never released"));
+        b[8] = 2;
         b[10] = 9;
         assert_eq!(Header::parse(&b).unwrap().minor, 9);
     }

@@ -2,7 +2,7 @@
 //!
 //! It is what a listing reads (`read_meta` skips the payload), and it carries the Python face
 //! of the estimator (`estimator`: classes, their dtype, feature names, constructor params) that
-//! the Rust core keeps opaque. Unknown fields are ignored, so a later 1.x minor version may add
+//! the Rust core keeps opaque. Unknown fields are ignored, so a later minor version may add
 //! fields without breaking older readers.
 
 use serde::{Deserialize, Serialize};
@@ -13,8 +13,9 @@ use crate::forest::{FitInfo, Forest};
 /// The only model kind this version writes and reads.
 pub const KIND: &str = "RandomForestClassifier";
 
-/// The payload codec: bincode 2 through serde, little-endian, fixed-width integers.
-pub const CODEC: &str = "bincode2";
+/// The payload codec: a bincode 2 head (serde, little-endian, fixed-width integers), then the
+/// trees as struct-of-arrays in depth-first preorder (format 2).
+pub const CODEC: &str = "bincode2+soa-trees";
 
 /// The JSON meta section of a model file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -162,7 +163,7 @@ mod tests {
     fn json_round_trips() {
         let meta = ModelMeta::for_forest(&sample_forest(), &estimator()).unwrap();
         assert_eq!(meta.kind, "RandomForestClassifier");
-        assert_eq!(meta.codec, "bincode2");
+        assert_eq!(meta.codec, "bincode2+soa-trees");
         assert_eq!(meta.n_trees, 2);
         let back = ModelMeta::from_json(&meta.to_json().unwrap()).unwrap();
         assert_eq!(back, meta);

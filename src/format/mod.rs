@@ -4,12 +4,13 @@
 //!
 //! ```text
 //! magic        8 bytes   0x89 'W' 'D' 'L' '\r' '\n' 0x1a '\n'
-//! version      u16 major (1), u16 minor (0), u32 flags (0; unknown bits are rejected), LE
+//! version      u16 major (2), u16 minor (0), u32 flags (0; unknown bits are rejected), LE
 //! lengths      u64 meta_len, u64 payload_len, LE; 64 + meta_len + payload_len == file size
 //! checksum     32 bytes: BLAKE3 of the whole file with these 32 bytes zeroed
 //! meta         meta_len bytes of UTF-8 JSON, a [`ModelMeta`]
-//! payload      payload_len bytes: the [`Forest`](crate::forest::Forest) in bincode 2 (serde,
-//!              little-endian, fixed-width integers), consumed exactly
+//! payload      payload_len bytes, consumed exactly: the [`Forest`](crate::forest::Forest)
+//!              without its trees in bincode 2 (serde, little-endian, fixed-width integers),
+//!              then the trees as struct-of-arrays in depth-first preorder (see `wire`)
 //! ```
 //!
 //! - [`header`](Header): the fixed 64-byte header and the checksum.
@@ -17,6 +18,8 @@
 //! - [`encode`] / [`decode`]: whole files; [`decode`] checks size, magic, version, flags,
 //!   lengths, checksum, meta, the bounded payload decode, meta/payload agreement, then the
 //!   structure of every tree, each before the next step allocates.
+//! - `wire`: the payload layout; a tree stores its leaf bits and per-split and per-node arrays,
+//!   and its child pointers and leaf rows are rebuilt from its depth-first preorder.
 //! - [`validate_forest`]: the structural checks, also usable on in-memory forests.
 //!
 //! Every failed check is [`WoodlotError::CorruptModel`](crate::error::WoodlotError) with a
@@ -29,6 +32,7 @@ mod meta;
 #[cfg(test)]
 mod testutil;
 mod validate;
+mod wire;
 
 pub use codec::{decode, digest_hex, encode, read_meta};
 pub use header::{

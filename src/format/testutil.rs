@@ -85,6 +85,53 @@ pub fn sample_forest() -> Forest {
     }
 }
 
+/// A valid complete tree of the given depth in depth-first preorder, over 3 features, with
+/// every threshold, statistic and leaf row distinct (so every column is stored raw).
+pub fn balanced_tree(depth: u32, n_classes: u32) -> Tree {
+    fn grow(t: &mut Tree, depth: u32) -> u32 {
+        let id = t.nodes.len() as u32;
+        let k = id as f32;
+        t.stats.impurity.push(0.001 * k + 0.5);
+        t.stats.n_samples.push(id * 3 + 1);
+        t.stats.weighted_n_samples.push(0.25 * k + 0.125);
+        if depth == 0 {
+            let row = (t.leaf_values.len() / t.n_classes as usize) as u32;
+            let c = t.n_classes as usize;
+            let first = if c == 1 { 1.0 } else { 1.0 / (2.0 + k) };
+            t.leaf_values.push(first);
+            for j in 1..c {
+                let rest = (1.0 - first) / (c - 1) as f32;
+                t.leaf_values.push(if j + 1 == c {
+                    1.0 - first - rest * (c - 2) as f32
+                } else {
+                    rest
+                });
+            }
+            t.nodes.push(leaf(row));
+        } else {
+            t.nodes.push(Node {
+                feature: id % 3,
+                threshold: k * 0.37 + 0.001,
+                left: id + 1,
+                right: 0,
+                missing_left: id.is_multiple_of(2),
+            });
+            grow(t, depth - 1);
+            let right = grow(t, depth - 1);
+            t.nodes[id as usize].right = right;
+        }
+        id
+    }
+    let mut t = Tree {
+        n_classes,
+        nodes: Vec::new(),
+        leaf_values: Vec::new(),
+        stats: NodeStats::default(),
+    };
+    grow(&mut t, depth);
+    t
+}
+
 /// The Python face of the sample forest, as the estimator would record it.
 pub fn estimator() -> serde_json::Value {
     serde_json::json!({

@@ -110,9 +110,12 @@ fn check_params(
 /// - a split node's `left` and `right` are strictly greater than its own index and inside the
 ///   node array, its feature is `< n_features`, its threshold is not NaN (`+inf` is allowed);
 /// - every node but the root has exactly one parent (so the nodes form one tree);
+/// - the nodes are in depth-first preorder: a split node's left child is the next node and its
+///   right child the node after its left subtree (the model file stores only this order);
+/// - a leaf has feature 0, threshold 0.0 and `missing_left` false (the file stores none);
 /// - a leaf's `right` is its row in `leaf_values`; there are exactly `n_leaves * n_classes`
-///   values, every row belongs to exactly one leaf, and each row holds fractions in `[0, 1]`
-///   summing to 1 (within [`LEAF_SUM_TOLERANCE`]).
+///   values, the leaves take the rows in node order (the file stores none), and each row holds
+///   fractions in `[0, 1]` summing to 1 (within [`LEAF_SUM_TOLERANCE`]).
 fn validate_tree(tree: &Tree, n_features: u32, n_classes: u32) -> std::result::Result<(), String> {
     if tree.n_classes != n_classes {
         return Err(format!(
@@ -156,6 +159,13 @@ fn validate_tree(tree: &Tree, n_features: u32, n_classes: u32) -> std::result::R
     let mut n_leaves = 0usize;
     for (i, node) in tree.nodes.iter().enumerate() {
         if node.is_leaf() {
+            if node.feature != 0 || node.threshold.to_bits() != 0 || node.missing_left {
+                return Err(format!(
+                    "node {i}: a leaf must have feature 0, threshold 0 and missing_left false \
+                     (has {}, {}, {})",
+                    node.feature, node.threshold, node.missing_left
+                ));
+            }
             n_leaves += 1;
             continue;
         }
@@ -191,7 +201,39 @@ fn validate_tree(tree: &Tree, n_features: u32, n_classes: u32) -> std::result::R
         return Err(format!("node {} is not reachable from the root", i + 1));
     }
 
-    // Pass 2: leaf rows.
+    // Pass 2: depth-first preorder. `end[i]` is one past the last node of i's subtree when the
+    // order holds (children point forward, so a reverse pass sees them first).
+    let mut end = vec![0usize; n];
+    for i in (0..n).rev() {
+        let node = &tree.nodes[i];
+        end[i] = if node.is_leaf() {
+            i + 1
+        } else {
+            end[node.right as usize]
+        };
+    }
+    for (i, node) in tree.nodes.iter().enumerate() {
+        if node.is_leaf() {
+            continue;
+        }
+        let (l, r) = (node.left as usize, node.right as usize);
+        if l != i + 1 {
+            return Err(format!(
+                "node {i}: left child {l} is not the next node {}: nodes are not in depth-first \
+                 preorder",
+                i + 1
+            ));
+        }
+        if r != end[l] {
+            return Err(format!(
+                "node {i}: right child {r} does not follow its left subtree (nodes {l}..{}): \
+                 nodes are not in depth-first preorder",
+                end[l] - 1
+            ));
+        }
+    }
+
+    // Pass 3: leaf rows.
     let c = n_classes as usize;
     let expected = n_leaves.checked_mul(c);
     if expected != Some(tree.leaf_values.len()) {
@@ -201,6 +243,7 @@ fn validate_tree(tree: &Tree, n_features: u32, n_classes: u32) -> std::result::R
         ));
     }
     let mut row_owner = vec![false; n_leaves];
+    let mut rank = 0usize;
     for (i, node) in tree.nodes.iter().enumerate() {
         if !node.is_leaf() {
             continue;
@@ -216,6 +259,13 @@ fn validate_tree(tree: &Tree, n_features: u32, n_classes: u32) -> std::result::R
                 "node {i}: leaf row {row} is shared with another leaf"
             ));
         }
+        if row != rank {
+            return Err(format!(
+                "node {i}: leaf row {row} is out of order: leaves take rows in node order, so \
+                 this one should have row {rank}"
+            ));
+        }
+        rank += 1;
         let values = tree
             .leaf_values
             .get(row * c..(row + 1) * c)

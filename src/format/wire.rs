@@ -1,0 +1,630 @@
+//! The payload: a small bincode head, then every tree as struct-of-arrays.
+//!
+//! The in-memory [`Tree`] is an array of 20-byte nodes with explicit child pointers. On the wire
+//! a tree stores only what its depth-first preorder does not imply:
+//!
+//! ```text
+//! payload      head, trees
+//! head         bincode 2 (serde, little-endian, fixed-width integers) of
+//!              n_features u32, n_classes u32, params, oob, fit_info
+//! trees        varint n_trees, then per tree: varint byte length, then the tree
+//! tree         varint n_nodes                    1 ..= 2^32
+//!              is_leaf       n_nodes bits        node i is a leaf
+//!              missing_left  n_splits bits       per split node, in node order
+//!              feature       n_splits x w bits   w = bit length of n_features - 1
+//!              threshold     f32 column, n_splits values
+//!              n_samples     n_nodes varints     each <= u32::MAX
+//!              impurity      f32 column, n_nodes values
+//!              weighted_n_samples  f32 column, n_nodes values
+//!              leaf_values   f32 column, n_leaves * n_classes values
+//! f32 column   u8 mode, then
+//!              0 raw:        count x f32 LE
+//!              1 dictionary: u8 k-1, k f32 LE (in order of first use), count indices of
+//!                            max(1, bit length of k-1) bits each
+//!              2 integers:   count varints u32, each value is `u as f32`
+//! ```
+//!
+//! Bit arrays are packed least significant bit first, each starts on a byte boundary, and the
+//! padding bits of its last byte must be zero. Varints are LEB128, minimal, at most 64 bits.
+//! The encoder picks the smallest column mode (the lowest mode on a tie), so `encode` is a pure
+//! function of the forest.
+//!
+//! **Structure.** Nodes are in depth-first preorder (the builder's `finish` writes them so, and
+//! [`validate_forest`](super::validate_forest) rejects any other order), so a split node's left
+//! child is the next node and its right child the node after its left subtree, and a leaf's row
+//! in `leaf_values` is the number of leaves before it. Both are rebuilt from the leaf bits
+//! alone: the decoder rejects leaf bits that close the tree before the last node or end before
+//! it is complete. Leaves carry no feature, threshold or missing direction (they are 0, 0.0 and
+//! false in memory, which the validator also requires).
+//!
+//! **Bounded decoding.** Every length is checked against the bytes that remain before anything
+//! is allocated for it: a tree's byte length against the payload, every array against the
+//! tree's bytes. A node costs at least one bit of the leaf bitset and one byte of `n_samples`,
+//! and a dictionary index at least one bit, so what a tree allocates is a small multiple of its
+//! bytes. The head goes through [`Bounded`](super::bounded) (see [`codec`](super::codec)).
+
+use std::collections::HashMap;
+
+use bincode::config::{Configuration, Fixint, LittleEndian, NoLimit};
+use bincode::error::DecodeError;
+use serde::{Deserialize, Serialize};
+
+use super::bounded::BoundedSeed;
+use super::header::MAX_PAYLOAD_LEN;
+use crate::error::{Result, WoodlotError};
+use crate::forest::{FitInfo, Forest, ForestParams, OobEstimate};
+use crate::tree::{Node, NodeStats, Tree, LEAF};
+
+/// The decode limit for the head: [`MAX_PAYLOAD_LEN`] as a `usize`.
+const PAYLOAD_LIMIT: usize = MAX_PAYLOAD_LEN as usize;
+const _: () = assert!(
+    MAX_PAYLOAD_LEN <= usize::MAX as u64,
+    "the limit must fit a usize"
+);
+
+/// f32 column modes.
+const RAW: u8 = 0;
+const DICTIONARY: u8 = 1;
+const INTEGERS: u8 = 2;
+
+/// Largest dictionary of an f32 column.
+const MAX_DICTIONARY: usize = 256;
+
+/// The fewest bytes a tree takes on the wire (length, node count, leaf bits, four column modes,
+/// an `n_samples` varint): bounds the trees a payload can claim.
+const MIN_TREE_BYTES: usize = 8;
+
+/// Largest node count: node indexes are `u32`.
+const MAX_NODES: u64 = 1 << 32;
+
+/// The forest without its trees, borrowed for encoding.
+#[derive(Serialize)]
+struct HeadRef<'a> {
+    n_features: u32,
+    n_classes: u32,
+    params: &'a ForestParams,
+    oob: &'a Option<OobEstimate>,
+    fit_info: &'a FitInfo,
+}
+
+/// The forest without its trees, as decoded (same fields, same order as [`HeadRef`]).
+#[derive(Deserialize)]
+struct Head {
+    n_features: u32,
+    n_classes: u32,
+    params: ForestParams,
+    oob: Option<OobEstimate>,
+    fit_info: FitInfo,
+}
+
+/// The head's bincode configuration (before the decode limit is added).
+fn head_config() -> Configuration<LittleEndian, Fixint, NoLimit> {
+    bincode::config::standard().with_fixed_int_encoding()
+}
+
+/// Encodes the payload of `forest`, which must be valid (see [`validate_forest`]): the trees
+/// must be in depth-first preorder for the decoder to rebuild them.
+///
+/// [`validate_forest`]: super::validate_forest
+pub(super) fn encode_payload(forest: &Forest) -> Result<Vec<u8>> {
+    let head = HeadRef {
+        n_features: forest.n_features,
+        n_classes: forest.n_classes,
+        params: &forest.params,
+        oob: &forest.oob,
+        fit_info: &forest.fit_info,
+    };
+    let mut out = bincode::serde::encode_to_vec(&head, head_config())
+        .map_err(|e| WoodlotError::input(format!("cannot encode the forest: {e}")))?;
+    write_trees(&mut out, forest);
+    Ok(out)
+}
+
+/// Decodes a payload, consuming it exactly. The forest still needs
+/// [`validate_forest`](super::validate_forest): this checks only what rebuilding it needs.
+pub(super) fn decode_payload(payload: &[u8]) -> Result<Forest> {
+    let config = head_config().with_limit::<PAYLOAD_LIMIT>();
+    let (head, used): (Head, usize) =
+        bincode::serde::seed_decode_from_slice(BoundedSeed::default(), payload, config)
+            .map_err(|e| head_error(e, payload.len()))?;
+    let rest = payload.get(used..).unwrap_or_default();
+    let trees = read_trees(rest, head.n_features, head.n_classes, payload.len())?;
+    Ok(Forest {
+        n_features: head.n_features,
+        n_classes: head.n_classes,
+        params: head.params,
+        trees,
+        oob: head.oob,
+        fit_info: head.fit_info,
+    })
+}
+
+fn head_error(e: DecodeError, len: usize) -> WoodlotError {
+    match e {
+        DecodeError::LimitExceeded => WoodlotError::corrupt(format!(
+            "payload is damaged: a length inside it claims more than its {len} bytes"
+        )),
+        DecodeError::UnexpectedEnd { .. } => WoodlotError::corrupt(format!(
+            "payload ends early: its {len} bytes hold less than the forest they describe"
+        )),
+        other => WoodlotError::corrupt(format!("payload does not decode as a forest: {other}")),
+    }
+}
+
+/// Bits needed for a feature index of a forest with `n_features` features.
+fn feature_width(n_features: u32) -> u32 {
+    bit_length(n_features.saturating_sub(1))
+}
+
+fn bit_length(v: u32) -> u32 {
+    u32::BITS - v.leading_zeros()
+}
+
+/// Bits per index of a dictionary of `k` entries (at least one, so that every value costs
+/// input and a column's length is bounded by its bytes).
+fn index_width(k: usize) -> u32 {
+    bit_length(u32::try_from(k.saturating_sub(1)).unwrap_or(u32::MAX)).max(1)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writing
+
+fn write_trees(out: &mut Vec<u8>, forest: &Forest) {
+    put_varint(out, forest.trees.len() as u64);
+    let width = feature_width(forest.n_features);
+    let mut body = Vec::new();
+    for tree in &forest.trees {
+        body.clear();
+        write_tree(&mut body, tree, width);
+        put_varint(out, body.len() as u64);
+        out.extend_from_slice(&body);
+    }
+}
+
+/// Writes one tree's arrays as they are; a valid tree gives back itself (see the module docs).
+fn write_tree(out: &mut Vec<u8>, tree: &Tree, feature_width: u32) {
+    put_varint(out, tree.nodes.len() as u64);
+    put_bits(out, tree.nodes.iter().map(|n| u32::from(n.is_leaf())), 1);
+    let splits: Vec<&Node> = tree.nodes.iter().filter(|n| !n.is_leaf()).collect();
+    put_bits(out, splits.iter().map(|n| u32::from(n.missing_left)), 1);
+    put_bits(out, splits.iter().map(|n| n.feature), feature_width);
+    let thresholds: Vec<f32> = splits.iter().map(|n| n.threshold).collect();
+    put_f32s(out, &thresholds);
+    for &n in &tree.stats.n_samples {
+        put_varint(out, u64::from(n));
+    }
+    put_f32s(out, &tree.stats.impurity);
+    put_f32s(out, &tree.stats.weighted_n_samples);
+    put_f32s(out, &tree.leaf_values);
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn varint_len(v: u64) -> usize {
+    (bit_length_u64(v).max(1) as usize).div_ceil(7)
+}
+
+fn bit_length_u64(v: u64) -> u32 {
+    u64::BITS - v.leading_zeros()
+}
+
+/// Packs `values` in `width` bits each (`width <= 32`), least significant bit first; the last
+/// byte is zero-padded.
+fn put_bits(out: &mut Vec<u8>, values: impl IntoIterator<Item = u32>, width: u32) {
+    debug_assert!(width <= 32);
+    let mask = (1u64 << width) - 1;
+    let (mut acc, mut filled) = (0u64, 0u32);
+    for v in values {
+        acc |= (u64::from(v) & mask) << filled;
+        filled += width;
+        while filled >= 8 {
+            out.push(acc as u8);
+            acc >>= 8;
+            filled -= 8;
+        }
+    }
+    if filled > 0 {
+        out.push(acc as u8);
+    }
+}
+
+/// The value of `v` as an integer column entry, if `u as f32` gives back its exact bits.
+fn as_integer(v: f32) -> Option<u32> {
+    let u = v as u32;
+    ((u as f32).to_bits() == v.to_bits()).then_some(u)
+}
+
+/// The dictionary of `values` (distinct bit patterns in order of first use) and each value's
+/// index, if there are at most [`MAX_DICTIONARY`] distinct values.
+fn dictionary(values: &[f32]) -> Option<(Vec<u32>, Vec<u32>)> {
+    let mut entries: Vec<u32> = Vec::new();
+    let mut index: HashMap<u32, u32> = HashMap::new();
+    let mut indices = Vec::with_capacity(values.len());
+    for v in values {
+        let bits = v.to_bits();
+        let i = match index.get(&bits) {
+            Some(&i) => i,
+            None => {
+                if entries.len() == MAX_DICTIONARY {
+                    return None;
+                }
+                let i = entries.len() as u32;
+                entries.push(bits);
+                index.insert(bits, i);
+                i
+            }
+        };
+        indices.push(i);
+    }
+    Some((entries, indices))
+}
+
+/// Writes an f32 column in its smallest mode (the lowest mode on a tie).
+fn put_f32s(out: &mut Vec<u8>, values: &[f32]) {
+    let raw = 4 * values.len();
+    let dict = if values.is_empty() {
+        None
+    } else {
+        dictionary(values)
+    };
+    let dict_size = dict.as_ref().map(|(entries, _)| {
+        1 + 4 * entries.len() + (values.len() * index_width(entries.len()) as usize).div_ceil(8)
+    });
+    let int_size: Option<usize> = values
+        .iter()
+        .map(|v| as_integer(*v).map(|u| varint_len(u64::from(u))))
+        .sum();
+    let mut best = (raw, RAW);
+    for (size, mode) in [(dict_size, DICTIONARY), (int_size, INTEGERS)] {
+        if let Some(size) = size {
+            if size < best.0 {
+                best = (size, mode);
+            }
+        }
+    }
+    out.push(best.1);
+    match (best.1, dict) {
+        (DICTIONARY, Some((entries, indices))) => {
+            out.push((entries.len() - 1) as u8);
+            for bits in &entries {
+                out.extend_from_slice(&bits.to_le_bytes());
+            }
+            put_bits(out, indices, index_width(entries.len()));
+        }
+        (INTEGERS, _) => {
+            for v in values {
+                put_varint(out, u64::from(as_integer(*v).unwrap_or_default()));
+            }
+        }
+        _ => {
+            for v in values {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading
+
+/// A cursor over a byte slice whose reads fail with a reason instead of running past the end.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Self { bytes, at: 0 }
+    }
+
+    fn remaining(&self) -> usize {
+        self.bytes.len() - self.at
+    }
+
+    fn take(&mut self, n: usize, what: &str) -> std::result::Result<&'a [u8], String> {
+        let rest = self.remaining();
+        if n > rest {
+            return Err(format!("{what} ends early: needs {n} bytes, {rest} remain"));
+        }
+        let out = &self.bytes[self.at..self.at + n];
+        self.at += n;
+        Ok(out)
+    }
+
+    fn u8(&mut self, what: &str) -> std::result::Result<u8, String> {
+        Ok(self.take(1, what)?[0])
+    }
+
+    /// A minimal LEB128 varint of at most 64 bits.
+    fn varint(&mut self, what: &str) -> std::result::Result<u64, String> {
+        let mut v = 0u64;
+        for i in 0..10 {
+            let b = self.u8(what)?;
+            if i == 9 && b > 1 {
+                return Err(format!("{what} is a varint longer than 64 bits"));
+            }
+            v |= u64::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                if b == 0 && i > 0 {
+                    return Err(format!("{what} is a varint with redundant bytes"));
+                }
+                return Ok(v);
+            }
+        }
+        Err(format!("{what} is a varint longer than 64 bits"))
+    }
+
+    /// `count` values of `width` bits (`width <= 32`). The caller bounds `count` when `width`
+    /// is 0 (no bytes are read then).
+    fn bits(
+        &mut self,
+        count: usize,
+        width: u32,
+        what: &str,
+    ) -> std::result::Result<Vec<u32>, String> {
+        let n_bits = count
+            .checked_mul(width as usize)
+            .ok_or_else(|| format!("{what}: {count} values of {width} bits overflow"))?;
+        let bytes = self.take(n_bits.div_ceil(8), what)?;
+        let mask = (1u64 << width) - 1;
+        let mut out = Vec::with_capacity(count);
+        let (mut acc, mut have) = (0u64, 0u32);
+        let mut next = bytes.iter();
+        for _ in 0..count {
+            while have < width {
+                let Some(&b) = next.next() else {
+                    return Err(format!("{what} ends early"));
+                };
+                acc |= u64::from(b) << have;
+                have += 8;
+            }
+            out.push((acc & mask) as u32);
+            acc >>= width;
+            have -= width;
+        }
+        if acc != 0 {
+            return Err(format!("{what} has nonzero padding bits"));
+        }
+        Ok(out)
+    }
+
+    /// An f32 column of `count` values.
+    fn f32s(&mut self, count: usize, what: &str) -> std::result::Result<Vec<f32>, String> {
+        match self.u8(what)? {
+            RAW => {
+                let n = count
+                    .checked_mul(4)
+                    .ok_or_else(|| format!("{what}: {count} values overflow"))?;
+                let bytes = self.take(n, what)?;
+                Ok(bytes
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect())
+            }
+            DICTIONARY => {
+                let k = usize::from(self.u8(what)?) + 1;
+                let entries: Vec<f32> = self
+                    .take(4 * k, what)?
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect();
+                let indices = self.bits(count, index_width(k), what)?;
+                indices
+                    .iter()
+                    .map(|&i| {
+                        entries.get(i as usize).copied().ok_or_else(|| {
+                            format!("{what}: dictionary index {i} but only {k} entries")
+                        })
+                    })
+                    .collect()
+            }
+            INTEGERS => {
+                // Each value takes at least one byte: never reserve more than remain.
+                let mut out = Vec::with_capacity(count.min(self.remaining()));
+                for _ in 0..count {
+                    let v = self.varint(what)?;
+                    let u = u32::try_from(v)
+                        .map_err(|_| format!("{what}: integer {v} is out of range"))?;
+                    out.push(u as f32);
+                }
+                Ok(out)
+            }
+            mode => Err(format!("{what} has unknown column mode {mode}")),
+        }
+    }
+}
+
+fn read_trees(
+    bytes: &[u8],
+    n_features: u32,
+    n_classes: u32,
+    payload_len: usize,
+) -> Result<Vec<Tree>> {
+    let mut r = Reader::new(bytes);
+    let n_trees = r
+        .varint("tree count")
+        .map_err(|e| WoodlotError::corrupt(format!("payload: {e}")))?;
+    let most = (r.remaining() / MIN_TREE_BYTES) as u64;
+    if n_trees > most {
+        return Err(WoodlotError::corrupt(format!(
+            "payload claims {n_trees} trees but its remaining {} bytes hold at most {most}",
+            r.remaining()
+        )));
+    }
+    let width = feature_width(n_features);
+    // n_trees <= remaining / MIN_TREE_BYTES, so this fits usize and is bounded by the input.
+    let mut trees = Vec::with_capacity(n_trees as usize);
+    for t in 0..n_trees {
+        let body = r
+            .varint("length")
+            .and_then(|len| {
+                let len = usize::try_from(len).unwrap_or(usize::MAX);
+                r.take(len, "tree")
+            })
+            .map_err(|e| WoodlotError::corrupt(format!("payload: tree {t}: {e}")))?;
+        let mut tr = Reader::new(body);
+        let tree = read_tree(&mut tr, n_classes, width)
+            .map_err(|e| WoodlotError::corrupt(format!("payload: tree {t}: {e}")))?;
+        if tr.remaining() != 0 {
+            return Err(WoodlotError::corrupt(format!(
+                "payload: tree {t}: {} bytes left over after its arrays (its length says {}): \
+                 the arrays do not match its leaf bits",
+                tr.remaining(),
+                body.len()
+            )));
+        }
+        trees.push(tree);
+    }
+    if r.remaining() != 0 {
+        let used = payload_len - r.remaining();
+        return Err(WoodlotError::corrupt(format!(
+            "payload has {} trailing bytes after the forest (decoded {used} of {payload_len})",
+            r.remaining()
+        )));
+    }
+    Ok(trees)
+}
+
+/// For each node, from the leaf bits of a tree in depth-first preorder: a split node's right
+/// child, a leaf's row in `leaf_values`. Rejects leaf bits that are not exactly one tree.
+fn preorder_links(is_leaf: &[u32]) -> std::result::Result<Vec<u32>, String> {
+    let n = is_leaf.len();
+    let mut link = vec![0u32; n];
+    // Split nodes whose right child comes after their left subtree.
+    let mut pending: Vec<usize> = Vec::new();
+    // Child slots still to fill; the root fills the first.
+    let mut open = 1usize;
+    let mut leaves = 0u32;
+    for i in 0..n {
+        if open == 0 {
+            return Err(format!(
+                "leaf bits complete the tree at node {} but {n} nodes are stored: nodes are not \
+                 one tree in depth-first preorder",
+                i - 1
+            ));
+        }
+        open -= 1;
+        if i > 0 && is_leaf[i - 1] == 1 {
+            // After a leaf comes the right child of the nearest split still waiting for one.
+            let Some(p) = pending.pop() else {
+                return Err(format!("node {i} has no parent in depth-first preorder"));
+            };
+            link[p] = i as u32;
+        }
+        if is_leaf[i] == 1 {
+            link[i] = leaves;
+            leaves += 1;
+        } else {
+            pending.push(i);
+            open += 2;
+        }
+    }
+    if open > 0 {
+        return Err(format!(
+            "leaf bits end with {open} children missing: {n} nodes are not a complete tree in \
+             depth-first preorder"
+        ));
+    }
+    Ok(link)
+}
+
+/// Reads one tree and rebuilds its nodes (see the module docs).
+fn read_tree(
+    r: &mut Reader<'_>,
+    n_classes: u32,
+    feature_width: u32,
+) -> std::result::Result<Tree, String> {
+    let n = r.varint("node count")?;
+    if n == 0 {
+        return Err("has no nodes".into());
+    }
+    if n > MAX_NODES {
+        return Err(format!("has {n} nodes, more than u32 indexes address"));
+    }
+    let n = usize::try_from(n).map_err(|_| format!("has {n} nodes, more than fit memory"))?;
+    // From here on n <= 8 x the bytes the leaf bitset took.
+    let is_leaf = r.bits(n, 1, "leaf bitset")?;
+    let link = preorder_links(&is_leaf)?;
+    let n_leaves = is_leaf.iter().filter(|&&b| b == 1).count();
+    let n_splits = n - n_leaves;
+    let missing = r.bits(n_splits, 1, "missing_left bitset")?;
+    let features = r.bits(n_splits, feature_width, "features")?;
+    let thresholds = r.f32s(n_splits, "thresholds")?;
+    let mut n_samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        let v = r.varint("n_samples")?;
+        n_samples.push(u32::try_from(v).map_err(|_| format!("n_samples {v} is out of range"))?);
+    }
+    let impurity = r.f32s(n, "impurity")?;
+    let weighted_n_samples = r.f32s(n, "weighted_n_samples")?;
+    let n_values = n_leaves
+        .checked_mul(n_classes as usize)
+        .ok_or_else(|| format!("{n_leaves} leaves x {n_classes} classes overflow"))?;
+    let leaf_values = r.f32s(n_values, "leaf values")?;
+
+    let mut nodes = Vec::with_capacity(n);
+    let mut split = 0usize;
+    for (i, (&leaf, &link)) in is_leaf.iter().zip(&link).enumerate() {
+        nodes.push(if leaf == 1 {
+            Node {
+                feature: 0,
+                threshold: 0.0,
+                left: LEAF,
+                right: link,
+                missing_left: false,
+            }
+        } else {
+            let node = Node {
+                feature: features[split],
+                threshold: thresholds[split],
+                // i + 1 < n <= 2^32: a split node is never last.
+                left: (i + 1) as u32,
+                right: link,
+                missing_left: missing[split] == 1,
+            };
+            split += 1;
+            node
+        });
+    }
+    Ok(Tree {
+        n_classes,
+        nodes,
+        leaf_values,
+        stats: NodeStats {
+            impurity,
+            n_samples,
+            weighted_n_samples,
+        },
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Test helpers
+
+/// bincode bytes of `value` in the head's configuration.
+#[cfg(test)]
+pub(crate) fn encode_bincode<T: Serialize>(value: &T) -> Vec<u8> {
+    bincode::serde::encode_to_vec(value, head_config()).expect("encodable")
+}
+
+/// The payload of `forest` written as it is, without validation: tests use it to build files
+/// whose trees the validator must reject.
+#[cfg(test)]
+pub(crate) fn encode_unchecked(forest: &Forest) -> Vec<u8> {
+    encode_payload(forest).expect("encodable")
+}
+
+/// The bytes of one tree (without its length prefix), for tests that edit them.
+#[cfg(test)]
+pub(crate) fn tree_bytes(tree: &Tree, n_features: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    write_tree(&mut out, tree, feature_width(n_features));
+    out
+}
