@@ -166,6 +166,12 @@ mod tests {
             m.contains("refusing to save an invalid forest: tree 0 node 2"),
             "{m}"
         );
+        // A forest the file cannot hold exactly (not in preorder) is refused too.
+        let mut f = sample_forest();
+        f.trees[0].nodes[0].left = 2;
+        f.trees[0].nodes[0].right = 1;
+        let m = encode(&f, &estimator()).unwrap_err().to_string();
+        assert!(m.contains("not in depth-first preorder"), "{m}");
         let e = encode(&sample_forest(), &serde_json::json!(null)).unwrap_err();
         assert!(matches!(e, WoodlotError::InvalidInput(_)));
     }
@@ -547,5 +553,95 @@ mod tests {
             assert_eq!(meta.n_trees as usize, params.n_estimators);
             assert_eq!(encode(&back, &meta.estimator).unwrap(), bytes);
         }
+    }
+
+    /// Every growth mode the builder has: missing values (both directions), best-first growth
+    /// (`max_leaf_nodes`), cost-complexity pruning, a single class, one feature. Each must come
+    /// out in preorder, round-trip exactly and re-encode byte-identically.
+    #[test]
+    fn fitted_forests_of_every_kind_round_trip() {
+        use crate::forest::{ForestParams, MaxFeatures};
+        let n = 300;
+        let x = ndarray::Array2::from_shape_fn((n, 5), |(i, j)| {
+            let v = ((i * 31 + j * 17) % 23) as f64 + (i % 3) as f64 * 7.0 * (j == 0) as u8 as f64;
+            // A missing value in about one cell in seven, in every column.
+            if (i + 3 * j) % 7 == 0 {
+                f64::NAN
+            } else {
+                v
+            }
+        });
+        let y3: Vec<u32> = (0..n).map(|i| (i % 3) as u32).collect();
+        let y1 = vec![0u32; n];
+        let base = ForestParams {
+            n_estimators: 6,
+            random_state: 3,
+            ..ForestParams::default()
+        };
+        let cases: Vec<(ForestParams, &[u32], usize, &str)> = vec![
+            (base.clone(), &y3, 3, "missing values"),
+            (
+                ForestParams {
+                    max_leaf_nodes: Some(9),
+                    ..base.clone()
+                },
+                &y3,
+                3,
+                "best-first",
+            ),
+            (
+                ForestParams {
+                    ccp_alpha: 0.01,
+                    ..base.clone()
+                },
+                &y3,
+                3,
+                "ccp pruning",
+            ),
+            (base.clone(), &y1, 1, "one class"),
+            (
+                ForestParams {
+                    max_features: MaxFeatures::All,
+                    max_depth: Some(3),
+                    oob_score: true,
+                    ..base.clone()
+                },
+                &y3,
+                3,
+                "oob, shallow",
+            ),
+        ];
+        for (params, y, n_classes, what) in cases {
+            let forest = Forest::fit(x.view(), y, n_classes, None, &params, 1).unwrap();
+            validate_forest(&forest).unwrap_or_else(|e| panic!("{what}: {e}"));
+            let splits = forest
+                .trees
+                .iter()
+                .flat_map(|t| &t.nodes)
+                .filter(|n| !n.is_leaf());
+            let (mut left, mut right) = (0, 0);
+            for s in splits {
+                if s.missing_left {
+                    left += 1
+                } else {
+                    right += 1
+                }
+            }
+            if what == "missing values" {
+                assert!(left > 0 && right > 0, "{what}: {left} left, {right} right");
+            }
+            if n_classes > 1 {
+                assert!(left + right > 0, "{what}: no split");
+            }
+            let bytes = encode(&forest, &estimator()).unwrap();
+            let (back, meta) = decode(&bytes).unwrap();
+            assert_eq!(back, forest, "{what}");
+            assert_eq!(encode(&back, &meta.estimator).unwrap(), bytes, "{what}");
+        }
+        // One feature: features take no bits.
+        let x1 = x.slice(ndarray::s![.., 0..1]).to_owned();
+        let forest = Forest::fit(x1.view(), &y3, 3, None, &base, 1).unwrap();
+        let bytes = encode(&forest, &estimator()).unwrap();
+        assert_eq!(decode(&bytes).unwrap().0, forest);
     }
 }

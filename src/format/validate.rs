@@ -481,6 +481,59 @@ mod tests {
     }
 
     #[test]
+    fn nodes_must_be_in_depth_first_preorder() {
+        // Breadth-first order is one proper tree, but not in preorder: 0 -> (1, 2), 1 -> (3, 4).
+        let m = tree0(|t| {
+            t.nodes = vec![
+                node(0, 0.5, 1, 2),
+                node(2, 1.5, 3, 4),
+                node(0, 0.0, 0, 0),
+                node(0, 0.0, 0, 1),
+                node(0, 0.0, 0, 2),
+            ];
+        });
+        assert!(
+            m.contains(
+                "tree 0 node 0: right child 2 does not follow its left subtree (nodes 1..4)"
+            ),
+            "{m}"
+        );
+        // Children swapped: the left child is not the next node.
+        let m = tree0(|t| {
+            t.nodes[0].left = 2;
+            t.nodes[0].right = 1;
+        });
+        assert!(
+            m.contains("node 0: left child 2 is not the next node 1: nodes are not in depth-first"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn leaves_take_rows_in_node_order_and_carry_no_split() {
+        let m = tree0(|t| {
+            t.nodes[1].right = 1;
+            t.nodes[3].right = 0;
+        });
+        assert!(
+            m.contains(
+                "node 1: leaf row 1 is out of order: leaves take rows in node order, so \
+                        this one should have row 0"
+            ),
+            "{m}"
+        );
+        let m = tree0(|t| t.nodes[3].feature = 2);
+        assert!(
+            m.contains("node 3: a leaf must have feature 0, threshold 0"),
+            "{m}"
+        );
+        let m = tree0(|t| t.nodes[4].threshold = -0.0);
+        assert!(m.contains("node 4: a leaf must have"), "{m}");
+        let m = tree0(|t| t.nodes[1].missing_left = true);
+        assert!(m.contains("(has 0, 0, true)"), "{m}");
+    }
+
+    #[test]
     fn stats_must_match_the_nodes() {
         let m = tree0(|t| {
             t.stats.n_samples.pop();
