@@ -574,3 +574,70 @@ def tmpfs_main(mnt: str, model_dir: str, out_path: str):
     out["ro_tmp"] = os.listdir(os.path.join(root, "tmp"))
     Path(out_path).write_text(json.dumps(out))
     return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# damaged and hostile files (test_reliability_damaged.py, test_reliability_fuzz.py)
+# ---------------------------------------------------------------------------------------------
+
+AS_MARGIN = 1 << 30  # address space a child may add while loading hostile files
+
+
+def _cap_address_space(margin: int = AS_MARGIN):
+    """Caps the address space at what the process has mapped plus ``margin``, so that a huge
+    allocation fails (and aborts) instead of silently reserving virtual memory."""
+    import resource
+
+    with open("/proc/self/status") as f:
+        vm = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize:"))
+    resource.setrlimit(resource.RLIMIT_AS, (vm + margin, resource.RLIM_INFINITY))
+
+
+def _maxrss_kb() -> int:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def _outcome(fn) -> list:
+    import woodlot
+
+    try:
+        fn()
+        return ["ok", ""]
+    except woodlot.CorruptModelError as e:
+        return ["CorruptModelError", str(e)]
+    except Exception as e:
+        return [type(e).__name__, str(e)]
+
+
+def worker_load_cases(case_dir: str, store_root: str, out_path: str):
+    """Loads every file in ``case_dir`` through woodlot.loads and woodlot.load, and every
+    version of the store at ``store_root`` through store.load (plain and verify=True), under an
+    address-space cap; records each outcome and the peak RSS before and after."""
+    import numpy as np
+
+    import woodlot
+
+    _no_core()
+    x = np.zeros((2, 13))
+    rss0 = _maxrss_kb()
+    _cap_address_space()
+    results = {}
+    for p in sorted(Path(case_dir).iterdir()):
+        data = p.read_bytes()
+
+        def use():
+            m = woodlot.loads(data)
+            m.predict_proba(x[:, : m.n_features_in_])
+
+        results[p.name] = _outcome(use)
+        if sum(p.name.encode()) % 4 == 0:
+            results[p.name + "@load(path)"] = _outcome(lambda: woodlot.load(p))
+    if store_root:
+        store = woodlot.VersionStore(store_root)
+        for v in sorted(int(f[9:19]) for f in store_files(store_root) if f.startswith("versions/")):
+            results[f"store v{v}"] = _outcome(lambda: store.load(v))
+            results[f"store v{v} verify"] = _outcome(lambda: store.load(v, verify=True))
+    Path(out_path).write_text(json.dumps({"results": results, "rss0_kb": rss0, "rss1_kb": _maxrss_kb()}))
+    return 0
