@@ -44,6 +44,7 @@
 //! bytes. The head goes through [`Bounded`](super::bounded) (see [`codec`](super::codec)).
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use bincode::config::{Configuration, Fixint, LittleEndian, NoLimit};
 use bincode::error::DecodeError;
@@ -240,11 +241,33 @@ fn as_integer(v: f32) -> Option<u32> {
     ((u as f32).to_bits() == v.to_bits()).then_some(u)
 }
 
+/// Hashes an f32's bits for the encoder's dictionary: one multiply, high bits folded down (the
+/// values are trusted, so no protection against collisions is needed).
+#[derive(Default)]
+struct BitsHasher(u64);
+
+impl Hasher for BitsHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u32(u32::from(b) ^ (self.0 as u32));
+        }
+    }
+
+    fn write_u32(&mut self, v: u32) {
+        let h = u64::from(v).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.0 = h ^ (h >> 32);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// The dictionary of `values` (distinct bit patterns in order of first use) and each value's
 /// index, if there are at most [`MAX_DICTIONARY`] distinct values.
 fn dictionary(values: &[f32]) -> Option<(Vec<u32>, Vec<u32>)> {
     let mut entries: Vec<u32> = Vec::new();
-    let mut index: HashMap<u32, u32> = HashMap::new();
+    let mut index: HashMap<u32, u32, BuildHasherDefault<BitsHasher>> = HashMap::default();
     let mut indices = Vec::with_capacity(values.len());
     for v in values {
         let bits = v.to_bits();
@@ -343,7 +366,19 @@ impl<'a> Reader<'a> {
     }
 
     /// A minimal LEB128 varint of at most 64 bits.
+    #[inline]
     fn varint(&mut self, what: &str) -> std::result::Result<u64, String> {
+        // Most varints (node counts, n_samples, integer columns) are one byte.
+        if let Some(&b) = self.bytes.get(self.at) {
+            if b < 0x80 {
+                self.at += 1;
+                return Ok(u64::from(b));
+            }
+        }
+        self.varint_slow(what)
+    }
+
+    fn varint_slow(&mut self, what: &str) -> std::result::Result<u64, String> {
         let mut v = 0u64;
         for i in 0..10 {
             let b = self.u8(what)?;
@@ -361,84 +396,149 @@ impl<'a> Reader<'a> {
         Err(format!("{what} is a varint longer than 64 bits"))
     }
 
-    /// `count` values of `width` bits (`width <= 32`). The caller bounds `count` when `width`
-    /// is 0 (no bytes are read then).
+    /// The bytes of `count` packed values of `width` bits (`width <= 32`), as a [`Bits`]
+    /// reader. The caller bounds `count` when `width` is 0 (no bytes are read then).
+    fn bit_array(
+        &mut self,
+        count: usize,
+        width: u32,
+        what: &str,
+    ) -> std::result::Result<Bits<'a>, String> {
+        let n_bits = count
+            .checked_mul(width as usize)
+            .ok_or_else(|| format!("{what}: {count} values of {width} bits overflow"))?;
+        let bytes = self.take(n_bits.div_ceil(8), what)?;
+        Ok(Bits::new(bytes, width))
+    }
+
+    /// `count` values of `width` bits, collected.
+    #[cfg(test)]
     fn bits(
         &mut self,
         count: usize,
         width: u32,
         what: &str,
     ) -> std::result::Result<Vec<u32>, String> {
-        let n_bits = count
-            .checked_mul(width as usize)
-            .ok_or_else(|| format!("{what}: {count} values of {width} bits overflow"))?;
-        let bytes = self.take(n_bits.div_ceil(8), what)?;
-        let mask = (1u64 << width) - 1;
-        let mut out = Vec::with_capacity(count);
-        let (mut acc, mut have) = (0u64, 0u32);
-        let mut next = bytes.iter();
-        for _ in 0..count {
-            while have < width {
-                let Some(&b) = next.next() else {
-                    return Err(format!("{what} ends early"));
-                };
-                acc |= u64::from(b) << have;
-                have += 8;
-            }
-            out.push((acc & mask) as u32);
-            acc >>= width;
-            have -= width;
-        }
-        if acc != 0 {
-            return Err(format!("{what} has nonzero padding bits"));
-        }
+        let mut bits = self.bit_array(count, width, what)?;
+        let out = (0..count).map(|_| bits.next()).collect();
+        bits.finish(what)?;
         Ok(out)
     }
 
-    /// An f32 column of `count` values.
-    fn f32s(&mut self, count: usize, what: &str) -> std::result::Result<Vec<f32>, String> {
+    /// An f32 column of `count` values, decoded into `out` (cleared first).
+    fn f32s_into(
+        &mut self,
+        count: usize,
+        out: &mut Vec<f32>,
+        what: &str,
+    ) -> std::result::Result<(), String> {
+        out.clear();
         match self.u8(what)? {
             RAW => {
                 let n = count
                     .checked_mul(4)
                     .ok_or_else(|| format!("{what}: {count} values overflow"))?;
                 let bytes = self.take(n, what)?;
-                Ok(bytes
-                    .chunks_exact(4)
-                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                    .collect())
+                out.extend(
+                    bytes
+                        .chunks_exact(4)
+                        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+                );
             }
             DICTIONARY => {
                 let k = usize::from(self.u8(what)?) + 1;
-                let entries: Vec<f32> = self
-                    .take(4 * k, what)?
-                    .chunks_exact(4)
-                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                    .collect();
-                let indices = self.bits(count, index_width(k), what)?;
-                indices
-                    .iter()
-                    .map(|&i| {
-                        entries.get(i as usize).copied().ok_or_else(|| {
-                            format!("{what}: dictionary index {i} but only {k} entries")
-                        })
-                    })
-                    .collect()
+                let mut entries = [0f32; MAX_DICTIONARY];
+                for (e, c) in entries
+                    .iter_mut()
+                    .zip(self.take(4 * k, what)?.chunks_exact(4))
+                {
+                    *e = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                }
+                // At least one bit per index: `count` is bounded by the bytes just taken.
+                let mut indices = self.bit_array(count, index_width(k), what)?;
+                out.reserve_exact(count);
+                for _ in 0..count {
+                    let i = indices.next() as usize;
+                    if i >= k {
+                        return Err(format!("{what}: dictionary index {i} but only {k} entries"));
+                    }
+                    out.push(entries[i]);
+                }
+                indices.finish(what)?;
             }
             INTEGERS => {
                 // Each value takes at least one byte: never reserve more than remain.
-                let mut out = Vec::with_capacity(count.min(self.remaining()));
+                out.reserve_exact(count.min(self.remaining()));
                 for _ in 0..count {
                     let v = self.varint(what)?;
                     let u = u32::try_from(v)
                         .map_err(|_| format!("{what}: integer {v} is out of range"))?;
                     out.push(u as f32);
                 }
-                Ok(out)
             }
-            mode => Err(format!("{what} has unknown column mode {mode}")),
+            mode => return Err(format!("{what} has unknown column mode {mode}")),
+        }
+        Ok(())
+    }
+
+    /// An f32 column of `count` values.
+    #[cfg(test)]
+    fn f32s(&mut self, count: usize, what: &str) -> std::result::Result<Vec<f32>, String> {
+        let mut out = Vec::new();
+        self.f32s_into(count, &mut out, what)?;
+        Ok(out)
+    }
+}
+
+/// Reads packed values of one width from a slice that holds exactly the bits of the values the
+/// caller reads (see [`Reader::bit_array`]); [`Bits::finish`] checks that nothing else is set.
+struct Bits<'a> {
+    bytes: std::slice::Iter<'a, u8>,
+    acc: u64,
+    have: u32,
+    width: u32,
+    mask: u64,
+}
+
+impl<'a> Bits<'a> {
+    fn new(bytes: &'a [u8], width: u32) -> Self {
+        Self {
+            bytes: bytes.iter(),
+            acc: 0,
+            have: 0,
+            width,
+            mask: (1u64 << width) - 1,
         }
     }
+
+    /// The next value. Past the slice's end it reads zeros (a caller reading more values than
+    /// it took bytes for gets them; it never does).
+    #[inline]
+    fn next(&mut self) -> u32 {
+        while self.have < self.width {
+            self.acc |= u64::from(self.bytes.next().copied().unwrap_or(0)) << self.have;
+            self.have += 8;
+        }
+        let v = (self.acc & self.mask) as u32;
+        self.acc >>= self.width;
+        self.have -= self.width;
+        v
+    }
+
+    /// Every value was read: the padding bits of the last byte must be zero.
+    fn finish(self, what: &str) -> std::result::Result<(), String> {
+        if self.acc != 0 || self.bytes.len() != 0 {
+            return Err(format!("{what} has nonzero padding bits"));
+        }
+        Ok(())
+    }
+}
+
+/// Buffers reused from tree to tree.
+#[derive(Default)]
+struct Scratch {
+    pending: Vec<u32>,
+    thresholds: Vec<f32>,
 }
 
 fn read_trees(
@@ -461,6 +561,7 @@ fn read_trees(
     let width = feature_width(n_features);
     // n_trees <= remaining / MIN_TREE_BYTES, so this fits usize and is bounded by the input.
     let mut trees = Vec::with_capacity(n_trees as usize);
+    let mut scratch = Scratch::default();
     for t in 0..n_trees {
         let body = r
             .varint("length")
@@ -470,7 +571,7 @@ fn read_trees(
             })
             .map_err(|e| WoodlotError::corrupt(format!("payload: tree {t}: {e}")))?;
         let mut tr = Reader::new(body);
-        let tree = read_tree(&mut tr, n_classes, width)
+        let tree = read_tree(&mut tr, n_classes, width, &mut scratch)
             .map_err(|e| WoodlotError::corrupt(format!("payload: tree {t}: {e}")))?;
         if tr.remaining() != 0 {
             return Err(WoodlotError::corrupt(format!(
@@ -492,16 +593,22 @@ fn read_trees(
     Ok(trees)
 }
 
-/// For each node, from the leaf bits of a tree in depth-first preorder: a split node's right
-/// child, a leaf's row in `leaf_values`. Rejects leaf bits that are not exactly one tree.
-fn preorder_links(is_leaf: &[u32]) -> std::result::Result<Vec<u32>, String> {
-    let n = is_leaf.len();
-    let mut link = vec![0u32; n];
+/// The nodes of a tree in depth-first preorder from its leaf bits: a split node's left child is
+/// the next node and its right child the node after its left subtree, a leaf's row is the
+/// number of leaves before it. Split nodes get feature 0, threshold 0 and `missing_left` false
+/// for the caller to fill. Rejects leaf bits that are not exactly one tree.
+fn preorder_nodes(
+    n: usize,
+    mut leaf_bits: Bits<'_>,
+    pending: &mut Vec<u32>,
+) -> std::result::Result<Vec<Node>, String> {
+    let mut nodes: Vec<Node> = Vec::with_capacity(n);
     // Split nodes whose right child comes after their left subtree.
-    let mut pending: Vec<usize> = Vec::new();
+    pending.clear();
     // Child slots still to fill; the root fills the first.
     let mut open = 1usize;
     let mut leaves = 0u32;
+    let mut after_leaf = false;
     for i in 0..n {
         if open == 0 {
             return Err(format!(
@@ -511,28 +618,48 @@ fn preorder_links(is_leaf: &[u32]) -> std::result::Result<Vec<u32>, String> {
             ));
         }
         open -= 1;
-        if i > 0 && is_leaf[i - 1] == 1 {
+        // i < n <= 2^32.
+        let id = i as u32;
+        if after_leaf {
             // After a leaf comes the right child of the nearest split still waiting for one.
-            let Some(p) = pending.pop() else {
+            let parent = pending.pop().and_then(|p| nodes.get_mut(p as usize));
+            let Some(parent) = parent else {
                 return Err(format!("node {i} has no parent in depth-first preorder"));
             };
-            link[p] = i as u32;
+            parent.right = id;
         }
-        if is_leaf[i] == 1 {
-            link[i] = leaves;
+        after_leaf = leaf_bits.next() == 1;
+        nodes.push(if after_leaf {
             leaves += 1;
+            Node {
+                feature: 0,
+                threshold: 0.0,
+                left: LEAF,
+                right: leaves - 1,
+                missing_left: false,
+            }
         } else {
-            pending.push(i);
+            pending.push(id);
             open += 2;
-        }
+            Node {
+                feature: 0,
+                threshold: 0.0,
+                // Not past the end: a split node never completes the tree, so it is not last.
+                left: id.wrapping_add(1),
+                right: LEAF,
+                missing_left: false,
+            }
+        });
     }
+    // Padding first: a wrong node count shows there before it leaves the tree incomplete.
+    leaf_bits.finish("leaf bitset")?;
     if open > 0 {
         return Err(format!(
             "leaf bits end with {open} children missing: {n} nodes are not a complete tree in \
              depth-first preorder"
         ));
     }
-    Ok(link)
+    Ok(nodes)
 }
 
 /// Reads one tree and rebuilds its nodes (see the module docs).
@@ -540,6 +667,7 @@ fn read_tree(
     r: &mut Reader<'_>,
     n_classes: u32,
     feature_width: u32,
+    scratch: &mut Scratch,
 ) -> std::result::Result<Tree, String> {
     let n = r.varint("node count")?;
     if n == 0 {
@@ -549,50 +677,44 @@ fn read_tree(
         return Err(format!("has {n} nodes, more than u32 indexes address"));
     }
     let n = usize::try_from(n).map_err(|_| format!("has {n} nodes, more than fit memory"))?;
-    // From here on n <= 8 x the bytes the leaf bitset took.
-    let is_leaf = r.bits(n, 1, "leaf bitset")?;
-    let link = preorder_links(&is_leaf)?;
-    let n_leaves = is_leaf.iter().filter(|&&b| b == 1).count();
+    // From here on n <= 8 x the bytes the leaf bitset takes.
+    let leaf_bits = r.bit_array(n, 1, "leaf bitset")?;
+    // Every node has an n_samples varint: a count the tree's bytes cannot hold is rejected
+    // before the nodes are allocated, so they take at most 20 bytes per byte of input.
+    if n > r.remaining() {
+        return Err(format!(
+            "claims {n} nodes but only {} bytes follow its leaf bits",
+            r.remaining()
+        ));
+    }
+    let mut nodes = preorder_nodes(n, leaf_bits, &mut scratch.pending)?;
+    let n_leaves = nodes.iter().filter(|n| n.is_leaf()).count();
     let n_splits = n - n_leaves;
-    let missing = r.bits(n_splits, 1, "missing_left bitset")?;
-    let features = r.bits(n_splits, feature_width, "features")?;
-    let thresholds = r.f32s(n_splits, "thresholds")?;
+    let mut missing = r.bit_array(n_splits, 1, "missing_left bitset")?;
+    let mut features = r.bit_array(n_splits, feature_width, "features")?;
+    r.f32s_into(n_splits, &mut scratch.thresholds, "thresholds")?;
+    let splits = nodes.iter_mut().filter(|n| !n.is_leaf());
+    for (node, &threshold) in splits.zip(&scratch.thresholds) {
+        node.missing_left = missing.next() == 1;
+        node.feature = features.next();
+        node.threshold = threshold;
+    }
+    missing.finish("missing_left bitset")?;
+    features.finish("features")?;
     let mut n_samples = Vec::with_capacity(n);
     for _ in 0..n {
         let v = r.varint("n_samples")?;
         n_samples.push(u32::try_from(v).map_err(|_| format!("n_samples {v} is out of range"))?);
     }
-    let impurity = r.f32s(n, "impurity")?;
-    let weighted_n_samples = r.f32s(n, "weighted_n_samples")?;
+    let mut impurity = Vec::new();
+    r.f32s_into(n, &mut impurity, "impurity")?;
+    let mut weighted_n_samples = Vec::new();
+    r.f32s_into(n, &mut weighted_n_samples, "weighted_n_samples")?;
     let n_values = n_leaves
         .checked_mul(n_classes as usize)
         .ok_or_else(|| format!("{n_leaves} leaves x {n_classes} classes overflow"))?;
-    let leaf_values = r.f32s(n_values, "leaf values")?;
-
-    let mut nodes = Vec::with_capacity(n);
-    let mut split = 0usize;
-    for (i, (&leaf, &link)) in is_leaf.iter().zip(&link).enumerate() {
-        nodes.push(if leaf == 1 {
-            Node {
-                feature: 0,
-                threshold: 0.0,
-                left: LEAF,
-                right: link,
-                missing_left: false,
-            }
-        } else {
-            let node = Node {
-                feature: features[split],
-                threshold: thresholds[split],
-                // i + 1 < n <= 2^32: a split node is never last.
-                left: (i + 1) as u32,
-                right: link,
-                missing_left: missing[split] == 1,
-            };
-            split += 1;
-            node
-        });
-    }
+    let mut leaf_values = Vec::new();
+    r.f32s_into(n_values, &mut leaf_values, "leaf values")?;
     Ok(Tree {
         n_classes,
         nodes,
@@ -810,6 +932,20 @@ mod tests {
         }
     }
 
+    /// Each node's `right` (a split's right child, a leaf's row) from leaf bits.
+    fn preorder_links(bits: &[u32]) -> std::result::Result<Vec<u32>, String> {
+        let mut packed = Vec::new();
+        put_bits(&mut packed, bits.iter().copied(), 1);
+        let nodes = preorder_nodes(bits.len(), Bits::new(&packed, 1), &mut Vec::new())?;
+        for (i, node) in nodes.iter().enumerate() {
+            assert_eq!(node.is_leaf(), bits[i] == 1);
+            if !node.is_leaf() {
+                assert_eq!(node.left as usize, i + 1);
+            }
+        }
+        Ok(nodes.iter().map(|n| n.right).collect())
+    }
+
     #[test]
     fn leaf_bits_must_be_exactly_one_preorder_tree() {
         // Sample tree 0: split, leaf, split, leaf, leaf.
@@ -818,6 +954,11 @@ mod tests {
             vec![2, 0, 4, 1, 2]
         );
         assert_eq!(preorder_links(&[1]).unwrap(), vec![0]);
+        // A left spine: 0 -> (1, 6), 1 -> (2, 5), 2 -> (3, 4).
+        assert_eq!(
+            preorder_links(&[0, 0, 0, 1, 1, 1, 1]).unwrap(),
+            vec![6, 5, 4, 0, 1, 2, 3]
+        );
         let cases: [(&[u32], &str); 5] = [
             (
                 &[1, 1],
@@ -850,7 +991,8 @@ mod tests {
                 b,
             ]))
         };
-        let cases: Vec<(Box<dyn Fn(&mut Vec<u8>)>, &str)> = vec![
+        type Edit = Box<dyn Fn(&mut Vec<u8>)>;
+        let cases: Vec<(Edit, &str)> = vec![
             // Node 1 a split too: the tree ends incomplete.
             (Box::new(|b| b[1] = 0b11000), "tree 1: leaf bits end with"),
             // Node 2 a leaf: the tree is complete after node 2.
@@ -912,7 +1054,9 @@ mod tests {
                 let m = reason(&payload_with(&[one.clone(), tree[..cut].to_vec()]));
                 assert!(m.contains("payload: tree 1: "), "cut {cut}: {m}");
                 assert!(
-                    m.contains("ends early") || m.contains("no nodes"),
+                    m.contains("ends early")
+                        || m.contains("no nodes")
+                        || m.contains("bytes follow its leaf bits"),
                     "{cut}: {m}"
                 );
             }
@@ -928,7 +1072,7 @@ mod tests {
     #[test]
     fn counts_and_lengths_are_checked_before_allocating() {
         let one = tree_bytes(&sample_forest().trees[1], 3);
-        let mut p = payload_with(&[one.clone()]);
+        let mut p = payload_with(std::slice::from_ref(&one));
         // n_trees is the byte before the one tree's length and body.
         let at = p.len() - one.len() - 2;
         assert_eq!(p[at], 1);
@@ -1009,6 +1153,78 @@ mod tests {
         assert_eq!(
             decode_payload(&encode_payload(&forest).unwrap()).unwrap(),
             forest
+        );
+    }
+}
+
+#[cfg(test)]
+mod speed {
+    /// `cargo test --release --lib format::wire::speed -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn decode_speed() {
+        use crate::forest::{Forest, ForestParams};
+        let n = 124;
+        let x = ndarray::Array2::from_shape_fn((n, 13), |(i, j)| {
+            ((i * 31 + j * 17) % 23) as f64 + (i % 3) as f64 * (j % 2) as f64 * 5.0
+        });
+        let y: Vec<u32> = (0..n).map(|i| (i % 3) as u32).collect();
+        let params = ForestParams {
+            n_estimators: 200,
+            max_depth: Some(6),
+            random_state: 42,
+            ..ForestParams::default()
+        };
+        let forest = Forest::fit(x.view(), &y, 3, None, &params, 1).unwrap();
+        let est = serde_json::json!({});
+        let bytes = crate::format::encode(&forest, &est).unwrap();
+        let payload = super::encode_payload(&forest).unwrap();
+        let nodes: usize = forest.trees.iter().map(|t| t.nodes.len()).sum();
+        let time = |f: &dyn Fn()| {
+            let mut best = f64::MAX;
+            for _ in 0..200 {
+                let t = std::time::Instant::now();
+                f();
+                best = best.min(t.elapsed().as_secs_f64());
+            }
+            best * 1e6
+        };
+        println!("nodes {nodes} file {} B", bytes.len());
+        if std::env::var("ONLY_DECODE").is_ok() {
+            for _ in 0..3000 {
+                super::decode_payload(&payload).unwrap();
+            }
+            return;
+        }
+        println!(
+            "decode_payload {:.1} us",
+            time(&|| {
+                super::decode_payload(&payload).unwrap();
+            })
+        );
+        println!(
+            "validate {:.1} us",
+            time(&|| {
+                crate::format::validate_forest(&forest).unwrap();
+            })
+        );
+        println!(
+            "checksum {:.1} us",
+            time(&|| {
+                crate::format::file_checksum(&bytes).unwrap();
+            })
+        );
+        println!(
+            "decode file {:.1} us",
+            time(&|| {
+                crate::format::decode(&bytes).unwrap();
+            })
+        );
+        println!(
+            "encode file {:.1} us",
+            time(&|| {
+                crate::format::encode(&forest, &est).unwrap();
+            })
         );
     }
 }
