@@ -1,0 +1,79 @@
+"""A time-bounded mutation fuzzer over valid model files (byte-level mutations, resealed so the
+checksum does not stop them, and structure-aware ones through the format-2 wire writer) and over
+store records (manifests, events, tombstones, ACTIVE, FORMAT: JSON-aware and byte-level
+mutations, then every read and write a user would try).
+
+The fuzz loop runs in a forked child so that a segfault or abort is seen as a dead child. A
+crash is anything but a documented exception (CorruptModelError for model files, a
+woodlot.WoodlotError for stores), a dead child, or a file appearing outside the store; each is
+kept in tests/regressions/ and replayed by test_kept_regressions_replay_cleanly.
+
+WOODLOT_FUZZ_SECONDS (default 60, split 35/25 between model files and store records) and
+WOODLOT_FUZZ_SEED (default 0) tune a run; cargo-fuzz targets for longer runs are in fuzz/.
+"""
+
+import json
+import time
+
+import pytest
+
+from _reliability_util import REGRESSIONS, Zygote, env_float, env_int, keep_crasher
+
+SECONDS = env_float("WOODLOT_FUZZ_SECONDS", 60.0)
+SEED = env_int("WOODLOT_FUZZ_SEED", 0)
+SPLIT = {"model": 35 / 60, "store": 25 / 60}
+MIN_CASES = {"model": 2000, "store": 300}
+
+
+@pytest.fixture(scope="module")
+def zygote():
+    z = Zygote()
+    yield z
+    z.close()
+
+
+def _fuzz(zygote, tmp_path, kind):
+    budget = SECONDS * SPLIT[kind]
+    deadline = time.monotonic() + budget
+    state, out = tmp_path / "state", tmp_path / "out.json"
+    cases, loaded, kept, deaths, run = 0, 0, [], [], 0
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0.5:
+            break
+        if out.exists():
+            out.unlink()
+        status = zygote.run("worker_fuzz", kind, SEED * 1000 + run, left, str(state), str(REGRESSIONS), str(out),
+                            timeout=left + 120)
+        run += 1
+        if status == {"code": 0} and out.exists():
+            r = json.loads(out.read_text())
+            cases += r["cases"]
+            loaded += r["loaded"]
+            kept += r["crashers"]
+            continue
+        # The child died on a case: the state file holds it.
+        deaths.append(status)
+        kept.append(keep_crasher(REGRESSIONS, state.read_bytes(), f"the fuzzing process died: {status}"))
+        cases += 1
+    return {"cases": cases, "loaded": loaded, "kept": kept, "deaths": deaths, "runs": run}
+
+
+@pytest.mark.parametrize("kind", ["model", "store"])
+def test_mutation_fuzzer_finds_no_crash(zygote, tmp_path, kind):
+    r = _fuzz(zygote, tmp_path, kind)
+    print(f"fuzz {kind}: {r['cases']} cases, {r['loaded']} loaded, {len(r['kept'])} kept")
+    assert not r["kept"], f"{len(r['kept'])} crashers kept in {REGRESSIONS}: {r['kept'][:5]} (deaths: {r['deaths'][:3]})"
+    if SECONDS >= 30:
+        assert r["cases"] >= MIN_CASES[kind], r
+
+
+def test_kept_regressions_replay_cleanly(tmp_path, zygote):
+    paths = sorted(str(p) for p in REGRESSIONS.glob("*.case"))
+    if not paths:
+        pytest.skip("no kept regression cases")
+    out = tmp_path / "replay.json"
+    status = zygote.run("worker_replay", paths, str(out), timeout=300)
+    assert status == {"code": 0}, f"replaying the kept cases killed the process: {status}"
+    failing = {p: err for p, err in json.loads(out.read_text()).items() if err}
+    assert not failing, "\n\n".join(f"{p}:\n{e}" for p, e in list(failing.items())[:3])
