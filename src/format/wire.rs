@@ -1159,6 +1159,7 @@ mod tests {
 
 #[cfg(test)]
 mod speed {
+    /// Decode and encode times of a forest like the tutorial's v2, and format 1's decode:
     /// `cargo test --release --lib format::wire::speed -- --ignored --nocapture`
     #[test]
     #[ignore]
@@ -1190,16 +1191,29 @@ mod speed {
             best * 1e6
         };
         println!("nodes {nodes} file {} B", bytes.len());
-        if std::env::var("ONLY_DECODE").is_ok() {
-            for _ in 0..3000 {
-                super::decode_payload(&payload).unwrap();
-            }
-            return;
-        }
         println!(
             "decode_payload {:.1} us",
             time(&|| {
                 super::decode_payload(&payload).unwrap();
+            })
+        );
+        // Format 1's payload: bincode of the whole forest, through the same bounding adapter.
+        let old = bincode::serde::encode_to_vec(&forest, super::head_config()).unwrap();
+        println!(
+            "format 1 payload {} B, wire payload {} B",
+            old.len(),
+            payload.len()
+        );
+        println!(
+            "format 1 decode_payload {:.1} us",
+            time(&|| {
+                let config = super::head_config().with_limit::<{ super::PAYLOAD_LIMIT }>();
+                let _: (Forest, usize) = bincode::serde::seed_decode_from_slice(
+                    super::BoundedSeed::default(),
+                    &old,
+                    config,
+                )
+                .unwrap();
             })
         );
         println!(
