@@ -4,8 +4,8 @@ verify() is clean, the active version loads, the history holds every operation t
 had completed (and at most the one it was in), only debris remains and gc removes it, and the
 next writer is not blocked by the dead one's lock.
 
-Trials: WOODLOT_CRASH_TRIALS kill -9 trials (default 40) and WOODLOT_ABORT_TRIALS abort-at-step
-trials (default 12), each seeded, on top of the 6 in test_store_concurrency.py.
+Trials: WOODLOT_CRASH_TRIALS kill -9 trials (default 50) and WOODLOT_ABORT_TRIALS abort-at-step
+trials (default 20), each seeded, on top of the 6 in test_store_concurrency.py.
 """
 
 import random
@@ -18,8 +18,8 @@ import pytest
 import woodlot
 from _reliability_util import Zygote, check_store, env_int, small_model, store_files
 
-CRASH_TRIALS = env_int("WOODLOT_CRASH_TRIALS", 40)
-ABORT_TRIALS = env_int("WOODLOT_ABORT_TRIALS", 12)
+CRASH_TRIALS = env_int("WOODLOT_CRASH_TRIALS", 50)
+ABORT_TRIALS = env_int("WOODLOT_ABORT_TRIALS", 20)
 
 
 @pytest.fixture(scope="module")
