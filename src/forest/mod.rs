@@ -3,11 +3,13 @@
 //!
 //! - [`params`]: hyperparameters and their resolution.
 //! - [`fit`]: parallel training, class weights, out-of-bag estimates.
+//! - [`compiled`]: a prediction-only layout for large batches.
 //! - [`predict`]: blocked batch prediction, leaf indices, the single-row path.
 //! - [`sampling`]: bootstrap draws, uniform or weighted.
 //! - [`threads`]: the cached rayon pools behind `n_jobs`.
 //! - [`linfa_impl`]: linfa's `Fit` and `PredictInplace`.
 
+pub mod compiled;
 pub mod fit;
 pub mod linfa_impl;
 pub mod params;

@@ -9,7 +9,7 @@
 use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 
-use super::fit::argmax;
+use super::compiled::CompiledForest;
 use super::threads::run_in_pool;
 use super::Forest;
 use crate::error::{Result, WoodlotError};
@@ -18,6 +18,10 @@ use crate::value::FeatureValue;
 /// Rows per block: large enough to amortise walking a tree, small enough for the buffer and the
 /// output to stay in L1/L2.
 pub(crate) const BLOCK_ROWS: usize = 64;
+
+/// Rows per chunk on the compiled path: enough rows per tree pass to reuse its nodes from cache,
+/// few enough that the chunk's inputs and codes stay in L2.
+pub const COMPILED_CHUNK_ROWS: usize = 4096;
 
 /// Copies rows `start..start + rows` of `x` into `buf` as row-major `f32`, rejecting infinity
 /// (and `f64` values too large for `f32`). NaN passes: it means "missing".
@@ -58,11 +62,13 @@ impl Forest {
 
     /// Runs `per_block(first_row, rows, buffer, out_block)` over blocks of `x`, in parallel on
     /// `n_threads` threads when there is more than one block.
+    #[allow(clippy::too_many_arguments)]
     fn for_each_block<T: FeatureValue>(
         &self,
         x: ArrayView2<'_, T>,
         out: &mut [f64],
         width: usize,
+        block_rows: usize,
         n_threads: usize,
         per_block: impl Fn(&[f32], &mut [f64]) + Sync,
     ) -> Result<()> {
@@ -72,17 +78,17 @@ impl Forest {
         let run = |(b, chunk): (usize, &mut [f64])| -> Result<()> {
             let rows = chunk.len() / width.max(1);
             let mut buf = Vec::with_capacity(rows * f);
-            gather_rows(x, b * BLOCK_ROWS, rows, &mut buf)?;
+            gather_rows(x, b * block_rows, rows, &mut buf)?;
             per_block(&buf, chunk);
             Ok(())
         };
-        if n <= BLOCK_ROWS || n_threads <= 1 {
-            out.chunks_mut(BLOCK_ROWS * width)
+        if n <= block_rows || n_threads <= 1 {
+            out.chunks_mut(block_rows * width)
                 .enumerate()
                 .try_for_each(run)
         } else {
             run_in_pool(n_threads, || {
-                out.par_chunks_mut(BLOCK_ROWS * width)
+                out.par_chunks_mut(block_rows * width)
                     .enumerate()
                     .try_for_each(run)
             })?
@@ -99,7 +105,7 @@ impl Forest {
         let f = self.n_features as usize;
         let mut out = vec![0.0f64; x.nrows() * c];
         let scale = 1.0 / self.trees.len().max(1) as f64;
-        self.for_each_block(x, &mut out, c, n_threads, |buf, block| {
+        self.for_each_block(x, &mut out, c, BLOCK_ROWS, n_threads, |buf, block| {
             let rows = block.len() / c;
             if rows == 1 {
                 // One row: walk each tree directly, nothing to overlap.
@@ -126,18 +132,34 @@ impl Forest {
         Array2::from_shape_vec((x.nrows(), c), out).map_err(|e| WoodlotError::input(e.to_string()))
     }
 
+    /// [`Forest::predict_proba`] through a [`CompiledForest`] of this forest: identical results,
+    /// faster on large batches (rows go through each tree in chunks of [`COMPILED_CHUNK_ROWS`],
+    /// so a tree stays in cache while the chunk passes).
+    pub fn predict_proba_compiled<T: FeatureValue>(
+        &self,
+        compiled: &CompiledForest,
+        x: ArrayView2<'_, T>,
+        n_threads: usize,
+    ) -> Result<Array2<f64>> {
+        let c = self.n_classes as usize;
+        let mut out = vec![0.0f64; x.nrows() * c];
+        let scale = 1.0 / self.trees.len().max(1) as f64;
+        let per_thread = x.nrows().div_ceil(n_threads.max(1));
+        let chunk = per_thread.clamp(BLOCK_ROWS, COMPILED_CHUNK_ROWS);
+        self.for_each_block(x, &mut out, c, chunk, n_threads, |buf, block| {
+            compiled.accumulate(buf, block);
+            block.iter_mut().for_each(|v| *v *= scale);
+        })?;
+        Array2::from_shape_vec((x.nrows(), c), out).map_err(|e| WoodlotError::input(e.to_string()))
+    }
+
     /// Class code of the highest mean probability for each row (the first on ties).
     pub fn predict<T: FeatureValue>(
         &self,
         x: ArrayView2<'_, T>,
         n_threads: usize,
     ) -> Result<Vec<u32>> {
-        let proba = self.predict_proba(x, n_threads)?;
-        Ok(proba
-            .rows()
-            .into_iter()
-            .map(|r| argmax(r.as_slice().unwrap_or(&r.to_vec())) as u32)
-            .collect())
+        Ok(argmax_rows(&self.predict_proba(x, n_threads)?))
     }
 
     /// Index of the leaf each row reaches in each tree, `n_samples x n_trees` (scikit-learn's
@@ -151,7 +173,7 @@ impl Forest {
         let f = self.n_features as usize;
         // Leaf indices travel as f64 through the shared block runner: exact below 2^53.
         let mut out = vec![0.0f64; x.nrows() * t];
-        self.for_each_block(x, &mut out, t, n_threads, |buf, block| {
+        self.for_each_block(x, &mut out, t, BLOCK_ROWS, n_threads, |buf, block| {
             let rows = block.len() / t.max(1);
             let mut leaves = vec![0u32; rows];
             let mut active = Vec::with_capacity(rows);
@@ -166,4 +188,21 @@ impl Forest {
         Array2::from_shape_vec((x.nrows(), t), leaves)
             .map_err(|e| WoodlotError::input(e.to_string()))
     }
+}
+
+/// Class code of the highest probability in each row (the first on ties, as numpy's `argmax`).
+pub fn argmax_rows(proba: &Array2<f64>) -> Vec<u32> {
+    proba
+        .rows()
+        .into_iter()
+        .map(|r| {
+            let mut best = 0;
+            for (i, v) in r.iter().enumerate() {
+                if *v > r[best] {
+                    best = i;
+                }
+            }
+            best as u32
+        })
+        .collect()
 }

@@ -6,9 +6,9 @@
 //! Python threads can predict with it at once. The scikit-learn-facing estimator is Python code
 //! (`woodlot/_estimator.py`) that validates input once and calls into this class.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-use ndarray::Array2;
+use ndarray::{Array2, ArrayView2};
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyArray3, PyReadonlyArray1};
 use pyo3::exceptions::{PyIndexError, PyValueError};
 use pyo3::prelude::*;
@@ -16,9 +16,12 @@ use pyo3::types::{PyBytes, PyDict};
 
 use super::convert::{params_from_dict, slice, with_view, Matrix};
 use super::errors::IntoPyResult;
+use crate::forest::compiled::CompiledForest;
+use crate::forest::predict::argmax_rows;
 use crate::forest::threads::resolve_n_jobs;
 use crate::forest::{FitInfo, Forest};
 use crate::tree::Tree;
+use crate::value::FeatureValue;
 
 /// Below this many row-tree visits a prediction is cheaper than releasing and re-taking the
 /// GIL (which, with other Python threads running, can wait a whole switch interval).
@@ -29,9 +32,33 @@ const DETACH_MIN_WORK: usize = 4096;
 #[pyclass(module = "woodlot._native", name = "NativeForest", frozen)]
 pub struct NativeForest {
     inner: Arc<Forest>,
+    /// The prediction-only layout, built on the first large batch and kept (`None` inside when
+    /// the forest does not fit the compact layout).
+    compiled: OnceLock<Option<CompiledForest>>,
 }
 
+/// Batches of at least this many rows go through the compiled forest; compiling costs about as
+/// much as predicting a few thousand rows, once per model.
+const COMPILED_MIN_ROWS: usize = 2048;
+
 impl NativeForest {
+    fn new(forest: Forest) -> Self {
+        Self {
+            inner: Arc::new(forest),
+            compiled: OnceLock::new(),
+        }
+    }
+
+    /// The compiled forest for a batch of `n_rows`, if the batch is large enough to use it.
+    fn compiled_for(&self, n_rows: usize) -> Option<&CompiledForest> {
+        if n_rows < COMPILED_MIN_ROWS {
+            return None;
+        }
+        self.compiled
+            .get_or_init(|| CompiledForest::new(&self.inner))
+            .as_ref()
+    }
+
     fn tree(&self, index: isize) -> PyResult<&Tree> {
         let n = self.inner.trees.len() as isize;
         let i = if index < 0 { index + n } else { index };
@@ -41,6 +68,18 @@ impl NativeForest {
             )));
         }
         Ok(&self.inner.trees[i as usize])
+    }
+
+    /// Class probabilities, through the compiled forest for large batches.
+    fn proba<T: FeatureValue>(
+        &self,
+        view: ArrayView2<'_, T>,
+        n_threads: usize,
+    ) -> crate::Result<Array2<f64>> {
+        match self.compiled_for(view.nrows()) {
+            Some(compiled) => self.inner.predict_proba_compiled(compiled, view, n_threads),
+            None => self.inner.predict_proba(view, n_threads),
+        }
     }
 
     fn heavy(&self, n_rows: usize) -> bool {
@@ -111,9 +150,7 @@ impl NativeForest {
             Some(prev) => prev.fit_more(view, y, w, &params, n_threads),
         }))
         .py()?;
-        Ok(Self {
-            inner: Arc::new(forest),
-        })
+        Ok(Self::new(forest))
     }
 
     /// Mean class probabilities of the trees, `(n_rows, n_classes)` float64.
@@ -127,8 +164,9 @@ impl NativeForest {
         let x = Matrix::extract(x)?;
         let n_threads = n_threads(n_jobs)?;
         let detach = self.heavy(x.shape().0);
-        let forest = &self.inner;
-        let proba = with_view!(&x, view => maybe_detach(py, detach, || forest.predict_proba(view, n_threads))).py()?;
+        let proba =
+            with_view!(&x, view => maybe_detach(py, detach, || self.proba(view, n_threads)))
+                .py()?;
         Ok(proba.into_pyarray(py))
     }
 
@@ -143,10 +181,10 @@ impl NativeForest {
         let x = Matrix::extract(x)?;
         let n_threads = n_threads(n_jobs)?;
         let detach = self.heavy(x.shape().0);
-        let forest = &self.inner;
-        let codes =
-            with_view!(&x, view => maybe_detach(py, detach, || forest.predict(view, n_threads)))
-                .py()?;
+        let codes = with_view!(&x, view => maybe_detach(py, detach, || {
+            self.proba(view, n_threads).map(|p| argmax_rows(&p))
+        }))
+        .py()?;
         Ok(codes.into_pyarray(py))
     }
 
@@ -319,12 +357,7 @@ impl NativeForest {
         let (forest, meta) = py.detach(|| crate::format::decode(data)).py()?;
         let meta =
             serde_json::to_string(&meta).map_err(|e| PyValueError::new_err(e.to_string()))?;
-        Ok((
-            Self {
-                inner: Arc::new(forest),
-            },
-            meta,
-        ))
+        Ok((Self::new(forest), meta))
     }
 
     /// Pickles as its model file.
