@@ -283,3 +283,27 @@ def test_structural_cases_were_built(results, valid):
     if major != SUPPORTED_MAJOR:
         pytest.skip(f"model files are format {major}; tests/_reliability_wire.py knows format {SUPPORTED_MAJOR}")
     assert results["structural"] >= 25
+
+
+@pytest.mark.parametrize("record", ["versions", "events"])
+def test_a_store_record_numbered_u64_max_does_not_wrap_to_zero(tmp_path, valid, record):
+    # Found by this suite: a damaged or foreign record named with the largest u64 made the next
+    # save report success as version 0 (written, never listed) instead of failing.
+    root = tmp_path / "store"
+    store = woodlot.VersionStore(root)
+    store.save(valid)
+    top = (1 << 64) - 1
+    if record == "versions":
+        m = json.loads((root / "versions" / "0000000001.json").read_text())
+        m["version"] = top
+        (root / "versions" / f"{top}.json").write_text(json.dumps(m))
+        op = lambda: store.save(woodlot.dumps(small_model(5)))  # noqa: E731
+    else:
+        e = json.loads((root / "events" / "000000000001.json").read_text())
+        e["seq"] = top
+        (root / "events" / f"{top}.json").write_text(json.dumps(e))
+        (root / "ACTIVE").unlink()
+        op = lambda: store.promote(1)  # noqa: E731
+    with pytest.raises(woodlot.CorruptModelError, match="no .* number is left"):
+        op()
+    assert not (root / record / ("0" * (10 if record == "versions" else 12) + ".json")).exists()

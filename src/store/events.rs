@@ -225,8 +225,11 @@ pub fn head(backend: &dyn Backend) -> Result<Head> {
         Some(h) if h > 0 && backend.exists(&Key::Event(h))? => h,
         _ => list(backend)?.last().copied().unwrap_or(0),
     };
-    while backend.exists(&Key::Event(seq + 1))? {
-        seq += 1;
+    while let Some(next) = seq.checked_add(1) {
+        if !backend.exists(&Key::Event(next))? {
+            break;
+        }
+        seq = next;
     }
     if seq == 0 {
         return Ok(Head::default());
@@ -256,7 +259,15 @@ pub fn append(
         let actor = Actor::now();
         let event = Event {
             format: EVENT_FORMAT,
-            seq: head.seq + 1,
+            // An event numbered u64::MAX (a damaged or foreign file) must not wrap the next
+            // number around to 0, which no listing shows.
+            seq: head.seq.checked_add(1).ok_or_else(|| {
+                WoodlotError::corrupt(format!(
+                    "the history holds an event numbered {}: no event number is left after it \
+                     (a damaged or foreign file?)",
+                    head.seq
+                ))
+            })?,
             kind: draft.kind,
             time: actor.time,
             user: actor.user,

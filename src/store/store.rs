@@ -396,7 +396,15 @@ impl Store {
         let actor = Actor::now();
         let mut claimed = None;
         for _ in 0..MAX_SAVE_ATTEMPTS {
-            let n = self.listing()?.manifests.last().copied().unwrap_or(0) + 1;
+            let last = self.listing()?.manifests.last().copied().unwrap_or(0);
+            // A (damaged or foreign) manifest numbered u64::MAX must not wrap the next number
+            // around to 0: that version would be written but never listed.
+            let n = last.checked_add(1).ok_or_else(|| {
+                WoodlotError::corrupt(format!(
+                    "versions/ holds a manifest numbered {last}: no version number is left after \
+                     it (a damaged or foreign file?)"
+                ))
+            })?;
             let manifest = Manifest {
                 format: MANIFEST_FORMAT,
                 version: n,

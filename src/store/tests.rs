@@ -459,3 +459,38 @@ fn hostile_store_files_never_escape_or_panic() {
     std::fs::write(t.0.join(layout::Key::Event(2).path()), b"{\"format\": 1").unwrap();
     assert!(matches!(s.state(), Err(WoodlotError::CorruptModel(_))));
 }
+
+#[test]
+fn records_numbered_u64_max_do_not_wrap_numbers_around_to_zero() {
+    // A damaged or foreign manifest named with the largest number: the next save must fail
+    // rather than write version 0, which no listing shows.
+    let (t, s) = store("u64max");
+    let v = save(&s, 0.5);
+    let manifest = std::fs::read(t.0.join(format!("versions/{v:010}.json"))).unwrap();
+    std::fs::write(t.0.join(format!("versions/{}.json", u64::MAX)), &manifest).unwrap();
+    let err = s
+        .save(
+            &model_bytes(&forest_with_threshold(0.25)),
+            SaveOptions::default(),
+        )
+        .unwrap_err();
+    assert!(matches!(err, WoodlotError::CorruptModel(_)), "{err:?}");
+    assert!(!t.0.join("versions/0000000000.json").exists());
+
+    // The same for the history: an event numbered u64::MAX (and no hint to skip it).
+    let (t, s) = store("u64max-events");
+    let v = save(&s, 0.5);
+    let mut event: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(t.0.join("events/000000000001.json")).unwrap())
+            .unwrap();
+    event["seq"] = serde_json::json!(u64::MAX);
+    std::fs::write(
+        t.0.join(format!("events/{}.json", u64::MAX)),
+        serde_json::to_vec(&event).unwrap(),
+    )
+    .unwrap();
+    std::fs::remove_file(t.0.join("ACTIVE")).unwrap();
+    let err = s.promote(&num(v), None, None).unwrap_err();
+    assert!(matches!(err, WoodlotError::CorruptModel(_)), "{err:?}");
+    assert!(!t.0.join("events/000000000000.json").exists());
+}
