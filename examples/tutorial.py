@@ -57,7 +57,7 @@ print(f"Decision: {decision.reason}")
 print(f"Active version: {store.active.name}")
 
 # 6. Roll back to v1 (verified before it moves) and check its accuracy.
-store.rollback(to=v1, reason="tutorial: roll back to v1")
+store.rollback(to=v1, reason=f"tutorial: roll back to {v1.name}")
 restored = store.load("active", verify=True)
 acc_restored = accuracy_score(y_test, restored.predict(X_test))
 print(f"Rolled back to {store.active.name}; its accuracy: {acc_restored:.4f}")
