@@ -394,7 +394,7 @@ def worker_crash_op(root: str, model_path: str, op: str, at: int):
 def run_op(store, op: str, data: bytes):
     """The operations whose I/O steps the fault tests walk through, on the base store of
     ``make_base_store`` (v1 active, v2 saved, alias "champion" -> v1)."""
-    if op == "save":
+    if op in ("save", "save_new"):  # save_new: a model whose blobs are not stored yet
         return store.save(data, tags={"fault": "1"})
     if op == "promote":
         return store.promote(2, reason="fault", expect_active=1)

@@ -16,7 +16,7 @@ import woodlot
 from woodlot import _native
 from _reliability_util import Zygote, check_store, make_base_store, run_op, small_model, store_files
 
-OPS = ["save", "promote", "rollback", "set_alias", "delete", "gc"]
+OPS = ["save", "save_new", "promote", "rollback", "set_alias", "delete", "gc"]
 COUNTS = {}
 
 
@@ -27,6 +27,7 @@ def data(tmp_path_factory):
     other = woodlot.dumps(small_model(1, n_estimators=4))
     third = woodlot.dumps(small_model(2, max_depth=2))
     (d / "model.wdl").write_bytes(model)
+    (d / "fresh.wdl").write_bytes(woodlot.dumps(small_model(3, n_estimators=5)))
     base = d / "base"
     s = make_base_store(base, model, other)
     s.save(third)
@@ -58,7 +59,7 @@ def _committed_without_event(op, old, new, now) -> bool:
     """A save whose manifest was linked but whose save event was not written."""
     added = set(now[0]) - set(old[0])
     return (
-        op == "save"
+        op in ("save", "save_new")
         and set(old[0]) <= set(now[0])
         and len(added) == 1
         and next(iter(added)).startswith("versions/")
@@ -74,6 +75,10 @@ def _deleted_without_tombstone(op, old, new, now) -> bool:
     }
 
 
+def _model_for(d: Path, op: str) -> Path:
+    return d / ("fresh.wdl" if op == "save_new" else "model.wdl")
+
+
 def _expected_new(tmp_path: Path, base: Path, op: str, model: bytes):
     root = tmp_path / "expected"
     shutil.copytree(base, root)
@@ -85,7 +90,8 @@ def _expected_new(tmp_path: Path, base: Path, op: str, model: bytes):
 
 @pytest.mark.parametrize("op", OPS)
 def test_an_error_at_every_io_step_leaves_old_or_new(tmp_path, data, op):
-    d, model = data
+    d, _ = data
+    model = _model_for(d, op).read_bytes()
     base = d / "base"
     new, steps = _expected_new(tmp_path, base, op, model)
     assert len(steps) >= 5, steps
@@ -153,16 +159,17 @@ def zygote():
     z.close()
 
 
-@pytest.mark.parametrize("op", ["save", "promote", "rollback", "delete"])
+@pytest.mark.parametrize("op", ["save", "save_new", "promote", "rollback", "delete"])
 def test_a_crash_at_every_io_step_leaves_old_or_new(tmp_path, data, zygote, op):
-    d, model = data
+    d, _ = data
+    model = _model_for(d, op).read_bytes()
     base = d / "base"
     new, steps = _expected_new(tmp_path, base, op, model)
     old = _summary(base)
     for at in range(1, len(steps) + 1):
         root = tmp_path / f"at{at}"
         shutil.copytree(base, root)
-        status = zygote.run("worker_crash_op", str(root), str(d / "model.wdl"), op, at, timeout=60)
+        status = zygote.run("worker_crash_op", str(root), str(_model_for(d, op)), op, at, timeout=60)
         where = f"{op}: crash at step {at} ({steps[at - 1]})"
         assert status.get("signal") == 6, f"{where}: {status}"
         now = _summary(root)
