@@ -467,7 +467,7 @@ fn records_numbered_u64_max_do_not_wrap_numbers_around_to_zero() {
     let (t, s) = store("u64max");
     let v = save(&s, 0.5);
     let manifest = std::fs::read(t.0.join(format!("versions/{v:010}.json"))).unwrap();
-    std::fs::write(t.0.join(format!("versions/{}.json", u64::MAX)), &manifest).unwrap();
+    std::fs::write(t.0.join(format!("versions/{}.json", u64::MAX)), manifest).unwrap();
     let err = s
         .save(
             &model_bytes(&forest_with_threshold(0.25)),
