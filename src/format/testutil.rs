@@ -2,29 +2,17 @@
 //! hostile files with a valid checksum.
 
 use crate::forest::{FitInfo, Forest, ForestParams, OobEstimate};
-use crate::tree::{Node, NodeStats, Tree, LEAF};
+use crate::tree::{Node, NodeStats, Tree};
 
 /// A fingerprint string the hostile-payload tests can find in the encoded payload.
 pub const FINGERPRINT: &str = "blake3:fingerprint-marker-0123456789";
 
 fn split(feature: u32, threshold: f32, left: u32, right: u32) -> Node {
-    Node {
-        feature,
-        threshold,
-        left,
-        right,
-        missing_left: true,
-    }
+    Node::split(feature, threshold, left, right, true)
 }
 
 fn leaf(row: u32) -> Node {
-    Node {
-        feature: 0,
-        threshold: 0.0,
-        left: LEAF,
-        right: row,
-        missing_left: false,
-    }
+    Node::leaf(row)
 }
 
 fn stats(impurity: &[f32], n_samples: &[u32], weighted: &[f32]) -> NodeStats {

@@ -4,26 +4,14 @@ use serde_json::json;
 
 use crate::forest::{FitInfo, Forest, ForestParams};
 use crate::format;
-use crate::tree::{Node, NodeStats, Tree, LEAF};
+use crate::tree::{Node, NodeStats, Tree};
 
 fn split(feature: u32, threshold: f32, left: u32, right: u32) -> Node {
-    Node {
-        feature,
-        threshold,
-        left,
-        right,
-        missing_left: true,
-    }
+    Node::split(feature, threshold, left, right, true)
 }
 
 fn leaf(row: u32) -> Node {
-    Node {
-        feature: 0,
-        threshold: 0.0,
-        left: LEAF,
-        right: row,
-        missing_left: false,
-    }
+    Node::leaf(row)
 }
 
 /// A one-split tree on `feature` at `threshold`: left leaf `l`, right leaf `r` (class 0, 1).

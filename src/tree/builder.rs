@@ -347,21 +347,16 @@ fn finish(nodes: &[RawNode], values: &[f64], c: usize) -> Tree {
         if r.left == LEAF {
             let row = (leaf_values.len() / c) as u32;
             leaf_values.extend(leaf_fractions(&values[raw * c..(raw + 1) * c], r.bounds));
-            out_nodes.push(Node {
-                feature: 0,
-                threshold: 0.0,
-                left: LEAF,
-                right: row,
-                missing_left: false,
-            });
+            out_nodes.push(Node::leaf(row));
         } else {
-            out_nodes.push(Node {
-                feature: r.feature,
-                threshold: r.threshold,
-                left: LEAF,
-                right: LEAF,
-                missing_left: r.missing_left,
-            });
+            // Children are filled in when they are emitted.
+            out_nodes.push(Node::split(
+                r.feature,
+                r.threshold,
+                LEAF,
+                LEAF,
+                r.missing_left,
+            ));
             stack.push((r.right as usize, Some((id, false))));
             stack.push((r.left as usize, Some((id, true))));
         }

@@ -28,6 +28,30 @@ pub struct Node {
 }
 
 impl Node {
+    /// A split node: `x[feature] <= threshold` goes to `left`, a larger value to `right`,
+    /// a missing value to `left` when `missing_left`.
+    pub fn split(feature: u32, threshold: f32, left: u32, right: u32, missing_left: bool) -> Self {
+        Self {
+            feature,
+            threshold,
+            left,
+            right,
+            missing_left,
+        }
+    }
+
+    /// A leaf whose class fractions are row `row` of the tree's leaf values. Its unused fields
+    /// are zero, the canonical form the model file requires.
+    pub fn leaf(row: u32) -> Self {
+        Self {
+            feature: 0,
+            threshold: 0.0,
+            left: LEAF,
+            right: row,
+            missing_left: false,
+        }
+    }
+
     /// Whether this node is a leaf.
     #[inline]
     pub fn is_leaf(&self) -> bool {
