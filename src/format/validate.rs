@@ -108,7 +108,8 @@ fn check_params(
 /// - the tree has `n_classes` classes, at least one node, and `stats` arrays as long as `nodes`
 ///   holding finite numbers (weights >= 0);
 /// - a split node's `left` and `right` are strictly greater than its own index and inside the
-///   node array, its feature is `< n_features`, its threshold is not NaN (`+inf` is allowed);
+///   node array, its feature is `< n_features`, its threshold is neither NaN nor `-inf`
+///   (`+inf` is allowed);
 /// - every node but the root has exactly one parent (so the nodes form one tree);
 /// - the nodes are in depth-first preorder: a split node's left child is the next node and its
 ///   right child the node after its left subtree (the model file stores only this order);
@@ -194,6 +195,11 @@ fn validate_tree(tree: &Tree, n_features: u32, n_classes: u32) -> std::result::R
         }
         if node.threshold.is_nan() {
             return Err(format!("node {i}: threshold is NaN"));
+        }
+        if node.threshold == f32::NEG_INFINITY {
+            // Thresholds are midpoints of training values, or +inf for "every present value
+            // goes left"; -inf would send every present value right and is never written.
+            return Err(format!("node {i}: threshold is -inf"));
         }
     }
     // Children point forward, so the root is never a child; every other node needs a parent.
@@ -444,6 +450,8 @@ mod tests {
         );
         let m = tree0(|t| t.nodes[2].threshold = f32::NAN);
         assert!(m.contains("node 2: threshold is NaN"), "{m}");
+        let m = tree0(|t| t.nodes[2].threshold = f32::NEG_INFINITY);
+        assert!(m.contains("node 2: threshold is -inf"), "{m}");
         let mut f = sample_forest();
         f.trees[0].nodes[0].threshold = f32::INFINITY;
         validate_forest(&f).unwrap();
