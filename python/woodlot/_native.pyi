@@ -76,9 +76,14 @@ def effective_n_jobs(n_jobs: Optional[int] = None) -> int: ...
 _RefArg = Union[int, str]
 
 class NativeStore:
-    """A version store on a local directory; every method runs in Rust with the GIL released."""
+    """A version store on a local directory or ``s3://bucket/prefix``; every method runs in Rust
+    with the GIL released."""
 
-    def __init__(self, path: Union[str, "os.PathLike[str]"]) -> None: ...
+    def __init__(
+        self,
+        path: Union[str, "os.PathLike[str]"],
+        storage_options: Optional[list[tuple[str, str]]] = None,
+    ) -> None: ...
     @property
     def location(self) -> str: ...
     def save(

@@ -19,7 +19,7 @@ import json
 import math
 import os
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Optional, Sequence, Union
+from typing import Any, Iterator, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
@@ -361,21 +361,51 @@ class VerifyReport:
 # ----------------------------------------------------------------------------------------------
 
 
-class VersionStore:
-    """Immutable, checksummed model versions in a local directory, with an append-only history.
+def _storage_options(options: Optional[Mapping[str, Any]]) -> Optional[list]:
+    """``storage_options`` as the native layer takes them: (key, string value) pairs."""
+    if options is None:
+        return None
+    if not isinstance(options, Mapping):
+        raise TypeError(f"storage_options must be a dict, got {type(options).__name__}")
+    pairs = []
+    for key, value in options.items():
+        if not isinstance(key, str):
+            raise TypeError(f"storage_options keys must be strings, got {key!r}")
+        if value is None:
+            continue
+        if isinstance(value, (bool, np.bool_)):
+            value = "true" if value else "false"
+        elif isinstance(value, (int, float, np.integer, np.floating)):
+            value = repr(float(value)) if isinstance(value, (float, np.floating)) else str(int(value))
+        elif not isinstance(value, str):
+            raise TypeError(f"storage_options[{key!r}] must be a string, number or bool, got {type(value).__name__}")
+        pairs.append((key, value))
+    return pairs
 
-    ``VersionStore("models")`` creates the directory if needed. Versions are numbered 1, 2, 3, ...
-    and never reused; a reference is a number, ``"v3"``, ``"latest"``, ``"active"`` or an alias.
-    Several processes and threads may use one store at once.
+
+class VersionStore:
+    """Immutable, checksummed model versions with an append-only history, in a local directory
+    or on S3-compatible object storage.
+
+    ``VersionStore("models")`` creates the directory if needed. ``VersionStore("s3://bucket/prefix",
+    storage_options={"endpoint_url": ..., "region": ..., "access_key_id": ...,
+    "secret_access_key": ..., "allow_http": True})`` keeps the store under a prefix of an existing
+    bucket; options left out come from the standard ``AWS_*`` environment variables. Versions are
+    numbered 1, 2, 3, ... and never reused; a reference is a number, ``"v3"``, ``"latest"``,
+    ``"active"`` or an alias. Several processes, threads and machines may use one store at once.
     """
 
-    def __init__(self, path: Union[str, "os.PathLike[str]"] = "models") -> None:
+    def __init__(
+        self,
+        path: Union[str, "os.PathLike[str]"] = "models",
+        storage_options: Optional[Mapping[str, Any]] = None,
+    ) -> None:
         self._path = os.fspath(path)
-        self._native = NativeStore(self._path)
+        self._native = NativeStore(self._path, _storage_options(storage_options))
 
     @property
     def path(self) -> str:
-        """The store's directory."""
+        """The store's directory, or its ``s3://`` URL."""
         return self._path
 
     def __repr__(self) -> str:

@@ -73,7 +73,7 @@ fn manifest_json(m: &Manifest) -> String {
     to_json(m)
 }
 
-/// A version store opened on a local directory.
+/// A version store opened on a local directory or on S3-compatible object storage.
 #[pyclass(module = "woodlot._native", name = "NativeStore", frozen)]
 pub struct NativeStore {
     inner: Arc<Store>,
@@ -81,9 +81,23 @@ pub struct NativeStore {
 
 #[pymethods]
 impl NativeStore {
+    /// `path` is a local directory or `s3://bucket/prefix`; `storage_options` (s3:// only) are
+    /// string pairs such as `("endpoint_url", "http://127.0.0.1:9000")`.
     #[new]
-    fn new(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
-        let store = py.detach(|| Store::open(&path)).py()?;
+    #[pyo3(signature = (path, storage_options=None))]
+    fn new(
+        py: Python<'_>,
+        path: PathBuf,
+        storage_options: Option<Vec<(String, String)>>,
+    ) -> PyResult<Self> {
+        let options = storage_options.unwrap_or_default();
+        let store = py
+            .detach(|| match path.to_str() {
+                Some(location) => Store::open_location(location, &options),
+                None if options.is_empty() => Store::open(&path),
+                None => Store::open_location(&path.to_string_lossy(), &options),
+            })
+            .py()?;
         Ok(Self {
             inner: Arc::new(store),
         })

@@ -13,6 +13,9 @@
 //! - [`names`]: version references and alias validation.
 //! - [`backend`] / [`local`]: the storage trait and the local-filesystem implementation
 //!   (temp + fsync + hard link, rename, dir fsync, `File::lock`).
+//! - [`object`] / [`s3config`] / [`open`]: the object-storage backend (S3 through the
+//!   `object_store` crate: `If-None-Match: *` puts, no lock), its URL and options, and opening a
+//!   store by location (`s3://bucket/prefix` or a directory).
 //! - [`faults`]: the test-only switch that fails or crashes at the N-th I/O step.
 //! - [`manifest`], [`events`]: the records.
 //! - [`probe`]: probe rows replayed to prove a model still predicts as it did.
@@ -31,8 +34,13 @@ pub mod local;
 pub mod manifest;
 pub mod metrics;
 pub mod names;
+#[cfg(feature = "s3")]
+pub mod object;
+pub mod open;
 pub mod probe;
 pub mod promote;
+#[cfg(feature = "s3")]
+pub mod s3config;
 pub mod stats;
 #[allow(clippy::module_inception)]
 pub mod store;
