@@ -75,6 +75,10 @@ def test_references(store, models):
         store.get(True)
     with pytest.raises(TypeError):
         store.get(1.5)
+    # Membership answers like a dict: names that could never be versions are simply absent.
+    assert 1 in store and "v2" in store and "latest" in store
+    assert 9 not in store and "nosuchalias" not in store
+    assert "../x" not in store and "a/b" not in store
 
 
 def test_load_round_trips_and_verifies(store, models, wine):

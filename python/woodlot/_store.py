@@ -25,6 +25,7 @@ import numpy as np
 
 from ._estimator import RandomForestClassifier
 from ._native import NativeStore
+from ._errors import InvalidNameError
 from ._persist import dumps, loads
 
 __all__ = ["VersionStore", "ModelVersion", "Comparison", "Pairwise", "Decision", "Event", "VerifyReport"]
@@ -420,9 +421,11 @@ class VersionStore:
         return iter(self.versions())
 
     def __contains__(self, ref: Any) -> bool:
+        """Whether ``ref`` names a live version; a name that could never be one (``"../x"``)
+        is simply not in the store, as with a dict."""
         try:
             self.get(ref)
-        except KeyError:
+        except (KeyError, InvalidNameError):
             return False
         return True
 
