@@ -75,14 +75,23 @@ def fit_child(lib: str, n: int, f: int, inf: int, k: int, trees: int) -> None:
     model.fit(X_train, y_train)
     fit_s = time.perf_counter() - t0
     rss_fit = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # The first batch call includes one-time work (woodlot compiles its prediction layout);
+    # report it, then the median of warm calls, the steady state of a serving process.
     t0 = time.perf_counter()
     proba = model.predict_proba(X_test)
-    pred_s = time.perf_counter() - t0
+    first_s = time.perf_counter() - t0
+    warm = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        model.predict_proba(X_test)
+        warm.append(time.perf_counter() - t0)
+    pred_s = sorted(warm)[len(warm) // 2]
     result = {
         "fit_s": fit_s,
         "accuracy": accuracy_score(y_test, model.classes_[proba.argmax(1)]),
         "log_loss": log_loss(y_test, proba, labels=model.classes_),
         "predict_rows_per_s": len(X_test) / pred_s,
+        "first_predict_rows_per_s": len(X_test) / first_s,
         "rss_before_fit_mb": rss_before / 1024,
         "peak_rss_fit_mb": rss_fit / 1024,
     }
@@ -103,6 +112,10 @@ def run_fit_case(name: str, n: int, f: int, inf: int, k: int, trees: int) -> dic
     print(
         f"  predict    woodlot {w['predict_rows_per_s']:10,.0f} rows/s   sklearn {s['predict_rows_per_s']:10,.0f} rows/s"
         f"   speed-up {w['predict_rows_per_s'] / s['predict_rows_per_s']:6.1f}x"
+    )
+    print(
+        f"  1st call   woodlot {w['first_predict_rows_per_s']:10,.0f} rows/s   sklearn {s['first_predict_rows_per_s']:10,.0f} rows/s"
+        f"   speed-up {w['first_predict_rows_per_s'] / s['first_predict_rows_per_s']:6.1f}x"
     )
     wd = w["peak_rss_fit_mb"] - w["rss_before_fit_mb"]
     sd = s["peak_rss_fit_mb"] - s["rss_before_fit_mb"]

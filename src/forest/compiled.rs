@@ -14,6 +14,8 @@
 //!   thousands of rows pass through it, and each 64-row group advances level by level with
 //!   branch-free steps so the group's loads overlap.
 
+use rayon::prelude::*;
+
 use super::Forest;
 use crate::tree::Tree;
 
@@ -54,30 +56,47 @@ pub struct CompiledForest {
 impl CompiledForest {
     /// Compiles `forest`, or returns `None` when it does not fit the compact layout (more than
     /// 16,383 features, or more than 65,533 distinct thresholds on one feature); callers then
-    /// use the plain walk, which gives the same results.
+    /// use the plain walk, which gives the same results. Runs on the current rayon pool, and
+    /// fails (`None`) on a feature index out of range rather than panicking.
     pub fn new(forest: &Forest) -> Option<Self> {
         let n_features = forest.n_features as usize;
         if n_features > FEATURE_MASK as usize {
             return None;
         }
-        let mut cuts: Vec<Vec<f32>> = vec![Vec::new(); n_features];
-        for tree in &forest.trees {
-            for node in tree.nodes.iter().filter(|n| !n.is_leaf()) {
-                if node.threshold.is_finite() {
-                    cuts.get_mut(node.feature as usize)?.push(node.threshold);
+        // Per feature, every finite threshold any tree splits it at (gathered per tree in
+        // parallel, then merged, sorted and deduplicated per feature in parallel).
+        let per_tree: Vec<Vec<Vec<f32>>> = forest
+            .trees
+            .par_iter()
+            .map(|tree| {
+                let mut cuts: Vec<Vec<f32>> = vec![Vec::new(); n_features];
+                for node in tree
+                    .nodes
+                    .iter()
+                    .filter(|n| !n.is_leaf() && n.threshold.is_finite())
+                {
+                    if let Some(c) = cuts.get_mut(node.feature as usize) {
+                        c.push(node.threshold);
+                    }
                 }
-            }
-        }
-        for c in &mut cuts {
-            c.sort_unstable_by(f32::total_cmp);
-            c.dedup();
-            if c.len() >= ALL_PRESENT_CODE as usize {
-                return None;
-            }
+                cuts
+            })
+            .collect();
+        let cuts: Vec<Vec<f32>> = (0..n_features)
+            .into_par_iter()
+            .map(|f| {
+                let mut c: Vec<f32> = per_tree.iter().flat_map(|t| t[f].iter().copied()).collect();
+                c.sort_unstable_by(f32::total_cmp);
+                c.dedup();
+                c
+            })
+            .collect();
+        if cuts.iter().any(|c| c.len() >= ALL_PRESENT_CODE as usize) {
+            return None;
         }
         let trees = forest
             .trees
-            .iter()
+            .par_iter()
             .map(|t| compile_tree(t, &cuts))
             .collect::<Option<Vec<_>>>()?;
         Some(Self {

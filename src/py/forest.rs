@@ -18,7 +18,7 @@ use super::convert::{params_from_dict, slice, with_view, Matrix};
 use super::errors::IntoPyResult;
 use crate::forest::compiled::CompiledForest;
 use crate::forest::predict::argmax_rows;
-use crate::forest::threads::resolve_n_jobs;
+use crate::forest::threads::{resolve_n_jobs, run_in_pool};
 use crate::forest::{FitInfo, Forest};
 use crate::tree::Tree;
 use crate::value::FeatureValue;
@@ -50,12 +50,16 @@ impl NativeForest {
     }
 
     /// The compiled forest for a batch of `n_rows`, if the batch is large enough to use it.
-    fn compiled_for(&self, n_rows: usize) -> Option<&CompiledForest> {
+    fn compiled_for(&self, n_rows: usize, n_threads: usize) -> Option<&CompiledForest> {
         if n_rows < COMPILED_MIN_ROWS {
             return None;
         }
         self.compiled
-            .get_or_init(|| CompiledForest::new(&self.inner))
+            .get_or_init(|| {
+                run_in_pool(n_threads, || CompiledForest::new(&self.inner))
+                    .ok()
+                    .flatten()
+            })
             .as_ref()
     }
 
@@ -76,7 +80,7 @@ impl NativeForest {
         view: ArrayView2<'_, T>,
         n_threads: usize,
     ) -> crate::Result<Array2<f64>> {
-        match self.compiled_for(view.nrows()) {
+        match self.compiled_for(view.nrows(), n_threads) {
             Some(compiled) => self.inner.predict_proba_compiled(compiled, view, n_threads),
             None => self.inner.predict_proba(view, n_threads),
         }
