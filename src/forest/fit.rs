@@ -10,6 +10,7 @@ use ndarray::ArrayView2;
 use rayon::prelude::*;
 
 use super::params::{ClassWeight, ForestParams, TreeLimits};
+use super::predict::argmax;
 use super::sampling::{bootstrap_counts, WeightedSampler};
 use super::threads::run_in_pool;
 use super::{FitInfo, Forest, OobEstimate};
@@ -394,22 +395,11 @@ fn oob_estimate<T: FeatureValue>(
     let correct = decision
         .chunks(c)
         .zip(y)
-        .filter(|(row, &label)| argmax(row) == label as usize)
+        .filter(|(row, &label)| argmax(*row) == label as usize)
         .count();
     Ok(OobEstimate {
         score: correct as f64 / n as f64,
         n_samples: n as u64,
         decision_function: decision,
     })
-}
-
-/// Index of the first largest value (numpy's `argmax`).
-pub(crate) fn argmax(row: &[f64]) -> usize {
-    let mut best = 0;
-    for (i, v) in row.iter().enumerate() {
-        if *v > row[best] {
-            best = i;
-        }
-    }
-    best
 }

@@ -190,19 +190,22 @@ impl Forest {
     }
 }
 
+/// Index of the first largest value (numpy's `argmax`: the first maximum wins ties).
+pub fn argmax<'a>(values: impl IntoIterator<Item = &'a f64>) -> usize {
+    let mut best = (0usize, f64::NEG_INFINITY);
+    for (i, &v) in values.into_iter().enumerate() {
+        if i == 0 || v > best.1 {
+            best = (i, v);
+        }
+    }
+    best.0
+}
+
 /// Class code of the highest probability in each row (the first on ties, as numpy's `argmax`).
 pub fn argmax_rows(proba: &Array2<f64>) -> Vec<u32> {
     proba
         .rows()
         .into_iter()
-        .map(|r| {
-            let mut best = 0;
-            for (i, v) in r.iter().enumerate() {
-                if *v > r[best] {
-                    best = i;
-                }
-            }
-            best as u32
-        })
+        .map(|r| argmax(r.iter()) as u32)
         .collect()
 }

@@ -16,6 +16,7 @@ use ndarray::ArrayView2;
 use serde::Serialize;
 
 use crate::error::{Result, WoodlotError};
+use crate::forest::predict::argmax;
 
 /// One version's metrics.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -68,15 +69,7 @@ pub fn predictions(proba: ArrayView2<'_, f64>, class_map: &[u32]) -> Vec<u32> {
     proba
         .rows()
         .into_iter()
-        .map(|row| {
-            let mut best = 0usize;
-            for (k, p) in row.iter().enumerate() {
-                if *p > row[best] {
-                    best = k;
-                }
-            }
-            class_map[best]
-        })
+        .map(|row| class_map[argmax(row.iter())])
         .collect()
 }
 
