@@ -42,8 +42,11 @@ fn refs(r: Option<RefArg>) -> PyResult<Option<Ref>> {
     r.map(|r| r.to_ref()).transpose()
 }
 
-fn to_json<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_string(v).expect("store records serialise")
+/// Serialises a store record for Python. Our records always serialise; should one ever not,
+/// the caller gets a `ValueError` rather than a panic.
+fn to_json<T: serde::Serialize>(v: &T) -> PyResult<String> {
+    serde_json::to_string(v)
+        .map_err(|e| PyValueError::new_err(format!("could not serialise a store record: {e}")))
 }
 
 fn parse_json(what: &str, s: &str) -> PyResult<Value> {
@@ -65,11 +68,11 @@ fn labels(
     }
 }
 
-fn event_json(e: &Event) -> String {
+fn event_json(e: &Event) -> PyResult<String> {
     to_json(e)
 }
 
-fn manifest_json(m: &Manifest) -> String {
+fn manifest_json(m: &Manifest) -> PyResult<String> {
     to_json(m)
 }
 
@@ -134,7 +137,7 @@ impl NativeStore {
         };
         let store = &self.inner;
         let m = py.detach(|| store.save(model, opts)).py()?;
-        Ok(manifest_json(&m))
+        manifest_json(&m)
     }
 
     /// Every live version's manifest, oldest first, as one JSON list.
@@ -146,7 +149,7 @@ impl NativeStore {
             if i > 0 {
                 out.push(',');
             }
-            out.push_str(&manifest_json(m));
+            out.push_str(&manifest_json(m)?);
         }
         out.push(']');
         Ok(out)
@@ -157,16 +160,16 @@ impl NativeStore {
         let r = r.to_ref()?;
         let store = &self.inner;
         let m = py.detach(|| store.get(&r)).py()?;
-        Ok(manifest_json(&m))
+        manifest_json(&m)
     }
 
     /// The active version's manifest, or None.
     fn active(&self, py: Python<'_>) -> PyResult<Option<String>> {
         let store = &self.inner;
-        Ok(py
-            .detach(|| store.active())
+        py.detach(|| store.active())
             .py()?
-            .map(|m| manifest_json(&m)))
+            .map(|m| manifest_json(&m))
+            .transpose()
     }
 
     /// `(manifest JSON, model bytes)`; with `verify`, validated and probe-replayed first.
@@ -179,13 +182,13 @@ impl NativeStore {
         let r = r.to_ref()?;
         let store = &self.inner;
         let (m, bytes) = py.detach(|| store.read_model(&r, verify)).py()?;
-        Ok((manifest_json(&m), PyBytes::new(py, &bytes)))
+        Ok((manifest_json(&m)?, PyBytes::new(py, &bytes)))
     }
 
     /// The current state (active version, aliases) as JSON.
     fn state(&self, py: Python<'_>) -> PyResult<String> {
         let store = &self.inner;
-        Ok(to_json(&py.detach(|| store.state()).py()?))
+        to_json(&py.detach(|| store.state()).py()?)
     }
 
     /// Makes a version active; `expect_nothing` or `expect` check the current one atomically.
@@ -211,7 +214,7 @@ impl NativeStore {
                 store.promote(&r, reason, exp)
             })
             .py()?;
-        Ok((manifest_json(&m), event_json(&e)))
+        Ok((manifest_json(&m)?, event_json(&e)?))
     }
 
     /// Rolls back to the previous active version (or `to`).
@@ -225,32 +228,32 @@ impl NativeStore {
         let to = refs(to)?;
         let store = &self.inner;
         let (m, e) = py.detach(|| store.rollback(to.as_ref(), reason)).py()?;
-        Ok((manifest_json(&m), event_json(&e)))
+        Ok((manifest_json(&m)?, event_json(&e)?))
     }
 
     /// The history as a JSON list.
     fn history(&self, py: Python<'_>) -> PyResult<String> {
         let store = &self.inner;
-        Ok(to_json(&py.detach(|| store.history()).py()?))
+        to_json(&py.detach(|| store.history()).py()?)
     }
 
     /// Points an alias at a version.
     fn set_alias(&self, py: Python<'_>, name: String, r: RefArg) -> PyResult<String> {
         let r = r.to_ref()?;
         let store = &self.inner;
-        Ok(event_json(&py.detach(|| store.set_alias(&name, &r)).py()?))
+        event_json(&py.detach(|| store.set_alias(&name, &r)).py()?)
     }
 
     /// Removes an alias.
     fn remove_alias(&self, py: Python<'_>, name: String) -> PyResult<String> {
         let store = &self.inner;
-        Ok(event_json(&py.detach(|| store.remove_alias(&name)).py()?))
+        event_json(&py.detach(|| store.remove_alias(&name)).py()?)
     }
 
     /// Checks every version and event; the report as JSON.
     fn verify(&self, py: Python<'_>) -> PyResult<String> {
         let store = &self.inner;
-        Ok(to_json(&py.detach(|| store.verify()).py()?))
+        to_json(&py.detach(|| store.verify()).py()?)
     }
 
     /// Deletes a version.
@@ -264,9 +267,7 @@ impl NativeStore {
     ) -> PyResult<String> {
         let r = r.to_ref()?;
         let store = &self.inner;
-        Ok(event_json(
-            &py.detach(|| store.delete(&r, force, reason)).py()?,
-        ))
+        event_json(&py.detach(|| store.delete(&r, force, reason)).py()?)
     }
 
     /// Collects garbage older than `grace_seconds`.
@@ -278,9 +279,7 @@ impl NativeStore {
             ));
         }
         let store = &self.inner;
-        Ok(to_json(
-            &py.detach(|| store.gc(dry_run, grace_seconds)).py()?,
-        ))
+        to_json(&py.detach(|| store.gc(dry_run, grace_seconds)).py()?)
     }
 
     /// Compares versions on `x` (float64, rows x features) and labels.
@@ -355,7 +354,7 @@ impl NativeStore {
             .comparison
             .clone()
             .map(|c| NativeComparison { inner: Arc::new(c) });
-        Ok((to_json(&d), cmp))
+        Ok((to_json(&d)?, cmp))
     }
 }
 
