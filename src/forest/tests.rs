@@ -25,6 +25,21 @@ fn blobs(n: usize, noise: usize, seed: u64) -> (Array2<f64>, Vec<u32>) {
     (x, y)
 }
 
+/// A forest of `n_trees` default-parameter trees on `n_threads` threads.
+fn fit_trees(
+    x: &Array2<f64>,
+    y: &[u32],
+    n_classes: usize,
+    n_trees: usize,
+    n_threads: usize,
+) -> Forest {
+    let params = ForestParams {
+        n_estimators: n_trees,
+        ..Default::default()
+    };
+    Forest::fit(x.view(), y, n_classes, None, &params, n_threads).unwrap()
+}
+
 fn accuracy(forest: &Forest, x: ArrayView2<'_, f64>, y: &[u32]) -> f64 {
     let pred = forest.predict(x, 1).unwrap();
     pred.iter().zip(y).filter(|(a, b)| a == b).count() as f64 / y.len() as f64
@@ -191,18 +206,7 @@ fn missing_values_are_learned() {
 #[test]
 fn infinity_and_bad_shapes_are_errors_not_panics() {
     let (x, y) = blobs(50, 1, 7);
-    let f = Forest::fit(
-        x.view(),
-        &y,
-        3,
-        None,
-        &ForestParams {
-            n_estimators: 3,
-            ..Default::default()
-        },
-        1,
-    )
-    .unwrap();
+    let f = fit_trees(&x, &y, 3, 3, 1);
     let inf = ndarray::array![[f64::INFINITY, 0.0, 0.0]];
     assert!(f.predict_proba(inf.view(), 1).is_err());
     let narrow = ndarray::array![[0.0, 0.0]];
@@ -300,18 +304,7 @@ fn monotonic_constraint_is_respected() {
 #[test]
 fn apply_returns_leaf_indices() {
     let (x, y) = blobs(100, 1, 12);
-    let f = Forest::fit(
-        x.view(),
-        &y,
-        3,
-        None,
-        &ForestParams {
-            n_estimators: 4,
-            ..Default::default()
-        },
-        1,
-    )
-    .unwrap();
+    let f = fit_trees(&x, &y, 3, 4, 1);
     let leaves = f.apply(x.view(), 2).unwrap();
     assert_eq!(leaves.dim(), (100, 4));
     for (k, tree) in f.trees.iter().enumerate() {
@@ -325,18 +318,7 @@ fn apply_returns_leaf_indices() {
 fn single_class_gives_certain_predictions() {
     let (x, _) = blobs(30, 1, 13);
     let y = vec![0u32; 30];
-    let f = Forest::fit(
-        x.view(),
-        &y,
-        1,
-        None,
-        &ForestParams {
-            n_estimators: 3,
-            ..Default::default()
-        },
-        1,
-    )
-    .unwrap();
+    let f = fit_trees(&x, &y, 1, 3, 1);
     let p = f.predict_proba(x.view(), 1).unwrap();
     assert!(p.iter().all(|&v| v == 1.0));
 }

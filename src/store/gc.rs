@@ -13,6 +13,7 @@ use std::collections::HashSet;
 use serde::Serialize;
 
 use crate::error::Result;
+use crate::store::backend::Entry;
 use crate::store::events::{self, EventKind};
 use crate::store::layout::{Dir, Key};
 use crate::store::names::version_name;
@@ -54,24 +55,12 @@ impl Store {
             ..Default::default()
         };
         let _lock = self.backend.lock()?;
-        let old_enough = |age: Option<f64>| age.is_some_and(|a| a >= grace_seconds);
 
         for e in self.backend.list(Dir::Tmp)? {
             let Some(key) = Key::from_listing(Dir::Tmp, &e.name) else {
                 continue;
             };
-            if !old_enough(e.age_seconds) {
-                report.kept_recent += 1;
-                continue;
-            }
-            if dry_run || self.backend.remove(&key)? {
-                report.bytes_freed += e.size;
-                report.removed.push(GcItem {
-                    path: key.path(),
-                    bytes: e.size,
-                    reason: "temporary file".into(),
-                });
-            }
+            self.collect(&mut report, &key, &e, grace_seconds, "temporary file")?;
         }
 
         let listing = self.listing()?;
@@ -100,18 +89,13 @@ impl Store {
                 if referenced.contains(&e.name) {
                     continue;
                 }
-                if !old_enough(e.age_seconds) {
-                    report.kept_recent += 1;
-                    continue;
-                }
-                if dry_run || self.backend.remove(&key)? {
-                    report.bytes_freed += e.size;
-                    report.removed.push(GcItem {
-                        path: key.path(),
-                        bytes: e.size,
-                        reason: "no live version references it".into(),
-                    });
-                }
+                self.collect(
+                    &mut report,
+                    &key,
+                    &e,
+                    grace_seconds,
+                    "no live version references it",
+                )?;
             }
         }
 
@@ -131,5 +115,30 @@ impl Store {
             }
         }
         Ok(report)
+    }
+
+    /// Removes one unreferenced entry (or, in a dry run, only reports it) once it is older than
+    /// the grace period; a younger one is counted as kept.
+    fn collect(
+        &self,
+        report: &mut GcReport,
+        key: &Key,
+        entry: &Entry,
+        grace_seconds: f64,
+        reason: &str,
+    ) -> Result<()> {
+        if !entry.age_seconds.is_some_and(|a| a >= grace_seconds) {
+            report.kept_recent += 1;
+            return Ok(());
+        }
+        if report.dry_run || self.backend.remove(key)? {
+            report.bytes_freed += entry.size;
+            report.removed.push(GcItem {
+                path: key.path(),
+                bytes: entry.size,
+                reason: reason.into(),
+            });
+        }
+        Ok(())
     }
 }
