@@ -31,3 +31,14 @@ def iris():
 @pytest.fixture()
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="module")
+def zygote():
+    """A helper process that imported woodlot once and forks a fresh child per trial (the
+    reliability suites run thousands of trials; importing woodlot costs about 2 s)."""
+    from _reliability_util import Zygote
+
+    z = Zygote()
+    yield z
+    z.close()

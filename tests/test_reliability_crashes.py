@@ -16,17 +16,11 @@ from pathlib import Path
 import pytest
 
 import woodlot
-from _reliability_util import Zygote, check_store, env_int, small_model, store_files
+from _reliability_util import check_store, env_int, small_model, store_files
 
 CRASH_TRIALS = env_int("WOODLOT_CRASH_TRIALS", 50)
 ABORT_TRIALS = env_int("WOODLOT_ABORT_TRIALS", 20)
 
-
-@pytest.fixture(scope="module")
-def zygote():
-    z = Zygote()
-    yield z
-    z.close()
 
 
 @pytest.fixture(scope="module")

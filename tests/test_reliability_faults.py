@@ -14,7 +14,7 @@ import pytest
 
 import woodlot
 from woodlot import _native
-from _reliability_util import Zygote, check_store, make_base_store, run_op, small_model, store_files
+from _reliability_util import check_store, make_base_store, run_op, small_model, store_files
 
 OPS = ["save", "save_new", "promote", "rollback", "set_alias", "delete", "gc"]
 COUNTS = {}
@@ -151,12 +151,6 @@ def test_an_error_at_every_io_step_leaves_old_or_new(tmp_path, data, op):
     assert outcomes["old"] >= 1, outcomes
     assert op == "gc" or outcomes["new"] >= 1, outcomes
 
-
-@pytest.fixture(scope="module")
-def zygote():
-    z = Zygote()
-    yield z
-    z.close()
 
 
 @pytest.mark.parametrize("op", ["save", "save_new", "promote", "rollback", "delete"])

@@ -17,19 +17,13 @@ import time
 
 import pytest
 
-from _reliability_util import REGRESSIONS, Zygote, env_float, env_int, keep_crasher
+from _reliability_util import REGRESSIONS, env_float, env_int, keep_crasher
 
 SECONDS = env_float("WOODLOT_FUZZ_SECONDS", 60.0)
 SEED = env_int("WOODLOT_FUZZ_SEED", 0)
 SPLIT = {"model": 35 / 60, "store": 25 / 60}
 MIN_CASES = {"model": 2000, "store": 300}
 
-
-@pytest.fixture(scope="module")
-def zygote():
-    z = Zygote()
-    yield z
-    z.close()
 
 
 def _fuzz(zygote, tmp_path, kind):

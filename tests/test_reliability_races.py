@@ -12,17 +12,11 @@ from pathlib import Path
 import pytest
 
 import woodlot
-from _reliability_util import Zygote, check_store, env_int, small_model
+from _reliability_util import check_store, env_int, small_model
 
 PROMOTE_ROUNDS = env_int("WOODLOT_PROMOTE_ROUNDS", 4)
 SAVERS, SAVES_EACH = 8, 4
 
-
-@pytest.fixture(scope="module")
-def zygote():
-    z = Zygote()
-    yield z
-    z.close()
 
 
 @pytest.fixture(scope="module")
