@@ -4,6 +4,7 @@ Train two random forests on the wine data, save both as versions, compare them o
 rows, make the better one active with the tutorial's rule (v2 if acc_v2 >= acc_v1), then roll
 back to v1 and check its accuracy.
 
+    pip install ".[examples]"              # woodlot, pandas and what runs the notebook
     python examples/tutorial.py            # store in ./models
     WOODLOT_STORE=/tmp/m python examples/tutorial.py
     python examples/tutorial.py /tmp/m
@@ -11,6 +12,11 @@ back to v1 and check its accuracy.
 
 import os
 import sys
+
+try:
+    import pandas  # noqa: F401  (load_wine(as_frame=True) needs it)
+except ImportError:
+    sys.exit('The tutorial works on a pandas DataFrame: pip install ".[examples]" (or pandas) first.')
 
 from sklearn.datasets import load_wine
 from sklearn.metrics import accuracy_score
