@@ -41,17 +41,12 @@ ESTIMATOR_CLASS = "RandomForestClassifier"
 def read_model(data) -> tuple:
     """Validates model-file bytes in Rust: ``(NativeForest, meta dict)``.
 
-    The core has checked every byte, including that the meta is JSON with an ``estimator``
-    object; a failed check raises :class:`woodlot.CorruptModelError` there.
+    The core checks every byte, including that the meta is JSON holding an ``estimator``
+    object (``src/format/meta.rs``), and raises :class:`woodlot.CorruptModelError` naming the
+    failed check; the meta it hands back is its own serialisation, so it is not checked again.
     """
     native, meta_json = NativeForest.from_bytes(bytes(data))
-    try:
-        meta = json.loads(meta_json)
-    except ValueError as e:  # pragma: no cover - the Rust side already validated the JSON
-        raise CorruptModelError(f"model metadata is not valid JSON: {e}") from e
-    if not isinstance(meta, dict) or "estimator" not in meta:
-        raise CorruptModelError("model metadata has no estimator description")
-    return native, meta
+    return native, json.loads(meta_json)
 
 
 def write_model(native, desc: dict) -> bytes:
@@ -82,8 +77,8 @@ def describe(est, *, strict: bool) -> dict:
 
 def estimator_description(meta: dict) -> dict:
     """The estimator description in a model file's meta, after checking its kind and format."""
-    desc = meta["estimator"]
-    if not isinstance(desc, dict) or desc.get("class") != ESTIMATOR_CLASS:
+    desc = meta["estimator"]  # a JSON object: the core checked that
+    if desc.get("class") != ESTIMATOR_CLASS:
         raise CorruptModelError("the model file does not hold a RandomForestClassifier")
     if desc.get("format") != ESTIMATOR_FORMAT:
         raise CorruptModelError(f"unsupported estimator description format {desc.get('format')!r}")

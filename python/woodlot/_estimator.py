@@ -3,6 +3,9 @@
 This module is the scikit-learn face of the native forest (``woodlot._native.NativeForest``):
 it validates input once, with scikit-learn's own validators so errors and warnings match
 scikit-learn's word for word, encodes labels, and delegates every piece of heavy work to Rust.
+Each check is written once, in one layer: scikit-learn's validators judge input and each
+parameter alone; rules between parameters (``oob_score`` or ``max_samples`` without
+``bootstrap``, ``monotonic_cst`` values, fewer trees on a warm start) are the core's.
 Prediction has a lean path: a 2-D float32/float64 numpy array handed to a model fitted without
 feature names goes straight to Rust, which checks shape and values itself.
 
@@ -216,22 +219,10 @@ class RandomForestClassifier(ClassifierMixin, BaseEstimator):
             sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
             sample_weight = np.ascontiguousarray(sample_weight, dtype=np.float64)
 
-        if not self.bootstrap and self.max_samples is not None:
-            raise ValueError(
-                "`max_sample` cannot be set if `bootstrap=False`. Either switch to "
-                "`bootstrap=True` or set `max_sample=None`."
-            )
-        if not self.bootstrap and self.oob_score:
-            raise ValueError("Out of bag estimation only available if bootstrap=True")
-
         previous = getattr(self, "_native", None) if self.warm_start else None
         if previous is not None:
+            # Fewer trees than the forest has is refused by the core (one message, in Rust).
             n_existing = previous.n_trees
-            if self.n_estimators < n_existing:
-                raise ValueError(
-                    "n_estimators=%d must be larger or equal to len(estimators_)=%d when "
-                    "warm_start==True" % (self.n_estimators, n_existing)
-                )
             if len(classes) != len(self.classes_) or np.any(classes != self.classes_):
                 raise ValueError(
                     "warm_start=True needs the same classes as the first fit: got "

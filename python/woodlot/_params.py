@@ -6,7 +6,10 @@ one plain dict (``src/py/convert.rs``: per-class weights by class code, a bootst
 ``"entropy"``). The rules that turn one into the other, including scikit-learn 1.9's bootstrap
 size and its warnings, are one concept, used by ``fit`` only.
 
-scikit-learn's ``_parameter_constraints`` check types and ranges before this module runs.
+Validation lives in one place per rule: scikit-learn's ``_parameter_constraints`` check types
+and ranges before this module runs; what depends on several parameters together (``oob_score``
+or ``max_samples`` without ``bootstrap``, ``monotonic_cst`` values) is checked by the core
+alone, so such values are passed on for it to refuse, never dropped or truncated here.
 """
 
 from __future__ import annotations
@@ -69,6 +72,16 @@ def n_samples_bootstrap(n_samples, max_samples, sample_weight):
     return n
 
 
+def _constraint(value):
+    """A ``monotonic_cst`` entry as the core takes it: integral numbers (``1.0``, ``True``) as
+    ``int``, as scikit-learn accepts them; anything else unchanged, for the core to refuse."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def native_params(est, y, classes, sample_weight, n_samples, seed, oob) -> dict:
     """The native forest's parameter dict for one fit of the estimator ``est``.
 
@@ -107,13 +120,13 @@ def native_params(est, y, classes, sample_weight, n_samples, seed, oob) -> dict:
     if est.bootstrap and est.max_samples is not None:
         params["max_samples"] = n_samples_bootstrap(n_samples, est.max_samples, sample_weight)
     else:
-        params["max_samples"] = None
+        # None, or a max_samples without bootstrap, which the core refuses with its message.
+        params["max_samples"] = plain_number(est.max_samples)
 
     if est.monotonic_cst is not None:
-        cst = np.asarray(est.monotonic_cst)
-        params["monotonic_cst"] = [int(c) for c in cst.reshape(-1)] if cst.ndim == 1 else None
-        if cst.ndim != 1 or not np.all(np.isin(cst, (-1, 0, 1))):
-            raise ValueError("monotonic_cst must be None or an array-like of -1, 0 or 1.")
+        # The core checks the values and their number (one message, in Rust).
+        cst = np.asarray(est.monotonic_cst).tolist()
+        params["monotonic_cst"] = [_constraint(c) for c in cst] if isinstance(cst, list) else cst
     return params
 
 
