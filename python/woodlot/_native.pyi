@@ -6,6 +6,8 @@ from typing import Optional, TypedDict, Union, final, type_check_only
 import numpy as np
 import numpy.typing as npt
 
+# The module's own __all__ (pyo3 lists every registered class and function): a function added
+# in src/py is added here too, or scripts/check-stubs fails.
 __all__ = [
     "__version__",
     "NativeForest",
