@@ -424,7 +424,7 @@ def test_bad_parameter_raises_value_error_naming_it(int_data, name, value):
     "params,match",
     [
         (dict(max_features=6), "max_features"),
-        (dict(bootstrap=False, oob_score=True), "Out of bag estimation only available if bootstrap=True"),
+        (dict(bootstrap=False, oob_score=True), "(?i)oob_score.*out.of.bag estimation.*only available if bootstrap=True"),
         (dict(bootstrap=False, max_samples=0.5), "max_sample"),
         (dict(n_jobs=0), "n_jobs"),
         (dict(monotonic_cst=[1, 0]), "monotonic_cst"),

@@ -1,16 +1,23 @@
 """``woodlot.RandomForestClassifier``: scikit-learn's random forest classifier, trained in Rust.
 
 This module is the scikit-learn face of the native forest (``woodlot._native.NativeForest``):
-it validates parameters and input once, with scikit-learn's own validators so errors and
-warnings match scikit-learn's word for word, encodes labels, and delegates every piece of heavy
-work to Rust. Prediction has a lean path: a 2-D float32/float64 numpy array handed to a model
-fitted without feature names goes straight to Rust, which checks shape and values itself.
+it validates input once, with scikit-learn's own validators so errors and warnings match
+scikit-learn's word for word, encodes labels, and delegates every piece of heavy work to Rust.
+Each check is written once, in one layer: scikit-learn's validators judge input and each
+parameter alone; rules between parameters (``oob_score`` or ``max_samples`` without
+``bootstrap``, ``monotonic_cst`` values, fewer trees on a warm start) are the core's.
+Prediction has a lean path: a 2-D float32/float64 numpy array handed to a model fitted without
+feature names goes straight to Rust, which checks shape and values itself.
+
+What is not the estimator lives below it, each in a module of its own: the translation of its
+parameters for the core (``_params``), the read-only tree views of ``estimators_``
+(``_tree_view``) and the model file's estimator description (``_description``), which pickling
+uses here and ``woodlot.dump``/``load`` use in ``_persist``. Pickles name this module's path
+(``woodlot._estimator.RandomForestClassifier``), so the class must stay here.
 """
 
 from __future__ import annotations
 
-import json
-import numbers
 import warnings
 
 import numpy as np
@@ -20,12 +27,23 @@ from sklearn.ensemble import RandomForestClassifier as _SkRandomForestClassifier
 from sklearn.exceptions import DataConversionWarning
 from sklearn.metrics import accuracy_score
 from sklearn.utils import check_random_state
-from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
+from ._description import (
+    classes_from_json,
+    describe,
+    estimator_description,
+    params_from_json,
+    read_model,
+    write_model,
+)
 from ._errors import CorruptModelError
 from ._native import NativeForest
+from ._params import native_params
+
+# Re-exported: pickles of a bare tree view made before ``_tree_view`` existed name this module.
+from ._tree_view import _ForestTree, _TreeArrays  # noqa: F401
 
 try:  # scikit-learn >= 1.3: validates parameters once, skips nested validation
     from sklearn.base import _fit_context
@@ -37,153 +55,6 @@ __all__ = ["RandomForestClassifier"]
 _MAX_SEED = np.iinfo(np.int32).max
 _FLOAT_DTYPES = (np.float64, np.float32)
 _LEAN_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
-
-#: Format version of the estimator description stored in model files.
-ESTIMATOR_FORMAT = 1
-
-#: Constructor parameters forwarded to the native forest (the rest shape how a fit runs, or are
-#: handled here in Python).
-_NATIVE_PARAMS = (
-    "n_estimators",
-    "criterion",
-    "max_depth",
-    "min_samples_split",
-    "min_samples_leaf",
-    "min_weight_fraction_leaf",
-    "max_features",
-    "max_leaf_nodes",
-    "min_impurity_decrease",
-    "bootstrap",
-    "ccp_alpha",
-)
-
-
-def _plain_number(value):
-    """numpy scalars and bools to plain ``int``/``float`` (scikit-learn treats bools as ints)."""
-    if isinstance(value, (bool, np.bool_)):
-        return int(value)
-    if isinstance(value, numbers.Integral):
-        return int(value)
-    if isinstance(value, numbers.Real):
-        return float(value)
-    return value
-
-
-def _n_samples_bootstrap(n_samples, max_samples, sample_weight):
-    """scikit-learn 1.9's bootstrap size (``ensemble._bootstrap._get_n_samples_bootstrap``)."""
-    if max_samples is None:
-        return n_samples
-    if isinstance(max_samples, numbers.Integral):
-        return int(max_samples)
-    if sample_weight is None:
-        weighted = n_samples
-        msg = f"the number of samples is {weighted} "
-    else:
-        weighted = sample_weight.sum()
-        msg = f"the total sum of sample weights is {weighted} "
-    n = max(int(max_samples * weighted), 1)
-    if n < max(10, n_samples ** (1 / 3)):
-        warnings.warn(
-            f"Using the fractional value {max_samples=} when {msg}"
-            f"results in a low number ({n}) of bootstrap samples. "
-            "We recommend passing `max_samples` as an integer instead."
-        )
-    return n
-
-
-class _TreeArrays:
-    """One tree's arrays under scikit-learn's ``tree_`` names (read-only snapshot)."""
-
-    def __init__(self, arrays: dict, n_classes: int):
-        self.node_count = int(arrays["node_count"])
-        self.capacity = self.node_count
-        self.max_depth = int(arrays["max_depth"])
-        self.n_leaves = int(arrays["n_leaves"])
-        self.n_features = int(arrays["n_features"])
-        self.n_outputs = 1
-        self.n_classes = np.array([n_classes], dtype=np.intp)
-        self.children_left = arrays["children_left"]
-        self.children_right = arrays["children_right"]
-        self.feature = arrays["feature"]
-        self.threshold = arrays["threshold"]
-        self.missing_go_to_left = arrays["missing_go_to_left"]
-        self.impurity = arrays["impurity"]
-        self.n_node_samples = arrays["n_node_samples"]
-        self.weighted_n_node_samples = arrays["weighted_n_node_samples"]
-        self.value = arrays["value"]
-        for a in arrays.values():
-            if isinstance(a, np.ndarray):
-                a.flags.writeable = False
-
-    def __repr__(self):
-        return f"<woodlot tree: {self.node_count} nodes, depth {self.max_depth}>"
-
-
-class _ForestTree:
-    """A lightweight view of one tree of a fitted forest, shaped like the
-    ``DecisionTreeClassifier`` objects in scikit-learn's ``estimators_``.
-
-    As in scikit-learn, the trees of a forest are trained on encoded labels, so ``classes_`` are
-    the class codes ``0..n_classes-1`` and ``predict`` returns codes.
-    """
-
-    def __init__(self, forest: "RandomForestClassifier", index: int):
-        self._forest = forest
-        self._native = forest._native
-        self._index = index
-        self._tree = None
-
-    @property
-    def tree_(self) -> _TreeArrays:
-        if self._tree is None:
-            self._tree = _TreeArrays(self._native.tree_arrays(self._index), int(self._native.n_classes))
-        return self._tree
-
-    @property
-    def n_features_in_(self) -> int:
-        return int(self._native.n_features)
-
-    @property
-    def n_classes_(self) -> int:
-        return int(self._native.n_classes)
-
-    @property
-    def classes_(self) -> np.ndarray:
-        return np.arange(self.n_classes_, dtype=np.float64)
-
-    @property
-    def n_outputs_(self) -> int:
-        return 1
-
-    def get_depth(self) -> int:
-        return self._native.max_depth(self._index)
-
-    def get_n_leaves(self) -> int:
-        return self._native.n_leaves(self._index)
-
-    @property
-    def feature_importances_(self) -> np.ndarray:
-        t = self.tree_
-        imp = np.zeros(self.n_features_in_, dtype=np.float64)
-        inner = np.flatnonzero(t.children_left >= 0)
-        w, i = t.weighted_n_node_samples, t.impurity
-        left, right = t.children_left[inner], t.children_right[inner]
-        gain = w[inner] * i[inner] - w[left] * i[left] - w[right] * i[right]
-        np.add.at(imp, t.feature[inner], gain)
-        total = imp.sum()
-        return imp / total if total > 0 else imp
-
-    def apply(self, X) -> np.ndarray:
-        return self._forest.apply(X)[:, self._index]
-
-    def predict_proba(self, X) -> np.ndarray:
-        return self.tree_.value[self.apply(X), 0, :]
-
-    def predict(self, X) -> np.ndarray:
-        return np.argmax(self.predict_proba(X), axis=1).astype(np.float64)
-
-    def __repr__(self):
-        return f"<woodlot forest tree {self._index}: {self._native.node_count(self._index)} nodes>"
 
 
 class RandomForestClassifier(ClassifierMixin, BaseEstimator):
@@ -348,22 +219,10 @@ class RandomForestClassifier(ClassifierMixin, BaseEstimator):
             sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
             sample_weight = np.ascontiguousarray(sample_weight, dtype=np.float64)
 
-        if not self.bootstrap and self.max_samples is not None:
-            raise ValueError(
-                "`max_sample` cannot be set if `bootstrap=False`. Either switch to "
-                "`bootstrap=True` or set `max_sample=None`."
-            )
-        if not self.bootstrap and self.oob_score:
-            raise ValueError("Out of bag estimation only available if bootstrap=True")
-
         previous = getattr(self, "_native", None) if self.warm_start else None
         if previous is not None:
+            # Fewer trees than the forest has is refused by the core (one message, in Rust).
             n_existing = previous.n_trees
-            if self.n_estimators < n_existing:
-                raise ValueError(
-                    "n_estimators=%d must be larger or equal to len(estimators_)=%d when "
-                    "warm_start==True" % (self.n_estimators, n_existing)
-                )
             if len(classes) != len(self.classes_) or np.any(classes != self.classes_):
                 raise ValueError(
                     "warm_start=True needs the same classes as the first fit: got "
@@ -378,8 +237,8 @@ class RandomForestClassifier(ClassifierMixin, BaseEstimator):
         else:
             seed = int(check_random_state(self.random_state).randint(_MAX_SEED))
 
-        params = self._native_params(
-            y, classes, sample_weight, X.shape[0], seed, bool(self.oob_score)
+        params = native_params(
+            self, y, classes, sample_weight, X.shape[0], seed, bool(self.oob_score)
         )
         native = NativeForest.fit(
             X,
@@ -407,61 +266,6 @@ class RandomForestClassifier(ClassifierMixin, BaseEstimator):
             self.__dict__.pop("oob_score_", None)
             self.__dict__.pop("oob_decision_function_", None)
         return self
-
-    def _native_params(self, y, classes, sample_weight, n_samples, seed, oob) -> dict:
-        params = {name: _plain_number(getattr(self, name)) for name in _NATIVE_PARAMS}
-        params["bootstrap"] = bool(self.bootstrap)
-        if params["criterion"] == "log_loss":
-            params["criterion"] = "entropy"
-        params["oob_score"] = oob
-        params["random_state"] = seed
-
-        cw = self.class_weight
-        if isinstance(cw, list):
-            if len(cw) != 1:
-                raise ValueError(
-                    "class_weight as a list is for multi-output targets (one dict per output); "
-                    f"woodlot supports a single output, got a list of {len(cw)}"
-                )
-            cw = cw[0]
-        if cw is None:
-            params["class_weight"] = None
-        elif isinstance(cw, dict):
-            params["class_weight"] = [float(w) for w in compute_class_weight(cw, classes=classes, y=y)]
-        elif cw == "balanced_subsample" and self.bootstrap:
-            if self.warm_start:
-                self._warn_class_weight_preset()
-            params["class_weight"] = "balanced_subsample"
-        else:  # "balanced", or "balanced_subsample" without bootstrap (the same thing)
-            if self.warm_start:
-                self._warn_class_weight_preset()
-            weights = compute_class_weight(
-                "balanced", classes=classes, y=y, sample_weight=sample_weight
-            )
-            params["class_weight"] = [float(w) for w in weights]
-
-        if self.bootstrap and self.max_samples is not None:
-            params["max_samples"] = _n_samples_bootstrap(n_samples, self.max_samples, sample_weight)
-        else:
-            params["max_samples"] = None
-
-        if self.monotonic_cst is not None:
-            cst = np.asarray(self.monotonic_cst)
-            params["monotonic_cst"] = [int(c) for c in cst.reshape(-1)] if cst.ndim == 1 else None
-            if cst.ndim != 1 or not np.all(np.isin(cst, (-1, 0, 1))):
-                raise ValueError("monotonic_cst must be None or an array-like of -1, 0 or 1.")
-        return params
-
-    @staticmethod
-    def _warn_class_weight_preset():
-        warnings.warn(
-            'class_weight presets "balanced" or "balanced_subsample" are not recommended for '
-            "warm_start if the fitted data differs from the full dataset. In order to use "
-            '"balanced" weights, use compute_class_weight ("balanced", classes, y). In place '
-            "of y you can use a large enough sample of the full training set target to "
-            "properly estimate the class frequency distributions. Pass the resulting weights "
-            "as the class_weight parameter."
-        )
 
     def _set_oob(self, y_codes):
         decision = self._native.oob_decision_function()
@@ -636,41 +440,15 @@ class RandomForestClassifier(ClassifierMixin, BaseEstimator):
     # persistence: the model file carries the trees and a JSON description of this estimator
     # ------------------------------------------------------------------------------------------
 
-    def _description(self, *, strict: bool) -> dict:
-        """JSON-safe description of this fitted estimator (stored in the model file's meta)."""
-        desc = {
-            "class": "RandomForestClassifier",
-            "format": ESTIMATOR_FORMAT,
-            "params": _params_to_json(self.get_params(deep=False)),
-            "classes": _classes_to_json(self.classes_, strict=strict),
-            "n_features_in": int(self.n_features_in_),
-            "feature_names_in": (
-                [str(n) for n in self.feature_names_in_]
-                if hasattr(self, "feature_names_in_")
-                else None
-            ),
-            "n_outputs": 1,
-            "seed": int(self._seed),
-            "oob_score": getattr(self, "oob_score_", None),
-        }
-        return desc
-
     def _to_model_bytes(self, *, strict: bool = True) -> bytes:
         check_is_fitted(self, "_native")
-        desc = self._description(strict=strict)
-        return self._native.to_bytes(json.dumps(desc, allow_nan=False))
+        return write_model(self._native, describe(self, strict=strict))
 
     @classmethod
     def _from_model(cls, native, meta: dict) -> "RandomForestClassifier":
         try:
-            desc = meta["estimator"]
-            if not isinstance(desc, dict) or desc.get("class") != "RandomForestClassifier":
-                raise CorruptModelError("the model file does not hold a RandomForestClassifier")
-            if desc.get("format") != ESTIMATOR_FORMAT:
-                raise CorruptModelError(
-                    f"unsupported estimator description format {desc.get('format')!r}"
-                )
-            est = cls(**_params_from_json(desc["params"]))
+            desc = estimator_description(meta)
+            est = cls(**params_from_json(desc["params"], cls._get_param_names()))
             est._restore(native, desc)
         except CorruptModelError:
             raise
@@ -680,7 +458,7 @@ class RandomForestClassifier(ClassifierMixin, BaseEstimator):
 
     def _restore(self, native, desc: dict, classes=None):
         if classes is None:
-            classes = _classes_from_json(desc["classes"])
+            classes = classes_from_json(desc["classes"])
         n_features = int(desc["n_features_in"])
         if len(classes) != native.n_classes or n_features != native.n_features:
             raise CorruptModelError(
@@ -731,90 +509,7 @@ class RandomForestClassifier(ClassifierMixin, BaseEstimator):
         model = state.pop("_woodlot_model", None)
         super().__setstate__(state)
         if model is not None:
-            from ._persist import _read_model
-
-            native, meta = _read_model(model)
+            native, meta = read_model(model)
             # classes_ travel as a pickled array (exact, whatever their type).
             self._restore(native, meta["estimator"], classes=state.get("classes_"))
 
-
-def _params_to_json(params: dict) -> dict:
-    out = {}
-    for name, value in params.items():
-        if name == "random_state":
-            value = value if isinstance(value, numbers.Integral) else None
-        elif name == "class_weight" and isinstance(value, dict):
-            value = {"dict": [[_label_to_json(k), float(v)] for k, v in value.items()]}
-        elif name == "class_weight" and isinstance(value, list):
-            value = {
-                "list": [[[_label_to_json(k), float(v)] for k, v in d.items()] for d in value]
-            }
-        elif name == "oob_score" and callable(value):
-            value = True
-        elif name == "monotonic_cst" and value is not None:
-            value = [int(v) for v in np.asarray(value).reshape(-1)]
-        value = _plain_number(value) if not isinstance(value, bool) else value
-        out[name] = value
-    return out
-
-
-def _params_from_json(params: dict) -> dict:
-    if not isinstance(params, dict):
-        raise TypeError("params must be an object")
-    valid = set(RandomForestClassifier._get_param_names())
-    out = {}
-    for name, value in params.items():
-        if name not in valid:
-            raise ValueError(f"unknown parameter {name!r}")
-        if name == "class_weight" and isinstance(value, dict):
-            if "dict" in value:
-                value = {_hashable(k): v for k, v in value["dict"]}
-            else:
-                value = [{_hashable(k): v for k, v in d} for d in value["list"]]
-        out[name] = value
-    return out
-
-
-def _hashable(label):
-    return tuple(label) if isinstance(label, list) else label
-
-
-def _label_to_json(label):
-    if isinstance(label, np.generic):
-        return label.item()
-    return label
-
-
-def _classes_to_json(classes: np.ndarray, *, strict: bool) -> dict:
-    """Class labels with their numpy dtype, so they round-trip exactly."""
-    dtype = classes.dtype
-    if dtype.kind in "biuf":
-        values = classes.tolist()
-    elif dtype.kind == "U":
-        values = [str(v) for v in classes]
-    elif dtype.kind == "O" and all(
-        isinstance(v, (str, bool, int, float, np.generic)) for v in classes
-    ):
-        values = [_label_to_json(v) for v in classes]
-    elif strict:
-        raise TypeError(
-            f"class labels of dtype {dtype} cannot be stored in a model file; use str or "
-            "numeric labels"
-        )
-    else:
-        return {"dtype": None, "values": None}
-    return {"dtype": dtype.str, "values": values}
-
-
-def _classes_from_json(desc: dict) -> np.ndarray:
-    dtype = np.dtype(desc["dtype"])
-    values = desc["values"]
-    if not isinstance(values, list):
-        raise TypeError("classes must be a list")
-    if dtype.kind == "O":
-        classes = np.empty(len(values), dtype=object)
-        classes[:] = values
-        return classes
-    if dtype.kind not in "biufU":
-        raise ValueError(f"unsupported class dtype {dtype}")
-    return np.asarray(values, dtype=dtype)

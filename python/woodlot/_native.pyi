@@ -1,18 +1,33 @@
 """Type stubs for ``woodlot._native``, the Rust extension module (source: ``src/py/``)."""
 
 import os
-from typing import Optional, TypedDict, Union
+from typing import Optional, TypedDict, Union, final, type_check_only
 
 import numpy as np
 import numpy.typing as npt
 
+# The module's own __all__ (pyo3 lists every registered class and function): a function added
+# in src/py is added here too, or scripts/check-stubs fails.
+__all__ = [
+    "__version__",
+    "NativeForest",
+    "effective_n_jobs",
+    "NativeStore",
+    "NativeComparison",
+    "_store_fault_arm",
+    "_store_fault_steps",
+]
+
 __version__: str
 
+# The two TypedDicts name the shape of dicts the module returns; no such class exists at run time.
+@type_check_only
 class FitInfo(TypedDict):
     training_fingerprint: str
     n_samples: int
     fit_seconds: float
 
+@type_check_only
 class TreeArrays(TypedDict):
     node_count: int
     n_leaves: int
@@ -31,6 +46,7 @@ class TreeArrays(TypedDict):
 
 _Matrix = npt.NDArray[np.float32] | npt.NDArray[np.float64]
 
+@final
 class NativeForest:
     """A fitted random forest (immutable, thread-safe)."""
 
@@ -75,15 +91,16 @@ def effective_n_jobs(n_jobs: Optional[int] = None) -> int: ...
 
 _RefArg = Union[int, str]
 
+@final
 class NativeStore:
     """A version store on a local directory or ``s3://bucket/prefix``; every method runs in Rust
     with the GIL released."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         path: Union[str, "os.PathLike[str]"],
         storage_options: Optional[list[tuple[str, str]]] = None,
-    ) -> None: ...
+    ) -> NativeStore: ...
     @property
     def location(self) -> str: ...
     def save(
@@ -139,6 +156,7 @@ class NativeStore:
         n_threads: int = 0,
     ) -> tuple[str, Optional[NativeComparison]]: ...
 
+@final
 class NativeComparison:
     """The result of NativeStore.compare: per-version metrics and pairwise statistics."""
 

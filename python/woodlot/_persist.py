@@ -1,38 +1,30 @@
-"""Saving and loading fitted models as woodlot model files.
+"""Saving and loading fitted models as woodlot model files: ``woodlot.dump``/``load``/
+``dumps``/``loads``.
 
-A model file is the checksummed envelope of DESIGN.md section 4: the trees in a bounded binary
-payload, plus JSON metadata that describes the scikit-learn-facing estimator (parameters,
-classes and their dtype, feature names). Loading validates every byte in Rust and never runs
-pickle or any code from the file; a damaged or hostile file raises
-:class:`woodlot.CorruptModelError`. Pickling a fitted estimator carries the same bytes.
+A model file is the checksummed envelope described in docs/ARCHITECTURE.md (the file format):
+the trees in a bounded binary payload, plus JSON metadata that describes the
+scikit-learn-facing estimator (parameters, classes and their dtype, feature names). Loading
+validates every byte in Rust and never runs pickle or any code from the file; a damaged or
+hostile file raises :class:`woodlot.CorruptModelError`. Pickling a fitted estimator carries the
+same bytes.
+
+This module is the public file API only: the bytes themselves are made and read by
+``_description`` (which the estimator's pickling uses too), so imports point one way:
+``_persist`` -> ``_estimator`` -> ``_description``.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from typing import BinaryIO, Union
 
-from ._errors import CorruptModelError
+from ._description import read_model
 from ._estimator import RandomForestClassifier
-from ._native import NativeForest
 
 __all__ = ["dump", "dumps", "load", "loads"]
 
 PathOrFile = Union[str, "os.PathLike[str]", BinaryIO]
-
-
-def _read_model(data) -> tuple:
-    """Validates a model file in Rust: ``(NativeForest, metadata dict)``."""
-    native, meta_json = NativeForest.from_bytes(bytes(data))
-    try:
-        meta = json.loads(meta_json)
-    except ValueError as e:  # pragma: no cover - the Rust side already validated the JSON
-        raise CorruptModelError(f"model metadata is not valid JSON: {e}") from e
-    if not isinstance(meta, dict) or "estimator" not in meta:
-        raise CorruptModelError("model metadata has no estimator description")
-    return native, meta
 
 
 def dumps(model: RandomForestClassifier) -> bytes:
@@ -51,7 +43,7 @@ def loads(data: bytes) -> RandomForestClassifier:
     """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"woodlot.loads expects bytes, got {type(data).__name__}")
-    native, meta = _read_model(data)
+    native, meta = read_model(data)
     return RandomForestClassifier._from_model(native, meta)
 
 

@@ -1,0 +1,141 @@
+"""The estimator's scikit-learn constructor parameters, translated for the native forest.
+
+Why a module of its own: scikit-learn spells a parameter one way for users (``class_weight`` as
+a dict of labels, ``max_samples`` as a fraction, ``criterion="log_loss"``), the Rust core takes
+one plain dict (``src/py/convert.rs``: per-class weights by class code, a bootstrap size,
+``"entropy"``). The rules that turn one into the other, including scikit-learn 1.9's bootstrap
+size and its warnings, are one concept, used by ``fit`` only.
+
+Validation lives in one place per rule: scikit-learn's ``_parameter_constraints`` check types
+and ranges before this module runs; what depends on several parameters together (``oob_score``
+or ``max_samples`` without ``bootstrap``, ``monotonic_cst`` values) is checked by the core
+alone, so such values are passed on for it to refuse, never dropped or truncated here.
+"""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+
+import numpy as np
+from sklearn.utils.class_weight import compute_class_weight
+
+__all__ = ["NATIVE_PARAMS", "native_params", "n_samples_bootstrap", "plain_number"]
+
+#: Constructor parameters forwarded to the native forest as they are (the rest shape how a fit
+#: runs, or are translated below).
+NATIVE_PARAMS = (
+    "n_estimators",
+    "criterion",
+    "max_depth",
+    "min_samples_split",
+    "min_samples_leaf",
+    "min_weight_fraction_leaf",
+    "max_features",
+    "max_leaf_nodes",
+    "min_impurity_decrease",
+    "bootstrap",
+    "ccp_alpha",
+)
+
+
+def plain_number(value):
+    """numpy scalars and bools to plain ``int``/``float`` (scikit-learn treats bools as ints)."""
+    if isinstance(value, (bool, np.bool_)):
+        return int(value)
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    return value
+
+
+def n_samples_bootstrap(n_samples, max_samples, sample_weight):
+    """scikit-learn 1.9's bootstrap size (``ensemble._bootstrap._get_n_samples_bootstrap``)."""
+    if max_samples is None:
+        return n_samples
+    if isinstance(max_samples, numbers.Integral):
+        return int(max_samples)
+    if sample_weight is None:
+        weighted = n_samples
+        msg = f"the number of samples is {weighted} "
+    else:
+        weighted = sample_weight.sum()
+        msg = f"the total sum of sample weights is {weighted} "
+    n = max(int(max_samples * weighted), 1)
+    if n < max(10, n_samples ** (1 / 3)):
+        warnings.warn(
+            f"Using the fractional value {max_samples=} when {msg}"
+            f"results in a low number ({n}) of bootstrap samples. "
+            "We recommend passing `max_samples` as an integer instead."
+        )
+    return n
+
+
+def _constraint(value):
+    """A ``monotonic_cst`` entry as the core takes it: integral numbers (``1.0``, ``True``) as
+    ``int``, as scikit-learn accepts them; anything else unchanged, for the core to refuse."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def native_params(est, y, classes, sample_weight, n_samples, seed, oob) -> dict:
+    """The native forest's parameter dict for one fit of the estimator ``est``.
+
+    ``y`` holds the labels, ``classes`` their sorted unique values, ``seed`` the fit's seed and
+    ``oob`` whether to compute out-of-bag estimates.
+    """
+    params = {name: plain_number(getattr(est, name)) for name in NATIVE_PARAMS}
+    params["bootstrap"] = bool(est.bootstrap)
+    if params["criterion"] == "log_loss":
+        params["criterion"] = "entropy"
+    params["oob_score"] = oob
+    params["random_state"] = seed
+
+    cw = est.class_weight
+    if isinstance(cw, list):
+        if len(cw) != 1:
+            raise ValueError(
+                "class_weight as a list is for multi-output targets (one dict per output); "
+                f"woodlot supports a single output, got a list of {len(cw)}"
+            )
+        cw = cw[0]
+    if cw is None:
+        params["class_weight"] = None
+    elif isinstance(cw, dict):
+        params["class_weight"] = [float(w) for w in compute_class_weight(cw, classes=classes, y=y)]
+    elif cw == "balanced_subsample" and est.bootstrap:
+        if est.warm_start:
+            _warn_class_weight_preset()
+        params["class_weight"] = "balanced_subsample"
+    else:  # "balanced", or "balanced_subsample" without bootstrap (the same thing)
+        if est.warm_start:
+            _warn_class_weight_preset()
+        weights = compute_class_weight("balanced", classes=classes, y=y, sample_weight=sample_weight)
+        params["class_weight"] = [float(w) for w in weights]
+
+    if est.bootstrap and est.max_samples is not None:
+        params["max_samples"] = n_samples_bootstrap(n_samples, est.max_samples, sample_weight)
+    else:
+        # None, or a max_samples without bootstrap, which the core refuses with its message.
+        params["max_samples"] = plain_number(est.max_samples)
+
+    if est.monotonic_cst is not None:
+        # The core checks the values and their number (one message, in Rust).
+        cst = np.asarray(est.monotonic_cst).tolist()
+        params["monotonic_cst"] = [_constraint(c) for c in cst] if isinstance(cst, list) else cst
+    return params
+
+
+def _warn_class_weight_preset():
+    warnings.warn(
+        'class_weight presets "balanced" or "balanced_subsample" are not recommended for '
+        "warm_start if the fitted data differs from the full dataset. In order to use "
+        '"balanced" weights, use compute_class_weight ("balanced", classes, y). In place '
+        "of y you can use a large enough sample of the full training set target to "
+        "properly estimate the class frequency distributions. Pass the resulting weights "
+        "as the class_weight parameter."
+    )
