@@ -352,12 +352,19 @@ class VersionStore:
 
     def delete(self, ref: Ref, force: bool = False, reason: Optional[str] = None) -> Event:
         """Deletes a version. The active version or an alias target needs ``force=True``. The
-        number is never reused; ``gc()`` frees the files."""
+        number is never reused; ``gc()`` frees the files. The ``delete`` event is the one commit
+        point: once it is written no one can promote, alias or roll back to the version."""
         return Event._from_json(json.loads(self._native.delete(_ref(ref), bool(force), reason)))
 
     def gc(self, dry_run: bool = False, grace_seconds: float = 3600.0) -> dict:
         """Removes unreferenced blobs and temp files older than ``grace_seconds``; returns what
-        was (or, with ``dry_run``, would be) removed."""
+        was (or, with ``dry_run``, would be) removed.
+
+        A dry run takes no lock and writes nothing, so it works on a read-only store. On object
+        storage gc sweeps in two phases: a run marks unreferenced blobs (``marked``), and a
+        later run deletes those still unreferenced and unclaimed by a save once the mark is
+        ``grace_seconds`` old on the service's clock (``restored`` lists blobs a concurrent save
+        claimed during the sweep, written back)."""
         if isinstance(grace_seconds, bool) or not isinstance(grace_seconds, (int, float)) or math.isnan(grace_seconds):
             raise ValueError("grace_seconds must be a non-negative number")
         return json.loads(self._native.gc(bool(dry_run), float(grace_seconds)))
