@@ -82,11 +82,18 @@ pub struct GcReport {
 impl Store {
     /// Whether the backend has no writer lock (object storage), so gc must sweep in two phases.
     ///
-    /// Every backend located by a URL (`s3://...`) is object storage, every local one by a path.
-    /// (The `Backend` trait has no method that says whether `lock` excludes anything; this is
-    /// the one place that decides it.)
+    /// Every backend located by a URL (`s3://bucket/prefix`) is object storage, every local one
+    /// by a path (a path such as `/data/a://b` has no plain scheme before its `://`). The
+    /// `Backend` trait has no method that says whether `lock` excludes anything; this is the one
+    /// place that decides it.
     pub(crate) fn lock_free_backend(&self) -> bool {
-        self.backend.location().contains("://")
+        let location = self.backend.location();
+        location.split_once("://").is_some_and(|(scheme, _)| {
+            scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+        })
     }
 
     /// Collects garbage older than `grace_seconds`; with `dry_run`, only reports (taking no

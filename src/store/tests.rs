@@ -732,3 +732,22 @@ fn a_comparison_resolves_references_with_the_store_parser() {
     assert!(cmp.resolve(&Ref::Number(9)).is_err());
     assert!(cmp.resolve(&Ref::Latest).is_err());
 }
+
+#[test]
+fn only_object_storage_gets_the_two_phase_gc() {
+    // A local directory whose path happens to contain "://" is still a locking backend.
+    let t = TempDir::new("odd");
+    let odd = t.0.join("a://b");
+    std::fs::create_dir_all(&odd).unwrap();
+    let s = Store::open(&odd).unwrap();
+    assert!(!s.lock_free_backend());
+    let v = save(&s, 0.5);
+    save(&s, 0.3);
+    s.delete(&num(v), false, None).unwrap();
+    let report = s.gc(false, 0.0).unwrap();
+    assert!(
+        report.marked == 0 && !report.removed.is_empty(),
+        "{report:?}"
+    );
+    assert!(!odd.join("gc").exists());
+}
