@@ -751,3 +751,67 @@ fn only_object_storage_gets_the_two_phase_gc() {
     );
     assert!(!odd.join("gc").exists());
 }
+
+/// Every version the state references, and every live version, loads fully verified.
+fn assert_nothing_referenced_is_lost(s: &Store, why: &str) {
+    let state = s.state().unwrap();
+    let referenced = state
+        .active
+        .into_iter()
+        .chain(state.aliases.values().copied());
+    for v in referenced {
+        assert!(
+            !state.deleted.contains(&v),
+            "{why}: v{v} is referenced and deleted"
+        );
+        s.load_verified(v)
+            .unwrap_or_else(|e| panic!("{why}: v{v} is referenced but lost: {e}"));
+    }
+    for m in s.versions().unwrap() {
+        s.load_verified(m.version)
+            .unwrap_or_else(|e| panic!("{why}: live v{} lost: {e}", m.version));
+    }
+    let report = s.verify().unwrap();
+    assert!(report.ok, "{why}: {:?}", report.problems);
+}
+
+#[test]
+fn a_fault_at_any_step_of_a_delete_then_promote_alias_rollback_and_gc_loses_nothing() {
+    let setup = |tag: &str| {
+        let (t, s) = store(tag);
+        let (v1, v2) = (save(&s, 0.5), save(&s, 0.3));
+        s.promote(&num(v1), None, None).unwrap();
+        (t, s, v1, v2)
+    };
+    let (_t, s, _, v2) = setup("delete-steps");
+    faults::reset();
+    s.delete(&num(v2), false, None).unwrap();
+    let steps = faults::steps().len() as u64;
+    faults::reset();
+    assert!(steps >= 2, "{steps}");
+    for at in 1..=steps + 1 {
+        let (_t, s, _, v2) = setup(&format!("delete-at-{at}"));
+        faults::arm(at, FaultMode::Error);
+        let deleted = s.delete(&num(v2), false, None).is_ok();
+        faults::reset();
+        let committed = s.state().unwrap().deleted.contains(&v2);
+        assert!(
+            !deleted || committed,
+            "step {at}: delete returned Ok without committing"
+        );
+        // Whatever landed, the moves that follow either see the delete or happen before it.
+        let promoted = s.promote(&num(v2), None, None).is_ok();
+        assert_eq!(promoted, !committed, "step {at}");
+        let aliased = s.set_alias("canary", &num(v2)).is_ok();
+        assert_eq!(aliased, !committed, "step {at}");
+        let _ = s.rollback(None, None);
+        s.gc(false, 0.0).unwrap();
+        assert_nothing_referenced_is_lost(&s, &format!("fault at step {at}"));
+        if !committed {
+            // The delete can still be made, forced past the promotion and alias above.
+            s.delete(&num(v2), true, None).unwrap();
+            s.gc(false, 0.0).unwrap();
+            assert_nothing_referenced_is_lost(&s, &format!("step {at}, deleted again"));
+        }
+    }
+}
