@@ -140,6 +140,7 @@ class NativeStore:
         seed: int = 0,
         n_threads: int = 0,
         record: bool = True,
+        feature_names: Optional[list[str]] = None,
     ) -> NativeComparison: ...
     def promote_if_better(
         self,
@@ -154,6 +155,7 @@ class NativeStore:
         n_bootstrap: int = 2000,
         seed: int = 0,
         n_threads: int = 0,
+        feature_names: Optional[list[str]] = None,
     ) -> tuple[str, Optional[NativeComparison]]: ...
 
 @final
@@ -161,9 +163,15 @@ class NativeComparison:
     """The result of NativeStore.compare: per-version metrics and pairwise statistics."""
 
     def summary(self) -> str: ...
-    def pairwise(self, a: int, b: int) -> str: ...
+    def resolve(self, r: _RefArg) -> int: ...
+    def pairwise(self, a: _RefArg, b: _RefArg) -> str: ...
 
 def _store_fault_arm(at: int, crash: bool = False) -> None:
     """Test-only: make I/O step `at` of the next store operation fail (or abort the process)."""
 
 def _store_fault_steps() -> list[str]: ...
+def _store_gc_pause_arm(stage: str) -> None:
+    """Test-only: the next gc to reach `stage` ("sweep" or "delete") stops until released."""
+
+def _store_gc_pause_wait(timeout: float) -> bool: ...
+def _store_gc_pause_release() -> None: ...

@@ -16,6 +16,7 @@ use serde_json::Value;
 
 use super::errors::IntoPyResult;
 use crate::store::faults::{self, FaultMode};
+use crate::store::gc;
 use crate::store::{
     CompareOptions, Comparison, Decision, Event, Expect, Labels, Manifest, Ref, SaveOptions, Store,
 };
@@ -283,7 +284,7 @@ impl NativeStore {
     }
 
     /// Compares versions on `x` (float64, rows x features) and labels.
-    #[pyo3(signature = (x, y_num=None, y_str=None, versions=None, n_bootstrap=2000, seed=0, n_threads=0, record=true))]
+    #[pyo3(signature = (x, y_num=None, y_str=None, versions=None, n_bootstrap=2000, seed=0, n_threads=0, record=true, feature_names=None))]
     #[allow(clippy::too_many_arguments)]
     fn compare(
         &self,
@@ -296,6 +297,7 @@ impl NativeStore {
         seed: u64,
         n_threads: usize,
         record: bool,
+        feature_names: Option<Vec<String>>,
     ) -> PyResult<NativeComparison> {
         let y = labels(y_num, y_str)?;
         let refs: Option<Vec<Ref>> = versions
@@ -306,6 +308,7 @@ impl NativeStore {
             seed,
             n_threads,
             record,
+            feature_names,
         };
         let view = x.as_array();
         let store = &self.inner;
@@ -318,7 +321,7 @@ impl NativeStore {
     }
 
     /// The tutorial's rule made safe; returns `(decision JSON, comparison or None)`.
-    #[pyo3(signature = (r, x, y_num=None, y_str=None, metric="accuracy", min_delta=0.0, alpha=None, reason=None, n_bootstrap=2000, seed=0, n_threads=0))]
+    #[pyo3(signature = (r, x, y_num=None, y_str=None, metric="accuracy", min_delta=0.0, alpha=None, reason=None, n_bootstrap=2000, seed=0, n_threads=0, feature_names=None))]
     #[allow(clippy::too_many_arguments)]
     fn promote_if_better(
         &self,
@@ -334,6 +337,7 @@ impl NativeStore {
         n_bootstrap: usize,
         seed: u64,
         n_threads: usize,
+        feature_names: Option<Vec<String>>,
     ) -> PyResult<(String, Option<NativeComparison>)> {
         let r = r.to_ref()?;
         let y = labels(y_num, y_str)?;
@@ -342,6 +346,7 @@ impl NativeStore {
             seed,
             n_threads,
             record: true,
+            feature_names,
         };
         let view = x.as_array();
         let store = &self.inner;
@@ -371,9 +376,19 @@ impl NativeComparison {
         self.inner.to_json(true).to_string()
     }
 
-    /// Paired statistics of version `a` against `b`, as JSON.
-    fn pairwise(&self, py: Python<'_>, a: u64, b: u64) -> PyResult<String> {
+    /// The version number a reference (`3`, `"v3"`, `"active"`, `"best"`) names in this
+    /// comparison, by the store's own reference parser.
+    fn resolve(&self, r: RefArg) -> PyResult<u64> {
+        self.inner.resolve(&r.to_ref()?).py()
+    }
+
+    /// Paired statistics of version `a` against `b` (references as for `resolve`), as JSON.
+    fn pairwise(&self, py: Python<'_>, a: RefArg, b: RefArg) -> PyResult<String> {
         let cmp = &self.inner;
+        let (a, b) = (
+            cmp.resolve(&a.to_ref()?).py()?,
+            cmp.resolve(&b.to_ref()?).py()?,
+        );
         let p = py.detach(|| cmp.pairwise(a, b)).py()?;
         Ok(Comparison::pair_json(&p, true).to_string())
     }
@@ -400,11 +415,40 @@ pub(crate) fn _store_fault_steps() -> Vec<String> {
     faults::steps().into_iter().map(String::from).collect()
 }
 
+/// Test-only: the next gc (in any thread) to reach `stage` (`"sweep"` or `"delete"`) stops there
+/// until `_store_gc_release()`, so a test can interleave a concurrent save deterministically.
+#[pyfunction]
+pub(crate) fn _store_gc_pause_arm(stage: &str) -> PyResult<()> {
+    if !matches!(stage, "sweep" | "delete") {
+        return Err(PyValueError::new_err(format!(
+            "stage must be 'sweep' or 'delete', got {stage:?}"
+        )));
+    }
+    gc::pause::arm(stage);
+    Ok(())
+}
+
+/// Test-only: waits (GIL released) until a gc stopped at the armed stage; false on timeout.
+#[pyfunction]
+pub(crate) fn _store_gc_pause_wait(py: Python<'_>, timeout: f64) -> bool {
+    let t = std::time::Duration::from_secs_f64(timeout.clamp(0.0, 600.0));
+    py.detach(|| gc::pause::wait_paused(t))
+}
+
+/// Test-only: lets the stopped gc go on.
+#[pyfunction]
+pub(crate) fn _store_gc_pause_release() {
+    gc::pause::release();
+}
+
 /// Registers the store's classes and functions on the native module.
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NativeStore>()?;
     m.add_class::<NativeComparison>()?;
     m.add_function(wrap_pyfunction!(_store_fault_arm, m)?)?;
     m.add_function(wrap_pyfunction!(_store_fault_steps, m)?)?;
+    m.add_function(wrap_pyfunction!(_store_gc_pause_arm, m)?)?;
+    m.add_function(wrap_pyfunction!(_store_gc_pause_wait, m)?)?;
+    m.add_function(wrap_pyfunction!(_store_gc_pause_release, m)?)?;
     Ok(())
 }

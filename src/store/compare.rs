@@ -36,6 +36,10 @@ pub struct CompareOptions {
     pub n_threads: usize,
     /// Record the comparison as an event.
     pub record: bool,
+    /// The evaluation data's column names, if it has them (a DataFrame's columns). Every
+    /// compared version fitted with feature names must have been fitted on exactly these, in
+    /// this order; otherwise it would be scored on misaligned columns.
+    pub feature_names: Option<Vec<String>>,
 }
 
 impl Default for CompareOptions {
@@ -45,6 +49,7 @@ impl Default for CompareOptions {
             seed: 0,
             n_threads: 0,
             record: true,
+            feature_names: None,
         }
     }
 }
@@ -98,6 +103,29 @@ impl Comparison {
                 version_name(v)
             ))
         })
+    }
+
+    /// The version a reference names within this comparison: a version number (`3`, `"v3"`),
+    /// `"active"` (the version active when it ran) or `"best"`. Parsed by the store's one
+    /// reference parser ([`Ref::parse`]); store aliases mean nothing here.
+    pub fn resolve(&self, r: &Ref) -> Result<u64> {
+        let v = match r {
+            Ref::Number(n) => Some(*n),
+            Ref::Active => self.active,
+            Ref::Alias(a) if a == "best" => Some(self.best),
+            _ => None,
+        };
+        match v {
+            Some(v) if self.evals.iter().any(|e| e.version == v) => Ok(v),
+            _ => Err(WoodlotError::VersionNotFound(format!(
+                "{r} is not a version of this comparison ({})",
+                self.evals
+                    .iter()
+                    .map(|e| version_name(e.version))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
     }
 
     /// Paired statistics of `a` against `b`.
@@ -184,6 +212,61 @@ impl Comparison {
     }
 }
 
+/// Refuses evaluation columns that differ from the feature names version `v` was fitted with
+/// (a version fitted without names, `null`, accepts any columns of the right count).
+fn check_feature_names(v: u64, recorded: &Value, given: &[String]) -> Result<()> {
+    let Some(arr) = recorded.as_array() else {
+        return Ok(());
+    };
+    let fitted: Vec<String> = arr
+        .iter()
+        .map(|n| match n {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+        .collect();
+    if fitted == given {
+        return Ok(());
+    }
+    fn show(names: &[&String]) -> String {
+        let mut out: Vec<String> = names.iter().take(10).map(|n| format!("{n:?}")).collect();
+        if names.len() > 10 {
+            out.push(format!("... ({} in all)", names.len()));
+        }
+        format!("[{}]", out.join(", "))
+    }
+    let fitted_set: BTreeSet<&String> = fitted.iter().collect();
+    let given_set: BTreeSet<&String> = given.iter().collect();
+    let missing: Vec<&String> = fitted.iter().filter(|n| !given_set.contains(n)).collect();
+    let extra: Vec<&String> = given.iter().filter(|n| !fitted_set.contains(n)).collect();
+    let name = version_name(v);
+    let detail = if missing.is_empty() && extra.is_empty() {
+        let i = fitted
+            .iter()
+            .zip(given)
+            .position(|(a, b)| a != b)
+            .unwrap_or(0);
+        format!(
+            "the same names in another order (column {i} of X is {:?}, {name} expects {:?} there)",
+            given.get(i).map(String::as_str).unwrap_or(""),
+            fitted.get(i).map(String::as_str).unwrap_or("")
+        )
+    } else {
+        let mut parts = Vec::new();
+        if !missing.is_empty() {
+            parts.push(format!("missing from X: {}", show(&missing)));
+        }
+        if !extra.is_empty() {
+            parts.push(format!("not seen at fit: {}", show(&extra)));
+        }
+        parts.join("; ")
+    };
+    Err(WoodlotError::input(format!(
+        "X's columns do not match the feature names {name} was fitted with: {detail}; it was not \
+         scored (select and order X's columns as at fit)"
+    )))
+}
+
 fn threads(n: usize) -> usize {
     if n > 0 {
         n
@@ -222,7 +305,7 @@ impl Store {
                     rs.iter().map(|r| self.resolve_in(r, &state)).collect();
                 set?.into_iter().collect()
             }
-            None => self.listing()?.live().collect(),
+            None => self.listing_in(&state)?.live().collect(),
         };
         if versions.is_empty() {
             return Err(WoodlotError::VersionNotFound(
@@ -230,6 +313,19 @@ impl Store {
             ));
         }
 
+        if let Some(names) = &opts.feature_names {
+            if names.len() != x.ncols() {
+                return Err(WoodlotError::input(format!(
+                    "X has {} columns but {} column names",
+                    x.ncols(),
+                    names.len()
+                )));
+            }
+            // Every version is checked before any predicts: none is scored on misaligned data.
+            for &v in &versions {
+                check_feature_names(v, &self.manifest(v)?.model.feature_names, names)?;
+            }
+        }
         let mut probas = Vec::with_capacity(versions.len());
         let mut classes = Vec::with_capacity(versions.len());
         for &v in &versions {

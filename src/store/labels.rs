@@ -112,6 +112,13 @@ impl Label {
     }
 }
 
+/// Most distinct labels in `y` that no compared version knows (each is an error for every
+/// version; beyond this, `y` is not class labels).
+pub const MAX_UNKNOWN_LABELS: usize = 256;
+
+/// Most labels in a universe (confusion matrices are this squared, per version).
+pub const MAX_UNIVERSE: usize = 4096;
+
 /// The sorted union of every label seen, with a lookup from label to index.
 #[derive(Debug, Clone)]
 pub struct Universe {
@@ -124,11 +131,11 @@ impl Universe {
     pub fn new<'a>(y: &Labels, classes: impl IntoIterator<Item = &'a [Label]>) -> Result<Self> {
         let mut all: Vec<Label> = Vec::new();
         let mut seen: HashMap<LabelKey, ()> = HashMap::new();
-        let mut add = |l: Label| {
+        fn add(all: &mut Vec<Label>, seen: &mut HashMap<LabelKey, ()>, l: Label) {
             if seen.insert(l.key(), ()).is_none() {
                 all.push(l);
             }
-        };
+        }
         match y {
             Labels::Num(v) => {
                 for (i, x) in v.iter().enumerate() {
@@ -137,15 +144,44 @@ impl Universe {
                             "y[{i}] is {x}; labels must be finite"
                         )));
                     }
-                    add(Label::Num(*x));
+                    add(&mut all, &mut seen, Label::Num(*x));
                 }
             }
-            Labels::Str(v) => v.iter().for_each(|s| add(Label::Str(s.clone()))),
+            Labels::Str(v) => v
+                .iter()
+                .for_each(|s| add(&mut all, &mut seen, Label::Str(s.clone()))),
         }
+        let n_from_y = all.len();
+        let mut known: HashMap<LabelKey, ()> = HashMap::new();
         for cs in classes {
             for c in cs {
-                add(c.clone());
+                known.insert(c.key(), ());
+                add(&mut all, &mut seen, c.clone());
             }
+        }
+        // Labels no version knows count as errors, which is right for a few new classes; many
+        // of them mean y is not class labels (a continuous target passed by mistake), and each
+        // confusion matrix is |universe|^2 counts, so refuse before sizing anything from it.
+        let unknown: Vec<&Label> = all[..n_from_y]
+            .iter()
+            .filter(|l| !known.contains_key(&l.key()))
+            .collect();
+        if unknown.len() > MAX_UNKNOWN_LABELS {
+            let shown: Vec<String> = unknown.iter().take(5).map(|l| l.display()).collect();
+            return Err(WoodlotError::input(format!(
+                "y has {} distinct values that no compared version has as a class (e.g. {}); \
+                 compare needs the class labels the models were fitted on (at most \
+                 {MAX_UNKNOWN_LABELS} unseen labels), not a continuous target",
+                unknown.len(),
+                shown.join(", ")
+            )));
+        }
+        if all.len() > MAX_UNIVERSE {
+            return Err(WoodlotError::input(format!(
+                "y and the compared versions have {} distinct labels in all; compare handles at \
+                 most {MAX_UNIVERSE} (each confusion matrix is that number squared)",
+                all.len()
+            )));
         }
         all.sort_by(|a, b| a.order(b));
         let index = all

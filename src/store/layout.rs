@@ -11,7 +11,10 @@
 //! <root>/versions/<n:010>.json      version manifests, create-only; n is the version number
 //! <root>/versions/<n:010>.deleted   tombstone of a deleted version (the manifest stays)
 //! <root>/events/<seq:012>.json      the append-only history, create-only; seq = 1, 2, 3, ...
-//! <root>/ACTIVE                     hint: the newest event seq; replaced atomically, never trusted
+//! <root>/ACTIVE                     anchor: "<seq> <blake3>" of the head event; replaced atomically
+//! <root>/gc/<blake3>                object storage only: gc's mark on an unreferenced blob
+//! <root>/gc/clock                   object storage only: rewritten by each gc run, so mark ages
+//!                                   come from the service's own timestamps
 //! <root>/tmp/                       temporary files before they are linked into place (debris)
 //! <root>/LOCK                       advisory writer lock (saves retries, not needed for safety)
 //! ```
@@ -71,6 +74,9 @@ pub enum Dir {
     Events,
     /// `tmp/`
     Tmp,
+    /// `gc/`: marks of gc's two-phase sweep on object storage. Not in [`Dir::ALL`]: a local
+    /// store never writes it (its gc holds the writer lock), so no directory is created for it.
+    Gc,
 }
 
 impl Dir {
@@ -84,6 +90,7 @@ impl Dir {
             Dir::Versions => "versions",
             Dir::Events => "events",
             Dir::Tmp => "tmp",
+            Dir::Gc => "gc",
         }
     }
 }
@@ -107,6 +114,11 @@ pub enum Key {
     Event(u64),
     /// `tmp/<name>`: a name the backend made (never user input), validated as a plain file name.
     Temp(String),
+    /// `gc/<digest>`: gc marked this blob as unreferenced (object storage only).
+    GcMark(Digest),
+    /// `gc/clock`: rewritten at the start of each gc run on object storage; its last-modified
+    /// time is the service's "now" that mark ages are measured against.
+    GcClock,
 }
 
 impl Key {
@@ -121,6 +133,8 @@ impl Key {
             Key::Tombstone(n) => format!("versions/{n:010}.deleted"),
             Key::Event(s) => format!("events/{s:012}.json"),
             Key::Temp(name) => format!("tmp/{name}"),
+            Key::GcMark(d) => format!("gc/{d}"),
+            Key::GcClock => "gc/clock".into(),
         }
     }
 
@@ -132,6 +146,7 @@ impl Key {
             Key::Manifest(_) | Key::Tombstone(_) => Some(Dir::Versions),
             Key::Event(_) => Some(Dir::Events),
             Key::Temp(_) => Some(Dir::Tmp),
+            Key::GcMark(_) | Key::GcClock => Some(Dir::Gc),
         }
     }
 
@@ -155,6 +170,8 @@ impl Key {
                 }
             }
             Dir::Events => name.strip_suffix(".json").and_then(number).map(Key::Event),
+            Dir::Gc if name == "clock" => Some(Key::GcClock),
+            Dir::Gc => Digest::parse(name).ok().map(Key::GcMark),
             Dir::Tmp => {
                 let plain = !name.is_empty()
                     && name != "."
@@ -174,8 +191,8 @@ impl fmt::Display for Key {
 
 /// The entries a store root may contain; anything else in a directory without `FORMAT` means
 /// it is not ours to take over.
-pub const ROOT_ENTRIES: [&str; 7] = [
-    "FORMAT", "ACTIVE", "LOCK", "blobs", "versions", "events", "tmp",
+pub const ROOT_ENTRIES: [&str; 8] = [
+    "FORMAT", "ACTIVE", "LOCK", "blobs", "versions", "events", "tmp", "gc",
 ];
 
 #[cfg(test)]
@@ -191,6 +208,8 @@ mod tests {
             (Dir::Versions, Key::Tombstone(7)),
             (Dir::Events, Key::Event(12)),
             (Dir::Tmp, Key::Temp("123-abc.tmp".into())),
+            (Dir::Gc, Key::GcMark(d.clone())),
+            (Dir::Gc, Key::GcClock),
         ] {
             let path = key.path();
             let (dname, fname) = path.split_once('/').unwrap();

@@ -17,12 +17,10 @@ use crate::error::{Result, WoodlotError};
 use crate::store::compare::{CompareOptions, Comparison};
 use crate::store::events::{self, Draft, Event, EventKind, Head, State};
 use crate::store::labels::Labels;
-use crate::store::layout::Key;
 use crate::store::manifest::Manifest;
 use crate::store::metrics::metric_direction;
 use crate::store::names::{validate_alias, validate_text, version_name, Ref};
 use crate::store::store::Store;
-use crate::store::sysinfo::Actor;
 
 /// What the caller believes the active version is, checked atomically with the change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,7 +152,9 @@ impl Store {
                     )));
                 }
             }
-            if self.is_deleted(v)? {
+            // Checked against the state this event follows, so a delete that committed first
+            // is seen: a deleted version can never become active again.
+            if self.is_deleted_in(v, &s)? {
                 return Err(WoodlotError::VersionNotFound(format!(
                     "{} was deleted",
                     version_name(v)
@@ -252,6 +252,7 @@ impl Store {
                     active: Some(target),
                     back,
                     aliases: s.aliases.clone(),
+                    deleted: s.deleted.clone(),
                 },
             })
         })?;
@@ -266,7 +267,7 @@ impl Store {
             let (ev, _) = events::read(&*self.backend, seq)?
                 .ok_or_else(|| WoodlotError::corrupt(format!("the history lost event {seq}")))?;
             match ev.state.active {
-                Some(t) if Some(t) != s.active && !self.is_deleted(t)? => {
+                Some(t) if Some(t) != s.active && !self.is_deleted_in(t, s)? => {
                     return Ok((t, ev.state.back))
                 }
                 _ => back = ev.state.back,
@@ -322,12 +323,16 @@ impl Store {
     }
 
     /// Deletes a version: refused for the active version or an alias target unless `force`.
-    /// The manifest stays (numbers are never reused) and a tombstone marks it; gc frees its
-    /// blobs once no live version shares them.
+    ///
+    /// The `delete` event is the one commit point: its state lists the version as deleted (and,
+    /// forced, no longer active or aliased). Every later event is computed from a state that
+    /// says so, so no interleaving can promote, alias or roll back to it afterwards, and gc
+    /// frees its blobs (once no live version shares them) only because that state says so.
+    /// The manifest stays: numbers are never reused.
     pub fn delete(&self, r: &Ref, force: bool, reason: Option<String>) -> Result<Event> {
         check_reason(&reason)?;
         let _lock = self.backend.lock()?;
-        let event = events::append(&*self.backend, |head| {
+        events::append(&*self.backend, |head| {
             let s = head.state();
             let v = self.resolve_in(r, &s)?;
             let aliases: Vec<String> = s
@@ -354,6 +359,7 @@ impl Store {
                 ns.active = None;
             }
             ns.aliases.retain(|_, t| *t != v);
+            ns.deleted.insert(v);
             Ok(Draft {
                 kind: EventKind::Delete,
                 version: Some(v),
@@ -361,18 +367,7 @@ impl Store {
                 details: json!({"forced": force, "was_active": s.active == Some(v), "removed_aliases": aliases}),
                 state: ns,
             })
-        })?;
-        let v = event.version.expect("delete names its version");
-        self.write_tombstone(v, event.seq)?;
-        Ok(event)
-    }
-
-    /// Writes the tombstone of a deleted version (idempotent; gc repairs a missing one).
-    pub(crate) fn write_tombstone(&self, v: u64, seq: u64) -> Result<()> {
-        let doc = json!({"version": v, "event": seq, "time": Actor::now().time});
-        self.backend
-            .create_new(&Key::Tombstone(v), &serde_json::to_vec(&doc).expect("json"))?;
-        Ok(())
+        })
     }
 
     /// The tutorial's rule made safe: promote `r` only if it beats the active version by

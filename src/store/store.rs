@@ -21,7 +21,7 @@ use crate::error::{Result, WoodlotError};
 use crate::forest::Forest;
 use crate::format;
 use crate::store::backend::Backend;
-use crate::store::events::{self, Draft, EventKind, State};
+use crate::store::events::{self, check_record_len, Draft, EventKind, State};
 use crate::store::layout::{Digest, Dir, Key, ROOT_ENTRIES, STORE_FORMAT};
 use crate::store::local::LocalBackend;
 use crate::store::manifest::{BlobRef, Manifest, ModelInfo, MANIFEST_FORMAT, MAX_RECORD_LEN};
@@ -31,6 +31,16 @@ use crate::store::sysinfo::Actor;
 
 /// How many version numbers a save tries before giving up (each loss means another writer won).
 const MAX_SAVE_ATTEMPTS: usize = 10_000;
+
+/// Most tags a version may carry; with the per-tag limits below, tags stay under 0.5 MiB of a
+/// manifest, far inside what readers accept ([`MAX_RECORD_LEN`]).
+pub const MAX_TAGS: usize = 100;
+/// Longest tag name, in bytes.
+pub const MAX_TAG_NAME_LEN: usize = 256;
+/// Longest tag value, in bytes.
+pub const MAX_TAG_VALUE_LEN: usize = 4096;
+/// Longest description, in bytes.
+pub const MAX_DESCRIPTION_LEN: usize = 100_000;
 
 /// The user's additions to a saved version.
 #[derive(Debug, Clone, Default)]
@@ -167,9 +177,18 @@ impl Store {
     // reading
     // ---------------------------------------------------------------------------------------
 
-    /// Lists `versions/` once.
+    /// Lists `versions/` once, against the current state (which says what is deleted).
     pub(crate) fn listing(&self) -> Result<Listing> {
-        let mut out = Listing::default();
+        self.listing_in(&self.state()?)
+    }
+
+    /// Lists `versions/` once; deleted are the versions `state` lists as deleted, plus any with
+    /// a tombstone (written by older woodlots, whose delete committed with it).
+    pub(crate) fn listing_in(&self, state: &State) -> Result<Listing> {
+        let mut out = Listing {
+            deleted: state.deleted.clone(),
+            ..Listing::default()
+        };
         for e in self.backend.list(Dir::Versions)? {
             match Key::from_listing(Dir::Versions, &e.name) {
                 Some(Key::Manifest(n)) => out.manifests.push(n),
@@ -213,9 +232,10 @@ impl Store {
         Ok(events::head(&*self.backend)?.state())
     }
 
-    /// Whether version `n` has a tombstone.
-    pub(crate) fn is_deleted(&self, n: u64) -> Result<bool> {
-        self.backend.exists(&Key::Tombstone(n))
+    /// Whether version `n` is deleted in `state` (or, in a store written by an older woodlot,
+    /// has a tombstone).
+    pub(crate) fn is_deleted_in(&self, n: u64, state: &State) -> Result<bool> {
+        Ok(state.deleted.contains(&n) || self.backend.exists(&Key::Tombstone(n))?)
     }
 
     /// Resolves a reference against a given state to a live version number.
@@ -223,7 +243,7 @@ impl Store {
         let n = match r {
             Ref::Number(n) => *n,
             Ref::Latest => {
-                return self.listing()?.live().last().ok_or_else(|| {
+                return self.listing_in(state)?.live().last().ok_or_else(|| {
                     WoodlotError::VersionNotFound("the store has no versions yet".into())
                 })
             }
@@ -240,7 +260,7 @@ impl Store {
                 version_name(n)
             )));
         }
-        if self.is_deleted(n)? {
+        if self.is_deleted_in(n, state)? {
             return Err(WoodlotError::VersionNotFound(format!(
                 "{} was deleted",
                 version_name(n)
@@ -251,11 +271,7 @@ impl Store {
 
     /// Resolves a reference to a live version number.
     pub fn resolve(&self, r: &Ref) -> Result<u64> {
-        let state = match r {
-            Ref::Active | Ref::Alias(_) => self.state()?,
-            _ => State::default(),
-        };
-        self.resolve_in(r, &state)
+        self.resolve_in(r, &self.state()?)
     }
 
     /// The manifest of the version a reference names.
@@ -265,8 +281,9 @@ impl Store {
 
     /// The active version's manifest, if any.
     pub fn active(&self) -> Result<Option<Arc<Manifest>>> {
-        match self.state()?.active {
-            Some(n) if !self.is_deleted(n)? => Ok(Some(self.manifest(n)?)),
+        let state = self.state()?;
+        match state.active {
+            Some(n) if !self.is_deleted_in(n, &state)? => Ok(Some(self.manifest(n)?)),
             _ => Ok(None),
         }
     }
@@ -325,8 +342,18 @@ impl Store {
 
     /// Writes a blob under its digest, unless an intact copy is already there (then it is only
     /// touched, so gc's grace period covers the version about to reference it).
+    ///
+    /// A blob that gc has marked (object storage, see `gc.rs`) is treated as absent: the mark
+    /// is removed first, then the bytes are written again, so a sweep that checks the mark
+    /// before deleting leaves it alone, and one already past that check is answered by the
+    /// re-check after the manifest (see [`Store::ensure_blobs`]).
     fn put_blob(&self, digest: &Digest, bytes: &[u8]) -> Result<()> {
         let key = Key::Blob(digest.clone());
+        let mark = Key::GcMark(digest.clone());
+        if self.backend.exists(&mark)? {
+            self.backend.remove(&mark)?;
+            return self.backend.replace(&key, bytes);
+        }
         if !self.backend.exists(&key)? && self.backend.create_new(&key, bytes)? {
             return Ok(());
         }
@@ -342,17 +369,38 @@ impl Store {
         }
     }
 
+    /// After a manifest is committed: every blob it names must still exist. A gc sweep on
+    /// object storage (no lock) can delete a blob between a save's write of it and the
+    /// manifest; gc re-lists the manifests after deleting and restores what became referenced,
+    /// and this check covers the other order (the manifest appeared after gc's re-listing, so
+    /// after its delete, so this sees the blob gone and writes it again).
+    fn ensure_blobs(&self, blobs: &[(&Digest, &[u8])]) -> Result<()> {
+        for (digest, bytes) in blobs {
+            let key = Key::Blob((*digest).clone());
+            if !self.backend.exists(&key)? {
+                self.backend.create_new(&key, bytes)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Saves a model file as a new version and returns its manifest.
     ///
     /// The bytes are fully validated first (a damaged model is never stored), the probes are
     /// predicted, and the version gets the next free number.
     pub fn save(&self, model: &[u8], opts: SaveOptions) -> Result<Arc<Manifest>> {
         if let Some(d) = &opts.description {
-            validate_text("description", d, 100_000)?;
+            validate_text("description", d, MAX_DESCRIPTION_LEN)?;
+        }
+        if opts.tags.len() > MAX_TAGS {
+            return Err(WoodlotError::input(format!(
+                "{} tags given; a version holds at most {MAX_TAGS} (MAX_TAGS)",
+                opts.tags.len()
+            )));
         }
         for (k, v) in &opts.tags {
-            validate_text("tag name", k, 256)?;
-            validate_text("tag value", v, 4096)?;
+            validate_text("tag name", k, MAX_TAG_NAME_LEN)?;
+            validate_text("tag value", v, MAX_TAG_VALUE_LEN)?;
         }
         let metrics_len = serde_json::to_vec(&opts.metrics)
             .map(|v| v.len())
@@ -427,10 +475,11 @@ impl Store {
                 description: opts.description.clone(),
                 metrics: opts.metrics.clone(),
             };
-            if self
-                .backend
-                .create_new(&Key::Manifest(n), &manifest.to_bytes())?
-            {
+            let bytes = manifest.to_bytes();
+            // Readers refuse records over MAX_RECORD_LEN, so one committed would break every
+            // other process's versions() and gc: refuse it before claiming the number.
+            check_record_len("the manifest of this version", bytes.len())?;
+            if self.backend.create_new(&Key::Manifest(n), &bytes)? {
                 claimed = Some(Arc::new(manifest));
                 break;
             }
@@ -441,6 +490,8 @@ impl Store {
             ))
         })?;
         let n = manifest.version;
+        self.ensure_blobs(&[(&digest, model), (&probe_digest, &probe_bytes)])
+            .map_err(|e| after_commit(n, "its blobs were not re-checked", e))?;
         self.cache
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -460,17 +511,22 @@ impl Store {
                 state: head.state(),
             })
         })
-        .map_err(|e| match e {
-            WoodlotError::Io { context, source } => WoodlotError::Io {
-                context: format!(
-                    "{} was saved (its manifest is durable) but its history event was not: {context}",
-                    version_name(n)
-                ),
-                source,
-            },
-            other => other,
-        })?;
+        .map_err(|e| after_commit(n, "its history event was not", e))?;
         Ok(manifest)
+    }
+}
+
+/// An I/O error after a save's commit point says that the version exists all the same.
+fn after_commit(n: u64, what: &str, e: WoodlotError) -> WoodlotError {
+    match e {
+        WoodlotError::Io { context, source } => WoodlotError::Io {
+            context: format!(
+                "{} was saved (its manifest is durable) but {what}: {context}",
+                version_name(n)
+            ),
+            source,
+        },
+        other => other,
     }
 }
 

@@ -494,3 +494,324 @@ fn records_numbered_u64_max_do_not_wrap_numbers_around_to_zero() {
     assert!(matches!(err, WoodlotError::CorruptModel(_)), "{err:?}");
     assert!(!t.0.join("events/000000000000.json").exists());
 }
+
+/// Removes every tombstone file: the store as an interleaving that wrote a delete's event but
+/// not its tombstone (a crash, ENOSPC, or a concurrent promote on S3) left it under the old
+/// protocol, which made the version deleted only once its tombstone existed.
+fn drop_tombstones(t: &TempDir) {
+    for e in std::fs::read_dir(t.0.join("versions")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "deleted") {
+            std::fs::remove_file(p).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_delete_commits_with_its_event_and_nothing_can_revive_the_version() {
+    let (t, s) = store("delete-commit");
+    let (v1, v2) = (save(&s, 0.5), save(&s, 0.3));
+    s.promote(&num(v1), None, None).unwrap();
+    s.delete(&num(v2), false, None).unwrap();
+    drop_tombstones(&t);
+    // The event alone makes v2 deleted: another handle cannot promote, alias or roll back to
+    // it, and gc, repairing nothing, never frees the active model.
+    let other = Store::open(&t.0).unwrap();
+    assert!(matches!(
+        other.promote(&num(v2), None, None),
+        Err(WoodlotError::VersionNotFound(m)) if m.contains("deleted")
+    ));
+    assert!(other.set_alias("canary", &num(v2)).is_err());
+    assert!(other.rollback(Some(&num(v2)), None).is_err());
+    assert!(other.get(&num(v2)).is_err());
+    assert_eq!(
+        other
+            .versions()
+            .unwrap()
+            .iter()
+            .map(|m| m.version)
+            .collect::<Vec<_>>(),
+        vec![v1]
+    );
+    let report = other.gc(false, 0.0).unwrap();
+    assert!(report.repaired.is_empty(), "{report:?}");
+    other.read_model(&Ref::Active, true).unwrap();
+    let v = other.verify().unwrap();
+    assert!(v.ok, "{:?}", v.problems);
+    assert_eq!(v.versions_deleted, 1);
+    // The blobs of v2 (not shared with v1) went; v1's stayed.
+    assert!(!t
+        .0
+        .join(layout::Key::Blob(s.manifest(v2).unwrap().blob_digest().unwrap()).path())
+        .exists());
+}
+
+#[test]
+fn a_legacy_delete_never_frees_what_the_state_references() {
+    // A store written by an older woodlot: a delete event whose state has no `deleted` and no
+    // tombstone, after which the version was promoted again (the race this protocol closes).
+    let (t, s) = store("legacy-delete");
+    let (v1, v2) = (save(&s, 0.5), save(&s, 0.3));
+    s.promote(&num(v1), None, None).unwrap();
+    events::append(&*s.backend, |head| {
+        Ok(events::Draft {
+            kind: EventKind::Delete,
+            version: Some(v2),
+            reason: None,
+            details: serde_json::Value::Null,
+            state: head.state(),
+        })
+    })
+    .unwrap();
+    s.promote(&num(v2), None, None).unwrap();
+    let report = s.gc(false, 0.0).unwrap();
+    assert!(report.repaired.is_empty(), "{report:?}");
+    assert!(!t.0.join(layout::Key::Tombstone(v2).path()).exists());
+    s.read_model(&Ref::Active, true).unwrap();
+    let v = s.verify().unwrap();
+    assert!(v.ok, "{:?}", v.problems);
+    assert!(
+        v.notes.iter().any(|n| n.contains("delete it again")),
+        "{v:?}"
+    );
+}
+
+#[test]
+fn verify_reports_an_active_or_aliased_deleted_version_as_a_problem() {
+    // Only a store written by an older woodlot can get here (a tombstone that landed after a
+    // concurrent promote or alias); verify must call it what it is.
+    let (t, s) = store("deleted-referenced");
+    let (v1, v2) = (save(&s, 0.5), save(&s, 0.3));
+    s.promote(&num(v1), None, None).unwrap();
+    s.set_alias("canary", &num(v2)).unwrap();
+    for v in [v1, v2] {
+        std::fs::write(t.0.join(layout::Key::Tombstone(v).path()), b"{}").unwrap();
+    }
+    let r = s.verify().unwrap();
+    assert!(!r.ok);
+    let text = format!("{:?}", r.problems);
+    assert!(text.contains("active version v1 is deleted"), "{text}");
+    assert!(text.contains("alias \\\"canary\\\" points at v2"), "{text}");
+}
+
+#[test]
+fn oversized_records_and_too_many_tags_are_refused_at_save() {
+    let (t, s) = store("oversize");
+    let tags: std::collections::BTreeMap<String, String> = (0..=store::MAX_TAGS)
+        .map(|i| (format!("t{i}"), "x".into()))
+        .collect();
+    let err = s
+        .save(
+            &model_bytes(&tiny_forest()),
+            SaveOptions {
+                tags,
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+    assert!(
+        matches!(&err, WoodlotError::InvalidInput(m) if m.contains("MAX_TAGS")),
+        "{err:?}"
+    );
+    // Feature names are the one part of a manifest that comes from the model: 2 x 9 MB of
+    // names make a valid model file whose manifest readers would refuse.
+    let forest = tiny_forest();
+    let estimator = serde_json::json!({
+        "class": "RandomForestClassifier",
+        "params": {},
+        "classes": {"dtype": "<i8", "values": [0, 1]},
+        "n_features_in": 2,
+        "feature_names_in": ["a".repeat(9 << 20), "b".repeat(9 << 20)],
+    });
+    let bytes = crate::format::encode(&forest, &estimator).unwrap();
+    let err = s.save(&bytes, SaveOptions::default()).unwrap_err();
+    assert!(
+        matches!(&err, WoodlotError::InvalidInput(m) if m.contains("MAX_RECORD_LEN")),
+        "{err:?}"
+    );
+    assert!(!t.0.join(layout::Key::Manifest(1).path()).exists());
+    assert!(s.versions().unwrap().is_empty());
+    assert_eq!(save(&s, 0.5), 1);
+}
+
+#[test]
+fn compare_refuses_a_continuous_y_and_misaligned_columns() {
+    let (_t, s) = store("compare-guards");
+    save(&s, 0.5);
+    let (x, _) = eval_data();
+    let opts = CompareOptions {
+        record: false,
+        ..Default::default()
+    };
+    let continuous = Labels::Num((0..20).map(|i| i as f64 * 0.137 + 0.01).collect());
+    // 20 unseen values is within the bound: they count as errors.
+    assert!(s.compare(x.view(), &continuous, None, &opts).is_ok());
+    let x_big = Array2::from_shape_fn((1000, 2), |(i, _)| i as f64 / 1000.0);
+    let y_big = Labels::Num((0..1000).map(|i| i as f64 * 0.001 + 0.0001).collect());
+    let err = s.compare(x_big.view(), &y_big, None, &opts).unwrap_err();
+    assert!(
+        matches!(&err, WoodlotError::InvalidInput(m) if m.contains("continuous")),
+        "{err:?}"
+    );
+
+    // A version fitted on named columns is never scored on others.
+    let estimator = serde_json::json!({
+        "class": "RandomForestClassifier",
+        "params": {},
+        "classes": {"dtype": "<i8", "values": [0, 1]},
+        "n_features_in": 2,
+        "feature_names_in": ["age", "income"],
+    });
+    let named = crate::format::encode(&tiny_forest(), &estimator).unwrap();
+    let v = s.save(&named, SaveOptions::default()).unwrap().version;
+    let (x, y) = eval_data();
+    let with = |names: &[&str]| CompareOptions {
+        record: false,
+        feature_names: Some(names.iter().map(|n| n.to_string()).collect()),
+        ..Default::default()
+    };
+    s.compare(x.view(), &y, None, &with(&["age", "income"]))
+        .unwrap();
+    let err = s
+        .compare(x.view(), &y, None, &with(&["income", "age"]))
+        .unwrap_err();
+    assert!(
+        matches!(&err, WoodlotError::InvalidInput(m) if m.contains("another order") && m.contains(&format!("v{v}"))),
+        "{err:?}"
+    );
+    let err = s
+        .compare(x.view(), &y, None, &with(&["age", "salary"]))
+        .unwrap_err();
+    assert!(
+        matches!(&err, WoodlotError::InvalidInput(m) if m.contains("\"income\"") && m.contains("\"salary\"")),
+        "{err:?}"
+    );
+    // promote_if_better checks the active version too, not only the candidate.
+    s.promote(&num(v), None, None).unwrap();
+    let err = s
+        .promote_if_better(
+            &num(1),
+            x.view(),
+            &y,
+            "accuracy",
+            0.0,
+            None,
+            None,
+            &with(&["income", "age"]),
+        )
+        .unwrap_err();
+    assert!(matches!(err, WoodlotError::InvalidInput(_)), "{err:?}");
+    assert_eq!(s.state().unwrap().active, Some(v));
+}
+
+#[test]
+fn a_comparison_resolves_references_with_the_store_parser() {
+    let (_t, s) = store("cmp-resolve");
+    let (v1, v2) = (save(&s, 0.5), save(&s, 0.3));
+    s.promote(&num(v1), None, None).unwrap();
+    let (x, y) = eval_data();
+    let cmp = s
+        .compare(
+            x.view(),
+            &y,
+            None,
+            &CompareOptions {
+                record: false,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    for (text, want) in [("2", v2), ("v2", v2), ("v02", v2), ("active", v1)] {
+        assert_eq!(
+            cmp.resolve(&Ref::parse(text).unwrap()).unwrap(),
+            want,
+            "{text}"
+        );
+    }
+    assert_eq!(cmp.resolve(&Ref::parse("best").unwrap()).unwrap(), cmp.best);
+    assert!(cmp.resolve(&Ref::Number(9)).is_err());
+    assert!(cmp.resolve(&Ref::Latest).is_err());
+}
+
+#[test]
+fn only_object_storage_gets_the_two_phase_gc() {
+    // A local directory whose path happens to contain "://" is still a locking backend.
+    let t = TempDir::new("odd");
+    let odd = t.0.join("a://b");
+    std::fs::create_dir_all(&odd).unwrap();
+    let s = Store::open(&odd).unwrap();
+    assert!(!s.lock_free_backend());
+    let v = save(&s, 0.5);
+    save(&s, 0.3);
+    s.delete(&num(v), false, None).unwrap();
+    let report = s.gc(false, 0.0).unwrap();
+    assert!(
+        report.marked == 0 && !report.removed.is_empty(),
+        "{report:?}"
+    );
+    assert!(!odd.join("gc").exists());
+}
+
+/// Every version the state references, and every live version, loads fully verified.
+fn assert_nothing_referenced_is_lost(s: &Store, why: &str) {
+    let state = s.state().unwrap();
+    let referenced = state
+        .active
+        .into_iter()
+        .chain(state.aliases.values().copied());
+    for v in referenced {
+        assert!(
+            !state.deleted.contains(&v),
+            "{why}: v{v} is referenced and deleted"
+        );
+        s.load_verified(v)
+            .unwrap_or_else(|e| panic!("{why}: v{v} is referenced but lost: {e}"));
+    }
+    for m in s.versions().unwrap() {
+        s.load_verified(m.version)
+            .unwrap_or_else(|e| panic!("{why}: live v{} lost: {e}", m.version));
+    }
+    let report = s.verify().unwrap();
+    assert!(report.ok, "{why}: {:?}", report.problems);
+}
+
+#[test]
+fn a_fault_at_any_step_of_a_delete_then_promote_alias_rollback_and_gc_loses_nothing() {
+    let setup = |tag: &str| {
+        let (t, s) = store(tag);
+        let (v1, v2) = (save(&s, 0.5), save(&s, 0.3));
+        s.promote(&num(v1), None, None).unwrap();
+        (t, s, v1, v2)
+    };
+    let (_t, s, _, v2) = setup("delete-steps");
+    faults::reset();
+    s.delete(&num(v2), false, None).unwrap();
+    let steps = faults::steps().len() as u64;
+    faults::reset();
+    assert!(steps >= 2, "{steps}");
+    for at in 1..=steps + 1 {
+        let (_t, s, _, v2) = setup(&format!("delete-at-{at}"));
+        faults::arm(at, FaultMode::Error);
+        let deleted = s.delete(&num(v2), false, None).is_ok();
+        faults::reset();
+        let committed = s.state().unwrap().deleted.contains(&v2);
+        assert!(
+            !deleted || committed,
+            "step {at}: delete returned Ok without committing"
+        );
+        // Whatever landed, the moves that follow either see the delete or happen before it.
+        let promoted = s.promote(&num(v2), None, None).is_ok();
+        assert_eq!(promoted, !committed, "step {at}");
+        let aliased = s.set_alias("canary", &num(v2)).is_ok();
+        assert_eq!(aliased, !committed, "step {at}");
+        let _ = s.rollback(None, None);
+        s.gc(false, 0.0).unwrap();
+        assert_nothing_referenced_is_lost(&s, &format!("fault at step {at}"));
+        if !committed {
+            // The delete can still be made, forced past the promotion and alias above.
+            s.delete(&num(v2), true, None).unwrap();
+            s.gc(false, 0.0).unwrap();
+            assert_nothing_referenced_is_lost(&s, &format!("step {at}, deleted again"));
+        }
+    }
+}

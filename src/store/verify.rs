@@ -3,11 +3,16 @@
 //! Problems are things that lose or misstate data: a manifest that does not parse, a blob that
 //! is missing or does not match its digest, a model that fails validation or no longer replays
 //! its probes, a gap or a broken hash link in the history, state that names a version that does
-//! not exist. Notes are the expected leftovers of interrupted writes (temp files, unreferenced
-//! blobs, a version whose save event was never written, a delete missing its tombstone): they
-//! harm nothing, and gc cleans up what can be cleaned.
+//! not exist, an active or aliased version that is deleted, and an `ACTIVE` anchor that points
+//! past the end of the history or disagrees with the event it names (a lost tail: reads and
+//! writes refuse such a store until it is restored). Notes are the expected leftovers of
+//! interrupted writes (temp files, unreferenced blobs, a version whose save event was never
+//! written, an unreadable anchor): they harm nothing, and gc cleans up what can be cleaned.
+//!
+//! verify never needs the head to be sound: it reads the history file by file, so it can say
+//! what is wrong with a store that reads refuse.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use serde::Serialize;
 
@@ -50,7 +55,16 @@ impl Store {
         let problem = |r: &mut VerifyReport, subject: String, message: String| {
             r.problems.push(Problem { subject, message });
         };
-        let listing = self.listing()?;
+        let seqs = events::list(&*self.backend)?;
+        // The state of the newest listed event (not `head`, which refuses a damaged chain).
+        let listed_state = match seqs.last() {
+            Some(&last) => match events::read(&*self.backend, last) {
+                Ok(Some((ev, _))) => ev.state,
+                _ => Default::default(),
+            },
+            None => Default::default(),
+        };
+        let listing = self.listing_in(&listed_state)?;
         let manifests: BTreeSet<u64> = listing.manifests.iter().copied().collect();
         let mut referenced = HashSet::new();
         for &n in &listing.manifests {
@@ -85,8 +99,8 @@ impl Store {
             }
         }
 
-        let seqs = events::list(&*self.backend)?;
         let mut saved = HashSet::new();
+        let mut digests: HashMap<u64, String> = HashMap::new();
         let mut deleted_by_event = BTreeSet::new();
         let mut prev_digest: Option<String> = None;
         let mut last_state = None;
@@ -124,10 +138,12 @@ impl Store {
                     "the first event links to a predecessor".into(),
                 );
             }
+            digests.insert(seq, digest.clone());
             prev_digest = Some(digest);
             let mut named: Vec<u64> = ev.version.into_iter().collect();
             named.extend(ev.state.active);
             named.extend(ev.state.aliases.values().copied());
+            named.extend(ev.state.deleted.iter().copied());
             for v in named {
                 if !manifests.contains(&v) {
                     problem(
@@ -161,6 +177,55 @@ impl Store {
                     );
                 }
             }
+            for (alias, v) in &s.aliases {
+                if listing.deleted.contains(v) {
+                    problem(
+                        &mut r,
+                        "store".into(),
+                        format!(
+                            "alias {alias:?} points at {}, which is deleted",
+                            version_name(*v)
+                        ),
+                    );
+                }
+            }
+        }
+        let last_seq = seqs.last().copied().unwrap_or(0);
+        match events::read_anchor(&*self.backend)? {
+            Some(a) if a.seq > last_seq => problem(
+                &mut r,
+                "ACTIVE".into(),
+                format!(
+                    "it anchors event {} but the history ends at event {last_seq}: events were \
+                     lost (a truncated sync or restore?); reads and writes refuse the store until \
+                     events/ is restored (or ACTIVE removed to accept the loss)",
+                    a.seq
+                ),
+            ),
+            Some(a) => {
+                if let (Some(want), Some(have)) = (&a.digest, digests.get(&a.seq)) {
+                    if want != have {
+                        problem(
+                            &mut r,
+                            "ACTIVE".into(),
+                            format!(
+                                "it anchors event {} with BLAKE3 {want}, but that event's file has \
+                                 {have} (the history was replaced or edited)",
+                                a.seq
+                            ),
+                        );
+                    }
+                }
+            }
+            None => {
+                if last_seq > 0 && self.backend.exists(&Key::Hint)? {
+                    r.notes.push(
+                        "ACTIVE is unreadable; the head is found from a listing (the next write \
+                         rewrites it)"
+                            .into(),
+                    );
+                }
+            }
         }
         for &n in &listing.manifests {
             if !saved.contains(&n) {
@@ -172,7 +237,8 @@ impl Store {
         }
         for n in deleted_by_event.difference(&listing.deleted) {
             r.notes.push(format!(
-                "{} was deleted but has no tombstone yet (gc writes it)",
+                "{} has a delete event but is not deleted (a delete by an older woodlot that was \
+                 interrupted before its tombstone); it stays live: delete it again",
                 version_name(*n)
             ));
         }
