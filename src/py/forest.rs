@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use ndarray::{Array2, ArrayView2};
+use ndarray::Array2;
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyArray3, PyReadonlyArray1};
 use pyo3::exceptions::{PyIndexError, PyValueError};
 use pyo3::prelude::*;
@@ -20,7 +20,6 @@ use crate::forest::predict::argmax_rows;
 use crate::forest::threads::resolve_n_jobs;
 use crate::forest::{FitInfo, Forest, Predictor};
 use crate::tree::Tree;
-use crate::value::FeatureValue;
 
 /// Below this many row-tree visits a prediction is cheaper than releasing and re-taking the
 /// GIL (which, with other Python threads running, can wait a whole switch interval).
