@@ -57,6 +57,17 @@ fn next_up(t: f32) -> f32 {
 /// Builds `rows` probe rows from the forest's thresholds and records its probabilities for them.
 pub fn build(forest: &Forest, rows: usize) -> Result<ProbeSet> {
     let nf = forest.n_features as usize;
+    // `n_features` of a decoded forest is bounded by its file's size (see `format::Claims`);
+    // still, never let a product overflow into a panic.
+    if rows
+        .checked_mul(nf)
+        .and_then(|v| v.checked_mul(4))
+        .is_none()
+    {
+        return Err(WoodlotError::input(format!(
+            "{rows} probe rows of {nf} features do not fit in memory"
+        )));
+    }
     let thresholds = thresholds_by_feature(forest);
     let mut rng = Rng::new(SEED);
     let mut x = Array2::<f32>::zeros((rows, nf));
