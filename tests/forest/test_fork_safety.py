@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import make_classification
 
-from woodlot import RandomForestClassifier
+from woodlot import RandomForestClassifier, VersionStore
 
 pytestmark = pytest.mark.skipif(
     not hasattr(os, "fork") or sys.platform == "darwin", reason="fork() is POSIX (and unsafe on macOS)"
@@ -115,3 +115,42 @@ def test_os_fork_child_fits_and_predicts(data, parent_model):
         except ProcessLookupError:
             pass
         os.waitpid(pid, 0)
+
+
+def _store_target(conn, path, X, y, model):
+    try:
+        store = VersionStore(path)
+        v = store.save(model, description="saved in a forked child")
+        store.promote(v, reason="forked child")
+        loaded = store.load("active", verify=True)
+        cmp = store.compare(X, y)
+        conn.send(("ok", (loaded.predict_proba(X), str(cmp))))
+    except BaseException as e:
+        conn.send(("error", repr(e)))
+    finally:
+        conn.close()
+
+
+def test_forked_child_saves_promotes_loads_and_compares(tmp_path, data, parent_model):
+    """The store's process-wide state (temp-name counters, thread pools used by compare and
+    probe replay) works in a child forked after the parent used the store."""
+    X, y = data
+    parent_store = VersionStore(tmp_path / "store")
+    parent_store.save(parent_model, description="saved in the parent")
+    parent_store.compare(X, y)
+    ctx = multiprocessing.get_context("fork")
+    receive, send = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_store_target, args=(send, str(tmp_path / "store"), X, y, parent_model))
+    child.start()
+    send.close()
+    try:
+        assert receive.poll(TIMEOUT), f"the forked child's store calls did not finish within {TIMEOUT} s"
+        status, payload = receive.recv()
+    finally:
+        if child.is_alive():
+            child.kill()
+        child.join(10)
+    assert status == "ok", payload
+    np.testing.assert_array_equal(payload[0], parent_model.predict_proba(X))
+    assert [v.version for v in parent_store.versions()] == [1, 2]
+    assert parent_store.active.version == 2
