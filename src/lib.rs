@@ -1,12 +1,33 @@
 //! woodlot: random forests trained in Rust with scikit-learn's face, and a version store that
 //! makes model updates safe.
 //!
-//! The crate is a pure Rust core; the Python extension (`woodlot._native`) lives in [`py`],
+//! The crate is a pure Rust core; the Python extension (`woodlot._native`) lives in `py`,
 //! behind the `python` feature, and is the only place that knows about pyo3.
 //!
-//! - [`tree`]: flat-array decision trees and the histogram-based builder that grows them.
-//! - [`forest`]: the ensemble (parallel fit, prediction, importances, linfa traits).
+//! # Layers
+//!
+//! The modules form layers that import downward only (`tests/layers.rs` fails the build
+//! otherwise; docs/ARCHITECTURE.md explains each):
+//!
+//! ```text
+//! tree  <-  forest  <-  format  <-  store  <-  py
+//! ```
+//!
+//! - [`tree`]: flat-array decision trees and the histogram-based builder that grows them, with
+//!   the limits and criterion a tree is grown under.
+//! - [`forest`]: the ensemble (parallel fit, prediction, the compiled serving layout and its
+//!   cache, thread pools, linfa traits).
 //! - [`format`]: the checksummed model file shared by `dump`/`load`, pickle and the store.
+//! - [`store`]: the version store (save, compare, promote, rollback, gc, verify) over a local
+//!   directory or object storage.
+//! - `py` (feature `python`): the pyo3 binding, `woodlot._native`.
+//!
+//! Shared by every layer and importing none:
+//!
+//! - [`error`]: the one error type, [`WoodlotError`].
+//! - [`rng`]: the seeded random number generator (bit-identical across platforms).
+//! - [`value`]: [`FeatureValue`](value::FeatureValue), the `f32`/`f64` inputs fit and predict
+//!   accept.
 //! - [`fingerprint`]: BLAKE3 fingerprints of data sets, for lineage.
 
 pub mod error;
@@ -22,5 +43,5 @@ pub mod value;
 mod py;
 
 pub use error::{Result, WoodlotError};
-pub use forest::{Forest, ForestParams};
+pub use forest::{Forest, ForestParams, Predictor};
 pub use tree::Tree;

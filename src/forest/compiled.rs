@@ -63,34 +63,31 @@ impl CompiledForest {
         if n_features > FEATURE_MASK as usize {
             return None;
         }
-        // Per feature, every finite threshold any tree splits it at (gathered per tree in
-        // parallel, then merged, sorted and deduplicated per feature in parallel).
-        let per_tree: Vec<Vec<Vec<f32>>> = forest
+        // Per feature, the sorted distinct finite thresholds any tree splits it at. Gathered as
+        // (feature, threshold) pairs, one per split node, then sorted and split by feature:
+        // memory follows the forest's size, never trees x features (a forest of many tiny trees
+        // over thousands of features would otherwise ask for a table per tree).
+        let mut pairs: Vec<(u32, f32)> = forest
             .trees
             .par_iter()
-            .map(|tree| {
-                let mut cuts: Vec<Vec<f32>> = vec![Vec::new(); n_features];
-                for node in tree
-                    .nodes
+            .flat_map_iter(|tree| {
+                tree.nodes
                     .iter()
                     .filter(|n| !n.is_leaf() && n.threshold.is_finite())
-                {
-                    if let Some(c) = cuts.get_mut(node.feature as usize) {
-                        c.push(node.threshold);
-                    }
-                }
-                cuts
+                    .map(|n| (n.feature, n.threshold))
             })
             .collect();
-        let cuts: Vec<Vec<f32>> = (0..n_features)
-            .into_par_iter()
-            .map(|f| {
-                let mut c: Vec<f32> = per_tree.iter().flat_map(|t| t[f].iter().copied()).collect();
-                c.sort_unstable_by(f32::total_cmp);
-                c.dedup();
-                c
-            })
-            .collect();
+        pairs.par_sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+        // Equal under `==` (so -0.0 and 0.0 are one cut, the first in total order kept), as a
+        // per-feature sort + dedup does.
+        pairs.dedup_by(|b, a| a.0 == b.0 && a.1 == b.1);
+        let mut cuts: Vec<Vec<f32>> = vec![Vec::new(); n_features];
+        for (feature, threshold) in pairs {
+            // An out-of-range feature fails in `compile_tree`, which finds no cut table for it.
+            if let Some(c) = cuts.get_mut(feature as usize) {
+                c.push(threshold);
+            }
+        }
         if cuts.iter().any(|c| c.len() >= ALL_PRESENT_CODE as usize) {
             return None;
         }

@@ -5,6 +5,8 @@
 //! - [`fit`]: parallel training, class weights, out-of-bag estimates.
 //! - [`compiled`]: a prediction-only layout for large batches.
 //! - [`predict`]: blocked batch prediction, leaf indices, the single-row path.
+//! - [`predictor`]: the serving handle: plain walk for small batches, compiled layout (cached)
+//!   for large ones.
 //! - [`sampling`]: bootstrap draws, uniform or weighted.
 //! - [`threads`]: the cached rayon pools behind `n_jobs`.
 //! - [`linfa_impl`]: linfa's `Fit` and `PredictInplace`.
@@ -14,6 +16,7 @@ pub mod fit;
 pub mod linfa_impl;
 pub mod params;
 pub mod predict;
+pub mod predictor;
 pub mod sampling;
 pub mod threads;
 
@@ -21,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::tree::Tree;
 pub use params::{ClassWeight, Criterion, ForestParams, MaxFeatures, SizeSpec};
+pub use predictor::{Predictor, COMPILED_MIN_ROWS};
 
 /// Out-of-bag estimates, recorded when `oob_score` is on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

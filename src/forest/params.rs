@@ -4,15 +4,10 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, WoodlotError};
+pub use crate::tree::{Criterion, TreeLimits};
 
-/// Split quality measure. scikit-learn's `"log_loss"` and `"entropy"` are the same criterion.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Criterion {
-    /// Gini impurity `1 - sum p_k^2`.
-    Gini,
-    /// Shannon entropy `-sum p_k log p_k` (scikit-learn's "entropy" and "log_loss").
-    Entropy,
-}
+/// Why `oob_score=True` is refused without `bootstrap` (scikit-learn's message).
+pub const OOB_WITHOUT_BOOTSTRAP: &str = "Out of bag estimation only available if bootstrap=True";
 
 /// A count given either absolutely or as a fraction of the training samples.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -112,31 +107,6 @@ impl Default for ForestParams {
             monotonic_cst: None,
         }
     }
-}
-
-/// Limits of one tree, resolved against the training set's size.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TreeLimits {
-    /// Split criterion.
-    pub criterion: Criterion,
-    /// Maximum depth (`usize::MAX` for none).
-    pub max_depth: usize,
-    /// Minimum distinct samples to split a node (already at least `2 * min_samples_leaf`).
-    pub min_samples_split: usize,
-    /// Minimum distinct samples per leaf.
-    pub min_samples_leaf: usize,
-    /// Minimum weight per leaf, as a fraction of the tree's total weight.
-    pub min_weight_fraction_leaf: f64,
-    /// Number of features drawn per split.
-    pub max_features: usize,
-    /// Best-first growth with this many leaves at most.
-    pub max_leaf_nodes: Option<usize>,
-    /// Minimum weighted impurity decrease of a split.
-    pub min_impurity_decrease: f64,
-    /// Cost-complexity pruning strength.
-    pub ccp_alpha: f64,
-    /// Per-feature monotonic constraints (empty for none).
-    pub monotonic_cst: Vec<i8>,
 }
 
 impl ForestParams {
@@ -241,10 +211,9 @@ impl ForestParams {
             return Err(WoodlotError::param("ccp_alpha", "must be a number >= 0"));
         }
         if self.oob_score && !self.bootstrap {
-            return Err(WoodlotError::param(
-                "oob_score",
-                "out-of-bag estimation is only available if bootstrap=True",
-            ));
+            // The one place this is checked (the Python estimator relies on it), in
+            // scikit-learn's words so code matching its message keeps working.
+            return Err(WoodlotError::param("oob_score", OOB_WITHOUT_BOOTSTRAP));
         }
         if self.max_samples.is_some() && !self.bootstrap {
             return Err(WoodlotError::param(
@@ -411,7 +380,12 @@ mod tests {
         ];
         for (p, name) in cases {
             match p.resolve(10, 4, 2) {
-                Err(WoodlotError::InvalidParameter { name: n, .. }) => assert_eq!(n, name),
+                Err(WoodlotError::InvalidParameter { name: n, message }) => {
+                    assert_eq!(n, name);
+                    if name == "oob_score" {
+                        assert_eq!(message, OOB_WITHOUT_BOOTSTRAP);
+                    }
+                }
                 other => panic!("expected an error naming {name}, got {other:?}"),
             }
         }

@@ -1,8 +1,9 @@
-//! Behavioural tests of fit and predict on small synthetic problems (no Python needed).
+//! Behavioural tests of fit and predict on small synthetic problems (no Python needed). How one
+//! tree grows (limits, pruning, missing values, monotonicity) is tested in the tree layer.
 
 use ndarray::{Array2, ArrayView2};
 
-use super::params::{ClassWeight, Criterion, ForestParams, MaxFeatures, SizeSpec};
+use super::params::{ClassWeight, Criterion, ForestParams};
 use super::Forest;
 use crate::rng::Rng;
 
@@ -122,88 +123,6 @@ fn warm_start_equals_one_big_fit() {
 }
 
 #[test]
-fn depth_leaf_and_leaf_count_limits_hold() {
-    let (x, y) = blobs(400, 3, 5);
-    let depth = Forest::fit(
-        x.view(),
-        &y,
-        3,
-        None,
-        &ForestParams {
-            max_depth: Some(3),
-            ..Default::default()
-        },
-        2,
-    )
-    .unwrap();
-    assert!(depth.trees.iter().all(|t| t.depth() <= 3));
-    let leaves = ForestParams {
-        max_leaf_nodes: Some(5),
-        ..Default::default()
-    };
-    let f = Forest::fit(x.view(), &y, 3, None, &leaves, 2).unwrap();
-    assert!(f.trees.iter().all(|t| t.n_leaves() <= 5));
-    assert!(f.trees.iter().any(|t| t.n_leaves() == 5));
-    let min_leaf = ForestParams {
-        min_samples_leaf: SizeSpec::Count(20),
-        bootstrap: false,
-        ..Default::default()
-    };
-    let f = Forest::fit(x.view(), &y, 3, None, &min_leaf, 2).unwrap();
-    for t in &f.trees {
-        for (i, n) in t.nodes.iter().enumerate() {
-            if n.is_leaf() {
-                assert!(t.stats.n_samples[i] >= 20);
-            }
-        }
-    }
-}
-
-#[test]
-fn pruning_shrinks_trees_monotonically() {
-    let (x, y) = blobs(400, 5, 6);
-    let sizes: Vec<usize> = [0.0, 0.002, 0.02, 0.5]
-        .iter()
-        .map(|&alpha| {
-            let p = ForestParams {
-                n_estimators: 5,
-                ccp_alpha: alpha,
-                ..Default::default()
-            };
-            let f = Forest::fit(x.view(), &y, 3, None, &p, 1).unwrap();
-            f.trees.iter().map(|t| t.node_count()).sum()
-        })
-        .collect();
-    assert!(sizes.windows(2).all(|w| w[0] >= w[1]), "{sizes:?}");
-    assert!(sizes[0] > sizes[2]);
-    assert_eq!(sizes[3], 5, "a huge alpha leaves one root leaf per tree");
-}
-
-#[test]
-fn missing_values_are_learned() {
-    // Class 1 is exactly the rows whose feature 0 is missing.
-    let n = 400;
-    let mut x = Array2::zeros((n, 2));
-    let mut y = Vec::new();
-    let mut rng = Rng::new(9);
-    for i in 0..n {
-        let missing = i % 2 == 0;
-        x[[i, 0]] = if missing { f64::NAN } else { rng.unit_f64() };
-        x[[i, 1]] = rng.unit_f64();
-        y.push(u32::from(missing));
-    }
-    let p = ForestParams {
-        max_features: MaxFeatures::All,
-        n_estimators: 10,
-        ..Default::default()
-    };
-    let f = Forest::fit(x.view(), &y, 2, None, &p, 2).unwrap();
-    assert_eq!(accuracy(&f, x.view(), &y), 1.0);
-    let probe = ndarray::array![[f64::NAN, 0.5], [0.5, 0.5]];
-    assert_eq!(f.predict(probe.view(), 1).unwrap(), vec![1, 0]);
-}
-
-#[test]
 fn infinity_and_bad_shapes_are_errors_not_panics() {
     let (x, y) = blobs(50, 1, 7);
     let f = fit_trees(&x, &y, 3, 3, 1);
@@ -269,35 +188,6 @@ fn weights_and_class_weights_shift_the_decision() {
             ..p.clone()
         };
         Forest::fit(x.view(), &y, 2, None, &p, 2).unwrap();
-    }
-}
-
-#[test]
-fn monotonic_constraint_is_respected() {
-    // The label is noisy-increasing in feature 0; constrain P(class 1) to increase with it.
-    let n = 500;
-    let mut rng = Rng::new(11);
-    let mut x = Array2::zeros((n, 2));
-    let mut y = Vec::new();
-    for i in 0..n {
-        let v = rng.unit_f64();
-        x[[i, 0]] = v;
-        x[[i, 1]] = rng.unit_f64();
-        y.push(u32::from(rng.unit_f64() < v));
-    }
-    let p = ForestParams {
-        n_estimators: 20,
-        monotonic_cst: Some(vec![1, 0]),
-        ..Default::default()
-    };
-    let f = Forest::fit(x.view(), &y, 2, None, &p, 2).unwrap();
-    let grid = Array2::from_shape_fn(
-        (101, 2),
-        |(i, j)| if j == 0 { i as f64 / 100.0 } else { 0.5 },
-    );
-    let proba = f.predict_proba(grid.view(), 1).unwrap();
-    for w in proba.column(1).to_vec().windows(2) {
-        assert!(w[1] >= w[0] - 1e-12, "P(class 1) decreased: {w:?}");
     }
 }
 

@@ -267,8 +267,8 @@ mod tests {
     use serde::{Deserialize, Serialize};
 
     use super::*;
+    use crate::format::payload::encode_bincode as encode_payload;
     use crate::format::testutil::largest_allocation_during;
-    use crate::format::wire::encode_bincode as encode_payload;
 
     /// Every serde shape, so a forwarding mistake shows up as a failed round trip.
     #[derive(Debug, PartialEq, Serialize, Deserialize)]

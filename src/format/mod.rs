@@ -10,31 +10,41 @@
 //! meta         meta_len bytes of UTF-8 JSON, a [`ModelMeta`]
 //! payload      payload_len bytes, consumed exactly: the [`Forest`](crate::forest::Forest)
 //!              without its trees in bincode 2 (serde, little-endian, fixed-width integers),
-//!              then the trees as struct-of-arrays in depth-first preorder (see `wire`)
+//!              then the trees as struct-of-arrays in depth-first preorder (see `payload`)
 //! ```
 //!
+//! One concept per file:
+//!
 //! - [`header`](Header): the fixed 64-byte header and the checksum.
-//! - [`ModelMeta`]: the JSON meta section, readable on its own with [`read_meta`].
-//! - [`encode`] / [`decode`]: whole files; [`decode`] checks size, magic, version, flags,
-//!   lengths, checksum, meta, the bounded payload decode, meta/payload agreement, then the
-//!   structure of every tree, each before the next step allocates.
-//! - `wire`: the payload layout; a tree stores its leaf bits and per-split and per-node arrays,
-//!   and its child pointers and leaf rows are rebuilt from its depth-first preorder.
-//! - [`validate_forest`]: the structural checks, also usable on in-memory forests.
+//! - [`ModelMeta`] (`meta`): the JSON meta section, readable on its own with [`read_meta`].
+//! - `file`: whole files, [`encode`] / [`decode`]; [`decode`] checks size, magic, version,
+//!   flags, lengths, checksum, meta, the claimed counts against the file's size, the bounded
+//!   payload decode, meta/payload agreement, then the structure of every tree, each before the
+//!   next step allocates.
+//! - `claims`: what a file of a given size may claim (features, classes, trees).
+//! - `payload`: the payload layout (`head`, `tree`, `column`, `bytes`); a tree stores its leaf
+//!   bits and per-split and per-node arrays, and its child pointers and leaf rows are rebuilt
+//!   from its depth-first preorder.
+//! - `bounded`: the serde adapter that keeps bincode from allocating claimed lengths.
+//! - [`validate_forest`] (`validate`): the structural checks, also usable on in-memory forests.
 //!
 //! Every failed check is [`WoodlotError::CorruptModel`](crate::error::WoodlotError) with a
 //! reason a person can act on; no input makes these functions panic.
 
 mod bounded;
-mod codec;
+mod claims;
+mod file;
 mod header;
+#[cfg(test)]
+mod hostile_tests;
 mod meta;
+mod payload;
 #[cfg(test)]
 mod testutil;
 mod validate;
-mod wire;
 
-pub use codec::{decode, digest_hex, encode, read_meta};
+pub use claims::{most_features, Claims, FEATURES_FLOOR, MAX_DECODE_RATIO};
+pub use file::{decode, digest_hex, encode, read_meta};
 pub use header::{
     file_checksum, Header, FORMAT_MAJOR, FORMAT_MINOR, HEADER_LEN, KNOWN_FLAGS, MAGIC,
     MAX_META_LEN, MAX_PAYLOAD_LEN,

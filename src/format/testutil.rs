@@ -162,36 +162,52 @@ pub fn largest_allocation_during<T>(f: impl FnOnce() -> T) -> (T, usize) {
     (out, LARGEST_REQUEST.with(|c| c.get()))
 }
 
-thread_local! {
-    static LARGEST_REQUEST: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+/// Runs `f` and returns its result with the most bytes it held allocated at once on this
+/// thread (requested sizes, net of what it freed; `f` must run on this thread alone, as the
+/// decoder does).
+pub fn peak_allocation_during<T>(f: impl FnOnce() -> T) -> (T, usize) {
+    LIVE.with(|c| c.set(0));
+    PEAK.with(|c| c.set(0));
+    let out = f();
+    (out, PEAK.with(|c| c.get()).max(0) as usize)
 }
 
-/// The system allocator, noting the largest request per thread. It only observes: the lib's
-/// test binary behaves exactly as with the default allocator (which is `System`).
+thread_local! {
+    static LARGEST_REQUEST: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    static LIVE: std::cell::Cell<isize> = const { std::cell::Cell::new(0) };
+    static PEAK: std::cell::Cell<isize> = const { std::cell::Cell::new(0) };
+}
+
+/// The system allocator, noting the largest request and the live bytes per thread. It only
+/// observes: the lib's test binary behaves exactly as with the default allocator (`System`).
 struct Tracking;
 
-// SAFETY: every call is forwarded unchanged to `System`; the bookkeeping touches only a
-// const-initialised thread-local `Cell`, which never allocates.
+// SAFETY: every call is forwarded unchanged to `System`; the bookkeeping touches only
+// const-initialised thread-local `Cell`s, which never allocate.
 unsafe impl std::alloc::GlobalAlloc for Tracking {
     unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
         note(layout.size());
+        live(layout.size() as isize);
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { std::alloc::System.alloc(layout) }
     }
 
     unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
         note(layout.size());
+        live(layout.size() as isize);
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { std::alloc::System.alloc_zeroed(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        live(-(layout.size() as isize));
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { std::alloc::System.dealloc(ptr, layout) }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
         note(new_size);
+        live(new_size as isize - layout.size() as isize);
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { std::alloc::System.realloc(ptr, layout, new_size) }
     }
@@ -203,6 +219,18 @@ fn note(size: usize) {
         if size > c.get() {
             c.set(size);
         }
+    });
+}
+
+fn live(delta: isize) {
+    let _ = LIVE.try_with(|l| {
+        let now = l.get().saturating_add(delta);
+        l.set(now);
+        let _ = PEAK.try_with(|p| {
+            if now > p.get() {
+                p.set(now);
+            }
+        });
     });
 }
 

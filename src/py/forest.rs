@@ -6,9 +6,9 @@
 //! Python threads can predict with it at once. The scikit-learn-facing estimator is Python code
 //! (`woodlot/_estimator.py`) that validates input once and calls into this class.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
-use ndarray::{Array2, ArrayView2};
+use ndarray::Array2;
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyArray3, PyReadonlyArray1};
 use pyo3::exceptions::{PyIndexError, PyValueError};
 use pyo3::prelude::*;
@@ -16,12 +16,10 @@ use pyo3::types::{PyBytes, PyDict};
 
 use super::convert::{params_from_dict, slice, with_view, Matrix};
 use super::errors::IntoPyResult;
-use crate::forest::compiled::CompiledForest;
 use crate::forest::predict::argmax_rows;
-use crate::forest::threads::{resolve_n_jobs, run_in_pool};
-use crate::forest::{FitInfo, Forest};
+use crate::forest::threads::resolve_n_jobs;
+use crate::forest::{FitInfo, Forest, Predictor};
 use crate::tree::Tree;
-use crate::value::FeatureValue;
 
 /// Below this many row-tree visits a prediction is cheaper than releasing and re-taking the
 /// GIL (which, with other Python threads running, can wait a whole switch interval).
@@ -31,63 +29,34 @@ const DETACH_MIN_WORK: usize = 4096;
 /// `NativeForest.from_bytes`.
 #[pyclass(module = "woodlot._native", name = "NativeForest", frozen)]
 pub struct NativeForest {
-    inner: Arc<Forest>,
-    /// The prediction-only layout, built on the first large batch and kept (`None` inside when
-    /// the forest does not fit the compact layout).
-    compiled: OnceLock<Option<CompiledForest>>,
+    /// The forest and its compiled layout for large batches (see [`Predictor`]).
+    inner: Predictor,
 }
-
-/// Batches of at least this many rows go through the compiled forest; compiling costs about as
-/// much as predicting a few thousand rows, once per model.
-const COMPILED_MIN_ROWS: usize = 2048;
 
 impl NativeForest {
     fn new(forest: Forest) -> Self {
         Self {
-            inner: Arc::new(forest),
-            compiled: OnceLock::new(),
+            inner: Predictor::new(forest),
         }
     }
 
-    /// The compiled forest for a batch of `n_rows`, if the batch is large enough to use it.
-    fn compiled_for(&self, n_rows: usize, n_threads: usize) -> Option<&CompiledForest> {
-        if n_rows < COMPILED_MIN_ROWS {
-            return None;
-        }
-        self.compiled
-            .get_or_init(|| {
-                run_in_pool(n_threads, || CompiledForest::new(&self.inner))
-                    .ok()
-                    .flatten()
-            })
-            .as_ref()
+    fn forest(&self) -> &Arc<Forest> {
+        self.inner.forest()
     }
 
     fn tree(&self, index: isize) -> PyResult<&Tree> {
-        let n = self.inner.trees.len() as isize;
+        let n = self.forest().trees.len() as isize;
         let i = if index < 0 { index + n } else { index };
         if i < 0 || i >= n {
             return Err(PyIndexError::new_err(format!(
                 "tree index {index} out of range for {n} trees"
             )));
         }
-        Ok(&self.inner.trees[i as usize])
-    }
-
-    /// Class probabilities, through the compiled forest for large batches.
-    fn proba<T: FeatureValue>(
-        &self,
-        view: ArrayView2<'_, T>,
-        n_threads: usize,
-    ) -> crate::Result<Array2<f64>> {
-        match self.compiled_for(view.nrows(), n_threads) {
-            Some(compiled) => self.inner.predict_proba_compiled(compiled, view, n_threads),
-            None => self.inner.predict_proba(view, n_threads),
-        }
+        Ok(&self.forest().trees[i as usize])
     }
 
     fn heavy(&self, n_rows: usize) -> bool {
-        n_rows.saturating_mul(self.inner.trees.len()) >= DETACH_MIN_WORK
+        n_rows.saturating_mul(self.forest().trees.len()) >= DETACH_MIN_WORK
     }
 }
 
@@ -148,7 +117,7 @@ impl NativeForest {
             Some(w) => Some(slice(w, "sample_weight")?),
             None => None,
         };
-        let init = init.map(|f| f.get().inner.clone());
+        let init = init.map(|f| Arc::clone(f.get().forest()));
         let forest = with_view!(&x, view => py.detach(|| match &init {
             None => Forest::fit(view, y, n_classes, w, &params, n_threads),
             Some(prev) => prev.fit_more(view, y, w, &params, n_threads),
@@ -169,7 +138,7 @@ impl NativeForest {
         let n_threads = n_threads(n_jobs)?;
         let detach = self.heavy(x.shape().0);
         let proba =
-            with_view!(&x, view => maybe_detach(py, detach, || self.proba(view, n_threads)))
+            with_view!(&x, view => maybe_detach(py, detach, || self.inner.predict_proba(view, n_threads)))
                 .py()?;
         Ok(proba.into_pyarray(py))
     }
@@ -186,7 +155,7 @@ impl NativeForest {
         let n_threads = n_threads(n_jobs)?;
         let detach = self.heavy(x.shape().0);
         let codes = with_view!(&x, view => maybe_detach(py, detach, || {
-            self.proba(view, n_threads).map(|p| argmax_rows(&p))
+            self.inner.predict_proba(view, n_threads).map(|p| argmax_rows(&p))
         }))
         .py()?;
         Ok(codes.into_pyarray(py))
@@ -203,7 +172,7 @@ impl NativeForest {
         let x = Matrix::extract(x)?;
         let n_threads = n_threads(n_jobs)?;
         let detach = self.heavy(x.shape().0);
-        let forest = &self.inner;
+        let forest = self.forest();
         let leaves =
             with_view!(&x, view => maybe_detach(py, detach, || forest.apply(view, n_threads)))
                 .py()?;
@@ -212,12 +181,12 @@ impl NativeForest {
 
     /// Impurity-based feature importances, normalised (all zeros if no tree splits).
     fn feature_importances<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<f64>> {
-        self.inner.feature_importances().into_pyarray(py)
+        self.forest().feature_importances().into_pyarray(py)
     }
 
     /// Out-of-bag accuracy, or None when the forest was trained without `oob_score`.
     fn oob_score(&self) -> Option<f64> {
-        self.inner.oob.as_ref().map(|o| o.score)
+        self.forest().oob.as_ref().map(|o| o.score)
     }
 
     /// Out-of-bag class probabilities `(n_samples, n_classes)`, or None.
@@ -225,10 +194,10 @@ impl NativeForest {
         &self,
         py: Python<'py>,
     ) -> PyResult<Option<Bound<'py, PyArray2<f64>>>> {
-        let Some(oob) = &self.inner.oob else {
+        let Some(oob) = &self.forest().oob else {
             return Ok(None);
         };
-        let shape = (oob.n_samples as usize, self.inner.n_classes as usize);
+        let shape = (oob.n_samples as usize, self.forest().n_classes as usize);
         let arr = Array2::from_shape_vec(shape, oob.decision_function.clone())
             .map_err(|e| PyValueError::new_err(format!("inconsistent out-of-bag estimate: {e}")))?;
         Ok(Some(arr.into_pyarray(py)))
@@ -237,19 +206,19 @@ impl NativeForest {
     /// Number of trees.
     #[getter]
     fn n_trees(&self) -> usize {
-        self.inner.trees.len()
+        self.forest().trees.len()
     }
 
     /// Number of input features.
     #[getter]
     fn n_features(&self) -> u32 {
-        self.inner.n_features
+        self.forest().n_features
     }
 
     /// Number of classes.
     #[getter]
     fn n_classes(&self) -> u32 {
-        self.inner.n_classes
+        self.forest().n_classes
     }
 
     /// Number of nodes of tree `i`.
@@ -311,7 +280,7 @@ impl NativeForest {
         d.set_item("n_leaves", tree.n_leaves())?;
         d.set_item("max_depth", tree.depth())?;
         d.set_item("n_classes", c)?;
-        d.set_item("n_features", self.inner.n_features)?;
+        d.set_item("n_features", self.forest().n_features)?;
         d.set_item("children_left", left.into_pyarray(py))?;
         d.set_item("children_right", right.into_pyarray(py))?;
         d.set_item("feature", feature.into_pyarray(py))?;
@@ -330,15 +299,16 @@ impl NativeForest {
 
     /// `{"training_fingerprint", "n_samples", "fit_seconds"}` of the fit.
     fn fit_info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        fit_info_dict(py, &self.inner.fit_info)
+        fit_info_dict(py, &self.forest().fit_info)
     }
 
     /// The hyperparameters the forest was trained with, as the core's JSON.
     fn params_json(&self) -> PyResult<String> {
-        serde_json::to_string(&self.inner.params).map_err(|e| PyValueError::new_err(e.to_string()))
+        serde_json::to_string(&self.forest().params)
+            .map_err(|e| PyValueError::new_err(e.to_string()))
     }
 
-    /// The model file (see DESIGN.md section 4) with `estimator_json` stored as the
+    /// The model file (see docs/ARCHITECTURE.md, "The file format") with `estimator_json` stored as the
     /// estimator's description in its metadata.
     fn to_bytes<'py>(
         &self,
@@ -347,7 +317,7 @@ impl NativeForest {
     ) -> PyResult<Bound<'py, PyBytes>> {
         let estimator: serde_json::Value = serde_json::from_str(estimator_json)
             .map_err(|e| PyValueError::new_err(format!("estimator_json is not valid JSON: {e}")))?;
-        let forest = &self.inner;
+        let forest = self.forest();
         let bytes = py
             .detach(|| crate::format::encode(forest, &estimator))
             .py()?;
@@ -382,9 +352,9 @@ impl NativeForest {
     fn __repr__(&self) -> String {
         format!(
             "NativeForest(n_trees={}, n_features={}, n_classes={})",
-            self.inner.trees.len(),
-            self.inner.n_features,
-            self.inner.n_classes
+            self.forest().trees.len(),
+            self.forest().n_features,
+            self.forest().n_classes
         )
     }
 }

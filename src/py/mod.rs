@@ -1,9 +1,13 @@
 //! The Python extension module `woodlot._native`: the only place in the crate that knows
 //! about pyo3. One concept per file:
 //!
-//! - [`forest`]: `NativeForest`, the handle on a fitted forest.
+//! - [`forest`]: `NativeForest`, the handle on a fitted forest (a thin binding over
+//!   [`Predictor`](crate::forest::Predictor), which holds the serving fast path).
+//! - [`store`]: `NativeStore` and `NativeComparison`, the handles on the version store.
 //! - [`convert`]: numpy arrays and parameter dicts to core types, without copying data.
 //! - [`errors`]: core errors to Python exceptions.
+//!
+//! The top layer: it may use every module of the core; nothing in the core uses it.
 //!
 //! Everything scikit-learn-shaped (input validation, labels, attributes) is Python code in
 //! `python/woodlot/`; everything heavy runs here with the GIL released.

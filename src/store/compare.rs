@@ -344,7 +344,9 @@ impl Store {
                 classes_from_json(&m.model.classes, forest.n_classes as usize)
                     .map_err(|e| about(v, e))?,
             );
-            probas.push(forest.predict_proba(x, threads(opts.n_threads))?);
+            probas.push(
+                crate::forest::Predictor::new(forest).predict_proba(x, threads(opts.n_threads))?,
+            );
         }
         let universe = Universe::new(y, classes.iter().map(Vec::as_slice))?;
         let y_codes = universe.encode(y);

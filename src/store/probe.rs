@@ -57,27 +57,24 @@ fn next_up(t: f32) -> f32 {
 /// Builds `rows` probe rows from the forest's thresholds and records its probabilities for them.
 pub fn build(forest: &Forest, rows: usize) -> Result<ProbeSet> {
     let nf = forest.n_features as usize;
-    let mut thresholds: Vec<Vec<f32>> = vec![Vec::new(); nf];
-    for tree in &forest.trees {
-        for node in &tree.nodes {
-            if !node.is_leaf() && node.threshold.is_finite() {
-                if let Some(t) = thresholds.get_mut(node.feature as usize) {
-                    t.push(node.threshold);
-                }
-            }
-        }
+    // `n_features` of a decoded forest is bounded by its file's size (see `format::Claims`);
+    // still, never let a product overflow into a panic.
+    if rows
+        .checked_mul(nf)
+        .and_then(|v| v.checked_mul(4))
+        .is_none()
+    {
+        return Err(WoodlotError::input(format!(
+            "{rows} probe rows of {nf} features do not fit in memory"
+        )));
     }
-    for t in &mut thresholds {
-        t.sort_by(f32::total_cmp);
-        t.dedup();
-    }
+    let thresholds = thresholds_by_feature(forest);
     let mut rng = Rng::new(SEED);
     let mut x = Array2::<f32>::zeros((rows, nf));
     for r in 0..rows {
-        for (f, ts) in thresholds.iter().enumerate() {
-            if ts.is_empty() {
-                continue; // a feature no tree splits on: any value does, keep 0
-            }
+        // Features no tree splits on are absent: any value does, they keep 0.
+        for (f, ts) in &thresholds {
+            let f = *f as usize;
             let i = rng.below(ts.len() as u64) as usize;
             let t = ts[i];
             x[[r, f]] = match rng.below(4) {
@@ -99,6 +96,30 @@ pub fn build(forest: &Forest, rows: usize) -> Result<ProbeSet> {
     }
     let proba = forest.predict_proba(x.view(), 1)?;
     Ok(ProbeSet { x, proba })
+}
+
+/// The sorted distinct finite thresholds of every feature some tree splits on, in feature
+/// order. Sized by the forest's split nodes, not by `n_features` (a wide forest that splits on
+/// a few features needs a few lists, not one per feature).
+fn thresholds_by_feature(forest: &Forest) -> Vec<(u32, Vec<f32>)> {
+    let mut pairs: Vec<(u32, f32)> = forest
+        .trees
+        .iter()
+        .flat_map(|tree| tree.nodes.iter())
+        .filter(|n| !n.is_leaf() && n.threshold.is_finite() && n.feature < forest.n_features)
+        .map(|n| (n.feature, n.threshold))
+        .collect();
+    pairs.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+    // Equal under `==` (-0.0 and 0.0 are one threshold, the first in total order kept).
+    pairs.dedup_by(|b, a| a.0 == b.0 && a.1 == b.1);
+    let mut out: Vec<(u32, Vec<f32>)> = Vec::new();
+    for (f, t) in pairs {
+        match out.last_mut() {
+            Some((last, ts)) if *last == f => ts.push(t),
+            _ => out.push((f, vec![t])),
+        }
+    }
+    out
 }
 
 impl ProbeSet {
@@ -239,5 +260,32 @@ mod tests {
         let mut huge = bytes.clone();
         huge[12..16].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(ProbeSet::decode(&huge).is_err());
+    }
+
+    #[test]
+    fn probe_rows_are_the_ones_earlier_versions_built() {
+        // Stores keep probes built at save; a rebuilt probe set must stay the same bytes for
+        // the same model (frozen digest of a fitted forest's probes).
+        use crate::forest::ForestParams;
+        let mut rng = Rng::new(5);
+        let x = Array2::from_shape_fn((300, 7), |(i, j)| {
+            if j == 6 {
+                0.0
+            } else {
+                (rng.unit_f64() * 8.0).round() - 4.0 + (i % 3) as f64
+            }
+        });
+        let y: Vec<u32> = (0..300).map(|i| (i % 3) as u32).collect();
+        let params = ForestParams {
+            n_estimators: 6,
+            random_state: 3,
+            ..Default::default()
+        };
+        let forest = Forest::fit(x.view(), &y, 3, None, &params, 1).unwrap();
+        let bytes = build(&forest, default_rows(7)).unwrap().encode();
+        assert_eq!(
+            blake3::hash(&bytes).to_hex().to_string(),
+            "6bb2e16a4e94798d40eeaec542cd2c351af91e3f6c48eaa24555406902e7722e"
+        );
     }
 }

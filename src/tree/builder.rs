@@ -11,10 +11,10 @@ use std::collections::BinaryHeap;
 
 use super::binning::{BinnedMatrix, MISSING_BIN};
 use super::histogram::Sample;
+use super::limits::TreeLimits;
 use super::model::{Node, NodeStats, Tree, LEAF};
 use super::pruning::prune_cost_complexity;
 use super::splitter::{NodeView, Split, Splitter};
-use crate::forest::params::TreeLimits;
 use crate::rng::Rng;
 
 /// Impurities at or below this are pure (scikit-learn uses the double epsilon too).

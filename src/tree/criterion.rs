@@ -4,7 +4,16 @@
 //! both children but orders splits identically (scikit-learn's `proxy_impurity_improvement`);
 //! the real impurities are computed once, for the winning split.
 
-use crate::forest::Criterion;
+use serde::{Deserialize, Serialize};
+
+/// Split quality measure. scikit-learn's `"log_loss"` and `"entropy"` are the same criterion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Criterion {
+    /// Gini impurity `1 - sum p_k^2`.
+    Gini,
+    /// Shannon entropy `-sum p_k log p_k` (scikit-learn's "entropy" and "log_loss").
+    Entropy,
+}
 
 impl Criterion {
     /// Impurity of a node with class weights `counts` summing to `total`.

@@ -9,7 +9,7 @@
 
 use super::binning::BinnedMatrix;
 use super::histogram::{NodeHistograms, Sample};
-use crate::forest::params::TreeLimits;
+use super::limits::TreeLimits;
 use crate::rng::Rng;
 
 /// The node being split, as the splitter needs to see it.

@@ -1,4 +1,4 @@
-//! Encoding and decoding of whole model files.
+//! Whole model files: encoding and decoding, header to payload.
 //!
 //! [`decode`] runs every check in order, each before the next step allocates: size, magic,
 //! version, flags, lengths ([`Header::parse`]), checksum, meta JSON, bounded payload decode
@@ -7,7 +7,7 @@
 //! # Bounding the payload decode
 //!
 //! The payload is a bincode head (everything but the trees) and the trees in their own
-//! struct-of-arrays layout ([`wire`](super::wire)). bincode 2 decodes an owned `String` by
+//! struct-of-arrays layout ([`payload`](super::payload)). bincode 2 decodes an owned `String` by
 //! allocating the claimed length before reading it, and checks the claim only against its
 //! limit, a const generic (so it cannot be the payload's runtime length). Without a limit a
 //! hostile length prefix aborts the process; with any fixed limit, a claim just below it still
@@ -16,12 +16,14 @@
 //! anything is allocated for them. Sequences (the out-of-bag estimates) go through serde, which
 //! preallocates at most 1 MiB whatever the claimed length, then grows only as elements really
 //! decode. The trees' reader checks every length against the bytes that remain before it
-//! allocates.
+//! allocates, and the counts the meta and the head claim (features, classes, trees) are checked
+//! against the file's size ([`Claims`]) before anything is sized from them.
 
+use super::claims::{most_features, Claims, FEATURES_FLOOR};
 use super::header::{seal, Header, HEADER_LEN, MAX_META_LEN, MAX_PAYLOAD_LEN};
 use super::meta::ModelMeta;
+use super::payload;
 use super::validate::validate_forest;
-use super::wire;
 use crate::error::{Result, WoodlotError};
 use crate::forest::Forest;
 
@@ -38,7 +40,7 @@ pub fn encode(forest: &Forest, estimator: &serde_json::Value) -> Result<Vec<u8>>
         other => other,
     })?;
     let meta = ModelMeta::for_forest(forest, estimator)?.to_json()?;
-    let payload = wire::encode_payload(forest)?;
+    let payload = payload::encode_payload(forest)?;
     // usize -> u64 widens on every target Rust supports.
     let (meta_len, payload_len) = (meta.len() as u64, payload.len() as u64);
     if meta_len > MAX_META_LEN {
@@ -57,17 +59,39 @@ pub fn encode(forest: &Forest, estimator: &serde_json::Value) -> Result<Vec<u8>>
     out.extend_from_slice(&meta);
     out.extend_from_slice(&payload);
     seal(&mut out)?;
+    // The decoder bounds what a file may claim by its size (see `claims`); never write a file
+    // it would refuse. Only a very wide forest in a very small file can fail here.
+    if u64::from(forest.n_features) > most_features(out.len()) {
+        return Err(WoodlotError::input(format!(
+            "cannot save a forest of {} features in a model file of {} bytes: a model file \
+             holds at most {} features (one per byte of the file, at least {FEATURES_FLOOR})",
+            forest.n_features,
+            out.len(),
+            most_features(out.len())
+        )));
+    }
     Ok(out)
 }
 
 /// Decodes and fully checks a model file, returning the forest and its meta.
 ///
 /// Every failed check is [`WoodlotError::CorruptModel`] with the reason. Never panics, and
-/// never allocates much more than the file's size, whatever the bytes.
+/// whatever the bytes, never allocates more than a small multiple of the file's size
+/// ([`MAX_DECODE_RATIO`](super::claims::MAX_DECODE_RATIO) bytes per byte, tested): the counts
+/// the file claims are checked against its size ([`Claims`]) before anything is sized from
+/// them.
 pub fn decode(bytes: &[u8]) -> Result<(Forest, ModelMeta)> {
     let (header, meta) = checked_meta(bytes)?;
     let (_, payload) = header.sections(bytes)?;
-    let forest = decode_payload(payload)?;
+    // The meta's counts first: a claim the file cannot back is refused before the payload is
+    // read (the payload's own counts are checked again, then must agree with these).
+    Claims {
+        n_features: meta.n_features,
+        n_classes: meta.n_classes,
+        n_trees: u64::from(meta.n_trees),
+    }
+    .check(bytes.len(), payload.len())?;
+    let forest = payload::decode_payload(payload, bytes.len())?;
     meta.check_matches(&forest)?;
     validate_forest(&forest)?;
     Ok((forest, meta))
@@ -92,11 +116,6 @@ fn checked_meta(bytes: &[u8]) -> Result<(Header, ModelMeta)> {
     header.verify_checksum(bytes)?;
     let (meta, _) = header.sections(bytes)?;
     Ok((header, ModelMeta::from_json(meta)?))
-}
-
-/// Decodes the payload (head and trees); it must be consumed exactly.
-fn decode_payload(payload: &[u8]) -> Result<Forest> {
-    wire::decode_payload(payload)
 }
 
 #[cfg(test)]
@@ -341,8 +360,8 @@ mod tests {
     /// A change that breaks a forest.
     type Tamper = Box<dyn Fn(&mut Forest)>;
 
-    /// Values the wire stores but only the validator can judge. (The child pointers and leaf
-    /// rows are not stored: malformed structure is rejected by the wire reader, see its tests.)
+    /// Values the payload stores but only the validator can judge. (The child pointers and leaf
+    /// rows are not stored: malformed structure is rejected by the payload reader, see its tests.)
     #[test]
     fn invalid_stored_values_are_rejected_after_decoding() {
         let bytes = encoded();
@@ -378,7 +397,7 @@ mod tests {
         for (tamper, expected) in cases {
             let mut forest = sample_forest();
             tamper(&mut forest);
-            let file = assemble(meta, &wire::encode_unchecked(&forest));
+            let file = assemble(meta, &crate::format::payload::encode_unchecked(&forest));
             let m = reason(&file);
             assert!(m.contains(expected), "expected {expected:?}, got {m:?}");
         }
@@ -442,7 +461,7 @@ mod tests {
         let trees: Vec<Vec<u8>> = forest
             .trees
             .iter()
-            .map(|t| wire::tree_bytes(t, forest.n_features))
+            .map(|t| crate::format::payload::tree_bytes(t, forest.n_features))
             .collect();
         let trees_len = 1 + trees.iter().map(|t| 1 + t.len()).sum::<usize>();
         let n_trees_at = payload.len() - trees_len;

@@ -1,0 +1,264 @@
+//! One tree on the wire: its leaf bits and per-split and per-node arrays; child pointers and
+//! leaf rows are rebuilt from the depth-first preorder. Each writer sits beside its reader.
+//!
+//! ```text
+//! trees        varint n_trees, then per tree: varint byte length, then the tree
+//! tree         varint n_nodes                    1 ..= 2^32
+//!              is_leaf       n_nodes bits        node i is a leaf
+//!              missing_left  n_splits bits       per split node, in node order
+//!              feature       n_splits x w bits   w = bit length of n_features - 1
+//!              threshold     f32 column, n_splits values
+//!              n_samples     n_nodes varints     each <= u32::MAX
+//!              impurity      f32 column, n_nodes values
+//!              weighted_n_samples  f32 column, n_nodes values
+//!              leaf_values   f32 column, n_leaves * n_classes values
+//! ```
+//!
+//! **Bounded decoding.** Every length is checked against the bytes that remain before anything
+//! is allocated for it: a tree's byte length against the payload, every array against the
+//! tree's bytes. A node costs at least one bit of the leaf bitset and one byte of `n_samples`,
+//! and a column value at least one bit, so what a tree allocates is a small multiple of its
+//! bytes.
+
+use super::bytes::{bit_length, put_bits, put_varint, Bits, Reader};
+use super::column::{put_f32s, read_f32s};
+use crate::error::{Result, WoodlotError};
+use crate::forest::Forest;
+use crate::format::claims::MIN_TREE_BYTES;
+use crate::tree::{Node, NodeStats, Tree, LEAF};
+
+/// Largest node count: node indexes are `u32`.
+pub(super) const MAX_NODES: u64 = 1 << 32;
+
+/// Bits needed for a feature index of a forest with `n_features` features.
+pub(super) fn feature_width(n_features: u32) -> u32 {
+    bit_length(n_features.saturating_sub(1))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writing
+
+pub(super) fn write_trees(out: &mut Vec<u8>, forest: &Forest) {
+    put_varint(out, forest.trees.len() as u64);
+    let width = feature_width(forest.n_features);
+    let mut body = Vec::new();
+    for tree in &forest.trees {
+        body.clear();
+        write_tree(&mut body, tree, width);
+        put_varint(out, body.len() as u64);
+        out.extend_from_slice(&body);
+    }
+}
+
+/// Writes one tree's arrays as they are; a valid tree gives back itself (see the module docs).
+pub(super) fn write_tree(out: &mut Vec<u8>, tree: &Tree, feature_width: u32) {
+    put_varint(out, tree.nodes.len() as u64);
+    put_bits(out, tree.nodes.iter().map(|n| u32::from(n.is_leaf())), 1);
+    let splits: Vec<&Node> = tree.nodes.iter().filter(|n| !n.is_leaf()).collect();
+    put_bits(out, splits.iter().map(|n| u32::from(n.missing_left)), 1);
+    put_bits(out, splits.iter().map(|n| n.feature), feature_width);
+    let thresholds: Vec<f32> = splits.iter().map(|n| n.threshold).collect();
+    put_f32s(out, &thresholds);
+    for &n in &tree.stats.n_samples {
+        put_varint(out, u64::from(n));
+    }
+    put_f32s(out, &tree.stats.impurity);
+    put_f32s(out, &tree.stats.weighted_n_samples);
+    put_f32s(out, &tree.leaf_values);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading
+
+/// Buffers reused from tree to tree.
+#[derive(Default)]
+pub(super) struct Scratch {
+    pending: Vec<u32>,
+    thresholds: Vec<f32>,
+}
+
+pub(super) fn read_trees(
+    bytes: &[u8],
+    n_features: u32,
+    n_classes: u32,
+    payload_len: usize,
+) -> Result<Vec<Tree>> {
+    let mut r = Reader::new(bytes);
+    let n_trees = r
+        .varint("tree count")
+        .map_err(|e| WoodlotError::corrupt(format!("payload: {e}")))?;
+    let most = (r.remaining() / MIN_TREE_BYTES) as u64;
+    if n_trees > most {
+        return Err(WoodlotError::corrupt(format!(
+            "payload claims {n_trees} trees but its remaining {} bytes hold at most {most}",
+            r.remaining()
+        )));
+    }
+    let width = feature_width(n_features);
+    // n_trees <= remaining / MIN_TREE_BYTES, so this fits usize and is bounded by the input.
+    let mut trees = Vec::with_capacity(n_trees as usize);
+    let mut scratch = Scratch::default();
+    for t in 0..n_trees {
+        let body = r
+            .varint("length")
+            .and_then(|len| {
+                let len = usize::try_from(len).unwrap_or(usize::MAX);
+                r.take(len, "tree")
+            })
+            .map_err(|e| WoodlotError::corrupt(format!("payload: tree {t}: {e}")))?;
+        let mut tr = Reader::new(body);
+        let tree = read_tree(&mut tr, n_classes, width, &mut scratch)
+            .map_err(|e| WoodlotError::corrupt(format!("payload: tree {t}: {e}")))?;
+        if tr.remaining() != 0 {
+            return Err(WoodlotError::corrupt(format!(
+                "payload: tree {t}: {} bytes left over after its arrays (its length says {}): \
+                 the arrays do not match its leaf bits",
+                tr.remaining(),
+                body.len()
+            )));
+        }
+        trees.push(tree);
+    }
+    if r.remaining() != 0 {
+        let used = payload_len - r.remaining();
+        return Err(WoodlotError::corrupt(format!(
+            "payload has {} trailing bytes after the forest (decoded {used} of {payload_len})",
+            r.remaining()
+        )));
+    }
+    Ok(trees)
+}
+
+/// The nodes of a tree in depth-first preorder from its leaf bits: a split node's left child is
+/// the next node and its right child the node after its left subtree, a leaf's row is the
+/// number of leaves before it. Split nodes get feature 0, threshold 0 and `missing_left` false
+/// for the caller to fill. Rejects leaf bits that are not exactly one tree.
+pub(super) fn preorder_nodes(
+    n: usize,
+    mut leaf_bits: Bits<'_>,
+    pending: &mut Vec<u32>,
+) -> std::result::Result<Vec<Node>, String> {
+    let mut nodes: Vec<Node> = Vec::with_capacity(n);
+    // Split nodes whose right child comes after their left subtree.
+    pending.clear();
+    // Child slots still to fill; the root fills the first.
+    let mut open = 1usize;
+    let mut leaves = 0u32;
+    let mut after_leaf = false;
+    for i in 0..n {
+        if open == 0 {
+            return Err(format!(
+                "leaf bits complete the tree at node {} but {n} nodes are stored: nodes are not \
+                 one tree in depth-first preorder",
+                i - 1
+            ));
+        }
+        open -= 1;
+        // i < n <= 2^32.
+        let id = i as u32;
+        if after_leaf {
+            // After a leaf comes the right child of the nearest split still waiting for one.
+            let parent = pending.pop().and_then(|p| nodes.get_mut(p as usize));
+            let Some(parent) = parent else {
+                return Err(format!("node {i} has no parent in depth-first preorder"));
+            };
+            parent.right = id;
+        }
+        after_leaf = leaf_bits.next() == 1;
+        nodes.push(if after_leaf {
+            leaves += 1;
+            Node {
+                feature: 0,
+                threshold: 0.0,
+                left: LEAF,
+                right: leaves - 1,
+                missing_left: false,
+            }
+        } else {
+            pending.push(id);
+            open += 2;
+            Node {
+                feature: 0,
+                threshold: 0.0,
+                // Not past the end: a split node never completes the tree, so it is not last.
+                left: id.wrapping_add(1),
+                right: LEAF,
+                missing_left: false,
+            }
+        });
+    }
+    // Padding first: a wrong node count shows there before it leaves the tree incomplete.
+    leaf_bits.finish("leaf bitset")?;
+    if open > 0 {
+        return Err(format!(
+            "leaf bits end with {open} children missing: {n} nodes are not a complete tree in \
+             depth-first preorder"
+        ));
+    }
+    Ok(nodes)
+}
+
+/// Reads one tree and rebuilds its nodes (see the module docs).
+pub(super) fn read_tree(
+    r: &mut Reader<'_>,
+    n_classes: u32,
+    feature_width: u32,
+    scratch: &mut Scratch,
+) -> std::result::Result<Tree, String> {
+    let n = r.varint("node count")?;
+    if n == 0 {
+        return Err("has no nodes".into());
+    }
+    if n > MAX_NODES {
+        return Err(format!("has {n} nodes, more than u32 indexes address"));
+    }
+    let n = usize::try_from(n).map_err(|_| format!("has {n} nodes, more than fit memory"))?;
+    // From here on n <= 8 x the bytes the leaf bitset takes.
+    let leaf_bits = r.bit_array(n, 1, "leaf bitset")?;
+    // Every node has an n_samples varint: a count the tree's bytes cannot hold is rejected
+    // before the nodes are allocated, so they take at most 20 bytes per byte of input.
+    if n > r.remaining() {
+        return Err(format!(
+            "claims {n} nodes but only {} bytes follow its leaf bits",
+            r.remaining()
+        ));
+    }
+    let mut nodes = preorder_nodes(n, leaf_bits, &mut scratch.pending)?;
+    let n_leaves = nodes.iter().filter(|n| n.is_leaf()).count();
+    let n_splits = n - n_leaves;
+    let mut missing = r.bit_array(n_splits, 1, "missing_left bitset")?;
+    let mut features = r.bit_array(n_splits, feature_width, "features")?;
+    read_f32s(r, n_splits, &mut scratch.thresholds, "thresholds")?;
+    let splits = nodes.iter_mut().filter(|n| !n.is_leaf());
+    for (node, &threshold) in splits.zip(&scratch.thresholds) {
+        node.missing_left = missing.next() == 1;
+        node.feature = features.next();
+        node.threshold = threshold;
+    }
+    missing.finish("missing_left bitset")?;
+    features.finish("features")?;
+    let mut n_samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        let v = r.varint("n_samples")?;
+        n_samples.push(u32::try_from(v).map_err(|_| format!("n_samples {v} is out of range"))?);
+    }
+    let mut impurity = Vec::new();
+    read_f32s(r, n, &mut impurity, "impurity")?;
+    let mut weighted_n_samples = Vec::new();
+    read_f32s(r, n, &mut weighted_n_samples, "weighted_n_samples")?;
+    let n_values = n_leaves
+        .checked_mul(n_classes as usize)
+        .ok_or_else(|| format!("{n_leaves} leaves x {n_classes} classes overflow"))?;
+    let mut leaf_values = Vec::new();
+    read_f32s(r, n_values, &mut leaf_values, "leaf values")?;
+    Ok(Tree {
+        n_classes,
+        nodes,
+        leaf_values,
+        stats: NodeStats {
+            impurity,
+            n_samples,
+            weighted_n_samples,
+        },
+    })
+}
