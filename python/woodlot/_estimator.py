@@ -229,6 +229,12 @@ class RandomForestClassifier(ClassifierMixin, BaseEstimator):
                     f"{classes!r}, the forest was fitted on {self.classes_!r}"
                 )
             if self.n_estimators == n_existing:
+                # No new tree, but the same parameter errors as a fit (scikit-learn checks first).
+                NativeForest.check_params(
+                    native_params(self, y, classes, sample_weight, X.shape[0], self._seed,
+                                  bool(self.oob_score)),
+                    X.shape[0], X.shape[1], n_classes,
+                )
                 warnings.warn(
                     "Warm-start fitting without increasing n_estimators does not fit new trees."
                 )

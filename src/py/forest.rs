@@ -126,6 +126,22 @@ impl NativeForest {
         Ok(Self::new(forest))
     }
 
+    /// Checks scikit-learn-named hyperparameters for `n_samples` x `n_features` data with
+    /// `n_classes` classes without fitting: a warm start that fits no new tree still owes the
+    /// caller the same parameter errors a fit would raise (scikit-learn checks before it returns).
+    #[staticmethod]
+    fn check_params(
+        params: &Bound<'_, PyDict>,
+        n_samples: usize,
+        n_features: usize,
+        n_classes: usize,
+    ) -> PyResult<()> {
+        params_from_dict(params)?
+            .resolve(n_samples, n_features, n_classes)
+            .py()?;
+        Ok(())
+    }
+
     /// Mean class probabilities of the trees, `(n_rows, n_classes)` float64.
     #[pyo3(signature = (x, n_jobs=None))]
     fn predict_proba<'py>(

@@ -93,3 +93,25 @@ def test_integral_float_constraints_are_accepted_like_sklearn(binary_data):
     ).fit(X, y)
     np.testing.assert_array_equal(as_floats.fit(X, y).predict_proba(X), expected.predict_proba(X))
     np.testing.assert_array_equal(as_bools.fit(X, y).predict_proba(X), expected.predict_proba(X))
+
+
+def test_warm_start_with_no_new_tree_still_refuses_bad_parameters_like_sklearn(binary_data):
+    # scikit-learn checks parameters before it sees that a warm start adds no tree, so switching
+    # to bootstrap=False with oob_score=True raises there instead of warning "does not fit new
+    # trees". The estimator asks the core (NativeForest.check_params) for the same message a fit
+    # would give.
+    X, y = binary_data
+    est = RandomForestClassifier(n_estimators=5, warm_start=True, random_state=0).fit(X, y)
+    core = _core_error(X, y, dict(bootstrap=False, oob_score=True))
+    err = _estimator_error(est.set_params(bootstrap=False, oob_score=True), X, y)
+    assert type(err) is type(core)
+    assert str(err) == str(core)
+    assert len(est.estimators_) == 5
+
+
+def test_warm_start_with_no_new_tree_and_valid_parameters_only_warns(binary_data):
+    X, y = binary_data
+    est = RandomForestClassifier(n_estimators=5, warm_start=True, random_state=0).fit(X, y)
+    with pytest.warns(UserWarning, match="does not fit new trees"):
+        est.fit(X, y)
+    assert len(est.estimators_) == 5
