@@ -16,6 +16,9 @@ __all__ = [
     "NativeComparison",
     "_store_fault_arm",
     "_store_fault_steps",
+    "_store_gc_pause_arm",
+    "_store_gc_pause_wait",
+    "_store_gc_pause_release",
 ]
 
 __version__: str
