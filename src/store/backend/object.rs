@@ -36,10 +36,10 @@ use object_store::path::Path;
 use object_store::{GetOptions, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
 use crate::error::{Result, WoodlotError};
+use crate::store::backend::faults::step;
+use crate::store::backend::s3config::{self, S3Location, S3Settings};
 use crate::store::backend::{Backend, Entry, LockGuard};
-use crate::store::faults::step;
 use crate::store::layout::{Dir, Key};
-use crate::store::s3config::{self, S3Location, S3Settings};
 
 /// The runtime and client of one process.
 struct Client {

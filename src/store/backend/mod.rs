@@ -1,4 +1,13 @@
-//! The storage a store runs on, as a small trait.
+//! The storage layer: the small trait a store runs on, and its implementations.
+//!
+//! - [`local`]: a local directory (temp + fsync + hard link, rename, dir fsync, `File::lock`).
+//! - [`object`] / [`s3config`]: S3-compatible object storage through the `object_store` crate
+//!   (`If-None-Match: *` puts, no lock), and its URL and options.
+//! - [`open`]: picking a backend from a location (`s3://bucket/prefix` or a directory).
+//! - [`faults`]: the test-only switch that fails or crashes at the N-th I/O step.
+//!
+//! Nothing here knows about versions, events or models: the layer above (`crate::store`) builds
+//! its commit protocol from these operations and the typed keys of `layout`.
 //!
 //! The commit protocol needs only what both a local filesystem and object storage (S3 with
 //! `If-None-Match: *`, GCS, Azure) provide: read a whole object, create one only if it does not
@@ -7,6 +16,14 @@
 //! notes on [`Backend::create_new`] and [`Backend::lock`] for what it must honour).
 
 use std::fmt;
+
+pub mod faults;
+pub mod local;
+#[cfg(feature = "s3")]
+pub mod object;
+pub mod open;
+#[cfg(feature = "s3")]
+pub mod s3config;
 
 use crate::error::Result;
 use crate::store::layout::{Dir, Key};

@@ -16,8 +16,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::{Result, WoodlotError};
+use crate::store::backend::faults::step;
 use crate::store::backend::{Backend, Entry, LockGuard};
-use crate::store::faults::step;
 use crate::store::layout::{Dir, Key};
 
 /// Counter that makes temp names unique within a process.
@@ -290,35 +290,11 @@ impl Backend for LocalBackend {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use crate::store::faults::{self, FaultMode};
+    use crate::store::backend::faults::{self, FaultMode};
     use crate::store::layout::Digest;
-
-    /// A fresh, unique, empty directory under the system temp dir (removed on drop).
-    pub struct TempDir(pub PathBuf);
-
-    impl TempDir {
-        pub fn new(tag: &str) -> Self {
-            let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-            let nanos = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap()
-                .as_nanos();
-            let p = std::env::temp_dir().join(format!(
-                "woodlot-test-{tag}-{}-{nanos}-{n}",
-                std::process::id()
-            ));
-            fs::create_dir_all(&p).unwrap();
-            Self(p)
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::store::testutil::TempDir;
 
     fn backend(t: &TempDir) -> LocalBackend {
         let b = LocalBackend::new(&t.0).unwrap();
