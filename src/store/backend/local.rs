@@ -362,7 +362,8 @@ impl LocalBackend {
     }
 
     /// Opens `LOCK` for locking: read-write (created if missing), or read-only if this process
-    /// may not write it. `Ok(None)` when it neither exists nor can be created (read-only store).
+    /// may not write that file (another user's, in a shared directory). `Ok(Err(why))` when the
+    /// store is read-only for this process: a read-only mount, or no `LOCK` it could open.
     fn open_lock(&self) -> Result<std::result::Result<File, io::Error>> {
         let path = self.path(&Key::Lock);
         let lock_err = |e| WoodlotError::io(format!("opening lock file {}", path.display()), e);
@@ -388,6 +389,9 @@ impl LocalBackend {
         step("lock_open").map_err(lock_err)?;
         match rw.open(&path) {
             Ok(f) => regular(f).map(Ok),
+            // A read-only mount: nobody here writes, and a writer must hear so at once.
+            #[cfg(unix)]
+            Err(e) if e.raw_os_error() == Some(libc::EROFS) => Ok(Err(e)),
             Err(e) if is_denied(&e) => match ro.open(&path) {
                 Ok(f) => regular(f).map(Ok),
                 Err(e2) if is_denied(&e2) || e2.kind() == io::ErrorKind::NotFound => Ok(Err(e)),
@@ -611,15 +615,15 @@ impl Backend for LocalBackend {
     }
 
     fn lock(&self) -> Result<LockGuard> {
-        match self.lock_or_read_only()? {
-            WriterLock::Held(guard) => Ok(guard),
-            WriterLock::ReadOnly { reason } => Err(WoodlotError::io(
-                reason,
-                io::Error::new(
-                    io::ErrorKind::PermissionDenied,
-                    "the store is read-only for this process; writing needs write access to its \
-                     directory",
-                ),
+        if !self.locking {
+            return Ok(Box::new(()));
+        }
+        match self.open_lock()? {
+            Ok(file) => self.acquire(file),
+            // The errno (EROFS, EACCES) reaches Python as the matching OSError.
+            Err(e) => Err(WoodlotError::io(
+                format!("opening lock file {}", self.path(&Key::Lock).display()),
+                e,
             )),
         }
     }
