@@ -136,3 +136,48 @@ def test_the_no_lock_switch_skips_the_writer_lock(tmp_path, model_file):
         assert locked.poll() is None, "a normal writer waits for the lock"
     out, err = locked.communicate(timeout=120)
     assert locked.returncode == 0 and out.strip() == "2", err
+
+
+def test_alias_and_gc_steps_are_fault_points(tmp_path, model_file):
+    from woodlot import _native
+
+    data = model_file.read_bytes()
+    base = tmp_path / "base"
+    s = woodlot.VersionStore(base)
+    s.promote(s.save(data), reason="first")
+    (base / "tmp" / "debris.tmp").write_bytes(b"left by a crash")
+    os.utime(base / "tmp" / "debris.tmp", (0, 0))
+    ops = {
+        "set_alias": lambda st: st.set_alias("champion", 1),
+        "remove_alias": lambda st: (st.set_alias("x", 1), st.remove_alias("x")),
+        "gc": lambda st: st.gc(grace_seconds=0),
+    }
+    import shutil
+
+    for name, op in ops.items():
+        probe = tmp_path / f"{name}-count"
+        shutil.copytree(base, probe)
+        _native._store_fault_arm(0)
+        op(woodlot.VersionStore(probe))
+        steps = _native._store_fault_steps()
+        writes = [n for n in steps if not n.startswith("read_")]
+        assert any(n.startswith("read_") for n in steps), (name, steps)
+        assert ("remove" if name == "gc" else "link") in writes, (name, steps)
+        for at in range(1, len(steps) + 1):
+            root = tmp_path / f"{name}-{at}"
+            shutil.copytree(base, root)
+            st = woodlot.VersionStore(root)
+            _native._store_fault_arm(at)
+            try:
+                op(st)
+                raised = None
+            except OSError as e:
+                raised = e
+            finally:
+                _native._store_fault_arm(0)
+            where = f"{name}: fault at step {at} ({steps[at - 1]})"
+            assert raised is None or "injected fault" in str(raised), (where, raised)
+            again = woodlot.VersionStore(root)
+            assert again.active.version == 1, where
+            assert again.verify().ok, (where, again.verify())
+            op(again)  # and the store keeps working

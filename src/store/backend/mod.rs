@@ -9,6 +9,11 @@
 //! Nothing here knows about versions, events or models: the layer above (`crate::store`) builds
 //! its commit protocol from these operations and the typed keys of `layout`.
 //!
+//! Adding a backend: implement [`Backend`] (create-only writes that appear whole and are durable
+//! when they return, atomic replacement, canonical-name listings through [`is_canonical`], a
+//! [`Backend::head`] with the storage's own clock), route every I/O call through
+//! [`faults::step`] with a name (`read_*` for reads), and pick it in [`open::backend_for`].
+//!
 //! The commit protocol needs only what both a local filesystem and object storage (S3 with
 //! `If-None-Match: *`, GCS, Azure) provide: read a whole object, create one only if it does not
 //! exist yet, replace one atomically, list a prefix, delete. Everything above this trait is
@@ -209,5 +214,65 @@ pub trait Backend: Send + Sync + fmt::Debug {
     /// mount). Errors are other failures (I/O errors, a `LOCK` that is not a regular file).
     fn lock_or_read_only(&self) -> Result<WriterLock> {
         self.lock().map(WriterLock::Held)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn only_names_that_render_back_exactly_are_canonical() {
+        let d = "a".repeat(64);
+        for (dir, name) in [
+            (Dir::Versions, "0000000007.json"),
+            (Dir::Versions, "0000000007.deleted"),
+            (Dir::Versions, "18446744073709551615.json"),
+            (Dir::Events, "000000000012.json"),
+            (Dir::Blobs, d.as_str()),
+            (Dir::Tmp, "123-456-7.tmp"),
+        ] {
+            assert!(is_canonical(dir, name), "{name}");
+        }
+        for (dir, name) in [
+            (Dir::Versions, "7.json"),
+            (Dir::Versions, "07.json"),
+            (Dir::Versions, "00000000007.json"),
+            (Dir::Versions, "0000000007.json.bak"),
+            (Dir::Events, "12.json"),
+            (Dir::Events, "0000000012.json"),
+            (Dir::Blobs, "A"),
+            (Dir::Tmp, ".."),
+        ] {
+            assert!(!is_canonical(dir, name), "{name}");
+        }
+    }
+
+    #[test]
+    fn same_object_needs_the_same_write() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        let m = ObjectMeta {
+            size: 3,
+            last_modified: Some(t),
+            etag: Some("e".into()),
+            version: None,
+        };
+        assert!(m.same_object(&m.clone()));
+        let rewritten = ObjectMeta {
+            last_modified: Some(t + Duration::from_millis(1)),
+            ..m.clone()
+        };
+        assert!(!m.same_object(&rewritten), "same bytes, later PUT");
+        let other = ObjectMeta {
+            etag: Some("f".into()),
+            ..m.clone()
+        };
+        assert!(!m.same_object(&other));
+        let unknown = ObjectMeta {
+            etag: None,
+            ..m.clone()
+        };
+        assert!(m.same_object(&unknown), "an unknown etag does not decide");
     }
 }

@@ -19,6 +19,13 @@
 //!   lock: a save that reuses the blob of a *deleted* version while a gc run that already listed
 //!   that blob as old is deleting it. `verify()` reports such a version, and saving the same
 //!   model again restores the blob. Run gc from one place, at quiet times, on object storage.
+//! - For a two-phase gc, [`Backend::head`] and every [`Entry`] of a listing carry the service's
+//!   `last_modified` (its clock, not ours), `ETag` and version, and
+//!   [`Backend::remove_if_unchanged`] deletes only an object still as it was at the mark. A
+//!   re-`PUT` of the same bytes keeps the `ETag` (an MD5) but moves `last_modified`, which is why
+//!   both are compared. `object_store` 0.14 has no conditional `DELETE`, so that check and the
+//!   `DELETE` are two requests (see the trait's notes).
+//! - Listings keep canonical record names only (a stray `versions/7.json` is not version 7).
 //!
 //! Every request runs on a small current-thread tokio runtime owned by the backend (rebuilt,
 //! with its HTTP client, in a forked child, which must not share the parent's sockets). Network
@@ -591,6 +598,27 @@ mod tests {
         let other = map(generic("500 Internal Error"));
         assert_eq!(io_kind(&other), io::ErrorKind::Other);
         assert!(other.to_string().contains("500 Internal Error"));
+    }
+
+    #[test]
+    fn object_meta_keeps_the_services_time_etag_and_version() {
+        let t = "2026-01-02T03:04:05.678Z".parse().unwrap();
+        let meta = object_meta(&object_store::ObjectMeta {
+            location: Path::from("p/blobs/x"),
+            last_modified: t,
+            size: 42,
+            e_tag: Some("\"abc\"".into()),
+            version: Some("v7".into()),
+        });
+        let secs = meta
+            .last_modified
+            .unwrap()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        assert_eq!(secs.as_millis() as i64, t.timestamp_millis());
+        assert_eq!(meta.size, 42);
+        assert_eq!(meta.etag.as_deref(), Some("\"abc\""));
+        assert_eq!(meta.version.as_deref(), Some("v7"));
     }
 
     #[test]
