@@ -152,3 +152,26 @@ def test_two_users_save_promote_delete_and_gc_in_a_group_directory(shared):
     assert owners == {ALICE, BOB}, owners
     lock = os.stat(os.path.join(root, "LOCK"))
     assert stat.S_IMODE(lock.st_mode) == 0o664, oct(lock.st_mode)
+
+
+def test_a_blob_written_under_a_stricter_umask_is_still_reusable(shared):
+    """Alice forgot ``umask 002`` (her files are 0644): Bob can still save the same model, whose
+    blob he may not write. The refresh gc's grace period needs then rewrites the blob under his
+    name (same bytes, temp + rename) instead of failing."""
+    base, root = shared
+    strict = _writer(base, root, """
+        v = s.save(a)
+        s.promote(v, reason="alice, umask 022")
+        out["digest"] = v.digest
+    """)
+    run_as(ALICE, GID, _writer(base, root, ""))  # the store itself made under umask 002
+    first = run_as(ALICE, GID, "os.umask(0o022)\n" + textwrap.dedent(strict))
+    blob = os.path.join(root, "blobs", first["digest"])
+    assert stat.S_IMODE(os.stat(blob).st_mode) == 0o644 and os.stat(blob).st_uid == ALICE
+    second = run_as(BOB, GID, _writer(base, root, """
+        out["v"] = s.save(a).version
+        out["ok"] = s.verify().ok
+        out["same"] = s.load(2, verify=True) is not None
+    """))
+    assert second == {"v": 2, "ok": True, "same": True}, second
+    assert os.stat(blob).st_uid == BOB, "refreshed by rewriting it under Bob's name"
