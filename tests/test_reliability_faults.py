@@ -82,8 +82,9 @@ def _model_for(d: Path, op: str) -> Path:
 def _expected_new(tmp_path: Path, base: Path, op: str, model: bytes):
     root = tmp_path / "expected"
     shutil.copytree(base, root)
+    store = woodlot.VersionStore(root)  # opening reads (read steps count too): not the op's
     _native._store_fault_arm(0)
-    run_op(woodlot.VersionStore(root), op, model)
+    run_op(store, op, model)
     steps = _native._store_fault_steps()
     return _summary(root), steps
 

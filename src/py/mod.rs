@@ -13,7 +13,9 @@
 //! `python/woodlot/`; everything heavy runs here with the GIL released.
 
 mod convert;
+mod durable;
 mod errors;
+mod faults;
 mod forest;
 mod store;
 
@@ -26,5 +28,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<forest::NativeForest>()?;
     m.add_function(wrap_pyfunction!(forest::effective_n_jobs, m)?)?;
     store::register(m)?;
+    durable::register(m)?;
+    faults::register(m)?;
     Ok(())
 }

@@ -19,6 +19,13 @@
 //!   lock: a save that reuses the blob of a *deleted* version while a gc run that already listed
 //!   that blob as old is deleting it. `verify()` reports such a version, and saving the same
 //!   model again restores the blob. Run gc from one place, at quiet times, on object storage.
+//! - For a two-phase gc, [`Backend::head`] and every [`Entry`] of a listing carry the service's
+//!   `last_modified` (its clock, not ours), `ETag` and version, and
+//!   [`Backend::remove_if_unchanged`] deletes only an object still as it was at the mark. A
+//!   re-`PUT` of the same bytes keeps the `ETag` (an MD5) but moves `last_modified`, which is why
+//!   both are compared. `object_store` 0.14 has no conditional `DELETE`, so that check and the
+//!   `DELETE` are two requests (see the trait's notes).
+//! - Listings keep canonical record names only (a stray `versions/7.json` is not version 7).
 //!
 //! Every request runs on a small current-thread tokio runtime owned by the backend (rebuilt,
 //! with its HTTP client, in a forked child, which must not share the parent's sockets). Network
@@ -36,10 +43,10 @@ use object_store::path::Path;
 use object_store::{GetOptions, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
 use crate::error::{Result, WoodlotError};
-use crate::store::backend::{Backend, Entry, LockGuard};
-use crate::store::faults::step;
+use crate::store::backend::faults::step;
+use crate::store::backend::s3config::{self, S3Location, S3Settings};
+use crate::store::backend::{is_canonical, Backend, Entry, LockGuard, ObjectMeta};
 use crate::store::layout::{Dir, Key};
-use crate::store::s3config::{self, S3Location, S3Settings};
 
 /// The runtime and client of one process.
 struct Client {
@@ -213,6 +220,8 @@ impl ObjectBackend {
     fn get(&self, key: &Key, max_len: u64, op: Op) -> Result<Option<Vec<u8>>> {
         let rel = key.path();
         let path = self.key_path(key);
+        step("read_s3_get")
+            .map_err(|e| WoodlotError::io(format!("reading {}", self.url_of(&rel)), e))?;
         match self.run(|s3| Self::read_async(s3, path, max_len))? {
             Ok(Ok(bytes)) => {
                 if bytes.len() as u64 > max_len {
@@ -254,6 +263,8 @@ impl ObjectBackend {
         } else {
             Some(self.path(rel))
         };
+        step("read_s3_list")
+            .map_err(|e| WoodlotError::io(format!("listing {}", self.url_of(rel)), e))?;
         self.run(|s3| async move { s3.list_with_delimiter(prefix.as_ref()).await })?
             .map_err(|e| self.error(Op::List, rel, e))
     }
@@ -378,10 +389,16 @@ impl Backend for ObjectBackend {
     }
 
     fn exists(&self, key: &Key) -> Result<bool> {
+        Ok(self.head(key)?.is_some())
+    }
+
+    fn head(&self, key: &Key) -> Result<Option<ObjectMeta>> {
         let path = self.key_path(key);
+        step("read_s3_head")
+            .map_err(|e| WoodlotError::io(format!("checking {}", self.url_of(&key.path())), e))?;
         match self.run(|s3| async move { s3.head(&path).await })? {
-            Ok(_) => Ok(true),
-            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Ok(meta) => Ok(Some(object_meta(&meta))),
+            Err(e @ object_store::Error::NotFound { .. }) if !is_no_such_bucket(&e) => Ok(None),
             Err(e) => Err(self.error(Op::Check, &key.path(), e)),
         }
     }
@@ -454,12 +471,18 @@ impl Backend for ObjectBackend {
             .into_iter()
             .filter_map(|o| {
                 let name = o.location.filename()?.to_string();
+                if !is_canonical(dir, &name) {
+                    return None; // a stray `7.json`, a foreign object: not a record
+                }
                 let age = (now - o.last_modified.timestamp_millis()) as f64 / 1000.0;
+                let meta = object_meta(&o);
                 Some(Entry {
                     name,
                     size: o.size,
                     // Clocks differ between us and the service: never negative.
                     age_seconds: Some(age.max(0.0)),
+                    last_modified: meta.last_modified,
+                    etag: meta.etag,
                 })
             })
             .collect();
@@ -470,6 +493,23 @@ impl Backend for ObjectBackend {
     fn lock(&self) -> Result<LockGuard> {
         // No lock on object storage: create-only writes keep it correct (see the module docs).
         Ok(Box::new(()))
+    }
+}
+
+/// The store's view of an object's metadata; `last_modified` is the service's clock.
+fn object_meta(o: &object_store::ObjectMeta) -> ObjectMeta {
+    let ms = o.last_modified.timestamp_millis();
+    let nanos = o.last_modified.timestamp_subsec_nanos() % 1_000_000;
+    let last_modified = u64::try_from(ms).ok().map(|ms| {
+        std::time::UNIX_EPOCH
+            + std::time::Duration::from_millis(ms)
+            + std::time::Duration::from_nanos(u64::from(nanos))
+    });
+    ObjectMeta {
+        size: o.size,
+        last_modified,
+        etag: o.e_tag.clone(),
+        version: o.version.clone(),
     }
 }
 
@@ -558,6 +598,27 @@ mod tests {
         let other = map(generic("500 Internal Error"));
         assert_eq!(io_kind(&other), io::ErrorKind::Other);
         assert!(other.to_string().contains("500 Internal Error"));
+    }
+
+    #[test]
+    fn object_meta_keeps_the_services_time_etag_and_version() {
+        let t = "2026-01-02T03:04:05.678Z".parse().unwrap();
+        let meta = object_meta(&object_store::ObjectMeta {
+            location: Path::from("p/blobs/x"),
+            last_modified: t,
+            size: 42,
+            e_tag: Some("\"abc\"".into()),
+            version: Some("v7".into()),
+        });
+        let secs = meta
+            .last_modified
+            .unwrap()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        assert_eq!(secs.as_millis() as i64, t.timestamp_millis());
+        assert_eq!(meta.size, 42);
+        assert_eq!(meta.etag.as_deref(), Some("\"abc\""));
+        assert_eq!(meta.version.as_deref(), Some("v7"));
     }
 
     #[test]
