@@ -14,7 +14,10 @@ import sys
 import pytest
 
 import woodlot
-from _reliability_util import HERE, Zygote, check_store, small_model
+from tests.reliability._checks import check_store
+from tests.reliability._models import small_model
+from tests.reliability._zygote import REPO_ROOT, Zygote
+from tests.reliability._workers_disk import worker_fsize
 
 # Sizes of the records of one save (small models here): model ~2-6 KB, probes ~5 KB,
 # manifest ~1.4 KB, event ~0.5 KB, ACTIVE a few bytes. These limits fail each in turn.
@@ -43,7 +46,7 @@ def test_rlimit_fsize_makes_writes_fail_cleanly(tmp_path, model_dir):
     z = Zygote()
     try:
         out = tmp_path / "out.json"
-        status = z.run("worker_fsize", str(root), str(model_dir), FSIZE_LIMITS, str(out), timeout=120)
+        status = z.run(worker_fsize, str(root), str(model_dir), FSIZE_LIMITS, str(out), timeout=120)
     finally:
         z.close()
     assert status == {"code": 0}, status
@@ -91,8 +94,9 @@ def tmpfs_results(tmp_path_factory, model_dir):
     mnt.mkdir()
     out = d / "out.json"
     code = (
-        f"import sys; sys.path.insert(0, {str(HERE)!r}); import _reliability_util as u; "
-        f"u.tmpfs_main({str(mnt)!r}, {str(model_dir)!r}, {str(out)!r})"
+        f"import sys; sys.path.insert(0, {str(REPO_ROOT)!r}); "
+        "from tests.reliability._workers_disk import tmpfs_main; "
+        f"tmpfs_main({str(mnt)!r}, {str(model_dir)!r}, {str(out)!r})"
     )
     p = subprocess.run(
         ["unshare", "-m", "--propagation", "private", "sh", "-c",

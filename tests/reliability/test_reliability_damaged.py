@@ -8,7 +8,7 @@ over-allocation would kill it), and its peak RSS must stay small.
 
 Format 2 stores trees in depth-first preorder with implicit child links, so "a child pointing
 backwards, to itself or past the end" is expressed on the wire as leaf bits that close the tree
-too early or leave it unfinished; those are built with tests/_reliability_wire.py.
+too early or leave it unfinished; those are built with tests/reliability/_wire.py.
 """
 
 import io
@@ -22,8 +22,10 @@ from pathlib import Path
 import pytest
 
 import woodlot
-from _reliability_util import HEADER_LEN, MAGIC, Zygote, assemble, seal, small_model, split_file
-from _reliability_wire import SUPPORTED_MAJOR, f32bits, locate, varint
+from tests.reliability._models import HEADER_LEN, MAGIC, assemble, seal, small_model, split_file
+from tests.reliability._zygote import Zygote
+from tests.reliability._wire import SUPPORTED_MAJOR, f32bits, locate, varint
+from tests.reliability._workers_load import worker_load_cases
 
 RSS_BUDGET_KB = 64 * 1024
 COUNTS = {}
@@ -220,7 +222,7 @@ def results(tmp_path_factory, valid):
     z = Zygote()
     try:
         out = d / "out.json"
-        status = z.run("worker_load_cases", str(case_dir), str(store_root), str(out), timeout=300)
+        status = z.run(worker_load_cases, str(case_dir), str(store_root), str(out), timeout=300)
     finally:
         z.close()
     assert status == {"code": 0}, f"the loading process did not survive: {status}"
@@ -281,7 +283,7 @@ def test_memory_stays_bounded(results):
 def test_structural_cases_were_built(results, valid):
     (major, *_), _, _ = split_file(valid)
     if major != SUPPORTED_MAJOR:
-        pytest.skip(f"model files are format {major}; tests/_reliability_wire.py knows format {SUPPORTED_MAJOR}")
+        pytest.skip(f"model files are format {major}; tests/reliability/_wire.py knows format {SUPPORTED_MAJOR}")
     assert results["structural"] >= 25
 
 

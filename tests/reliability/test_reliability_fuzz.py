@@ -6,7 +6,7 @@ mutations, then every read and write a user would try).
 The fuzz loop runs in a forked child so that a segfault or abort is seen as a dead child. A
 crash is anything but a documented exception (CorruptModelError for model files, a
 woodlot.WoodlotError for stores), a dead child, or a file appearing outside the store; each is
-kept in tests/regressions/ and replayed by test_kept_regressions_replay_cleanly.
+kept in tests/reliability/regressions/ and replayed by test_kept_regressions_replay_cleanly.
 
 WOODLOT_FUZZ_SECONDS (default 60, split 35/25 between model files and store records) and
 WOODLOT_FUZZ_SEED (default 0) tune a run; cargo-fuzz targets for longer runs are in fuzz/.
@@ -17,7 +17,8 @@ import time
 
 import pytest
 
-from _reliability_util import REGRESSIONS, env_float, env_int, keep_crasher
+from tests.reliability._budget import env_float, env_int
+from tests.reliability._fuzzer import REGRESSIONS, keep_crasher, worker_fuzz, worker_replay
 
 SECONDS = env_float("WOODLOT_FUZZ_SECONDS", 60.0)
 SEED = env_int("WOODLOT_FUZZ_SEED", 0)
@@ -37,7 +38,7 @@ def _fuzz(zygote, tmp_path, kind):
             break
         if out.exists():
             out.unlink()
-        status = zygote.run("worker_fuzz", kind, SEED * 1000 + run, left, str(state), str(REGRESSIONS), str(out),
+        status = zygote.run(worker_fuzz, kind, SEED * 1000 + run, left, str(state), str(REGRESSIONS), str(out),
                             timeout=left + 120)
         run += 1
         if status == {"code": 0} and out.exists():
@@ -67,7 +68,7 @@ def test_kept_regressions_replay_cleanly(tmp_path, zygote):
     if not paths:
         pytest.skip("no kept regression cases")
     out = tmp_path / "replay.json"
-    status = zygote.run("worker_replay", paths, str(out), timeout=300)
+    status = zygote.run(worker_replay, paths, str(out), timeout=300)
     assert status == {"code": 0}, f"replaying the kept cases killed the process: {status}"
     failing = {p: err for p, err in json.loads(out.read_text()).items() if err}
     assert not failing, "\n\n".join(f"{p}:\n{e}" for p, e in list(failing.items())[:3])

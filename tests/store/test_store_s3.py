@@ -1,13 +1,14 @@
 """The version store on S3-compatible object storage, against a real S3 endpoint on loopback.
 
 Each test module run starts its own ``moto`` servers (``moto[server]``, in the test extras) on
-free loopback ports and stops them at the end:
+free loopback ports and stops them at the end (the fixtures ``moto_endpoint`` and
+``moto_single_endpoint`` of tests/conftest.py, helpers in tests/_moto.py):
 
 - ``python -m moto.server`` (threaded, as people run it) for the workflow and error tests;
 - moto's same WSGI app under a single-threaded werkzeug server for the races. moto checks
   ``If-None-Match`` and then writes without a lock, so two requests served at once could both
   "create" one key; serving one request at a time makes it behave like S3, which is atomic per
-  key. ``python -m moto.server`` has no flag for this, hence the few lines below.
+  key. ``python -m moto.server`` has no flag for this, hence the few lines in tests/_moto.py.
 
 Only loopback addresses are used, and every AWS_* variable of the environment is cleared so no
 request can go anywhere else.
@@ -15,12 +16,10 @@ request can go anywhere else.
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
 import time
-import uuid
 
 import numpy as np
 import pytest
@@ -30,111 +29,16 @@ boto3 = pytest.importorskip("boto3")
 
 import woodlot  # noqa: E402
 from woodlot import ConflictError, RandomForestClassifier, StoreError, VersionStore  # noqa: E402
-
-SINGLE_THREADED_MOTO = textwrap.dedent(
-    """
-    import os, sys
-    from werkzeug.serving import run_simple
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-    os.environ["MOTO_PORT"] = sys.argv[1]
-    app = DomainDispatcherApplication(create_backend_app)
-    run_simple("127.0.0.1", int(sys.argv[1]), app, threaded=False, processes=1)
-    """
-)
-
-CREDENTIALS = {
-    "region": "us-east-1",
-    "access_key_id": "testing",
-    "secret_access_key": "testing",
-    "allow_http": True,
-}
-
-
-def _free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _start_moto(single_threaded, log_path):
-    port = _free_port()
-    if single_threaded:
-        cmd = [sys.executable, "-c", SINGLE_THREADED_MOTO, str(port)]
-    else:
-        cmd = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
-    log = open(log_path, "wb")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while True:
-        if proc.poll() is not None:
-            log.close()
-            raise RuntimeError(f"moto exited with {proc.returncode}: {open(log_path).read()[-2000:]}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                break
-        except OSError:
-            if time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError("moto did not start listening within 60 s")
-            time.sleep(0.1)
-    return proc, f"http://127.0.0.1:{port}", log
-
-
-def _stop(proc, log):
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
-    log.close()
+from tests._moto import bucket as _bucket  # noqa: E402
+from tests._moto import free_port as _free_port  # noqa: E402
+from tests._moto import keys as _keys  # noqa: E402
+from tests._moto import options as _options  # noqa: E402
+from tests._moto import s3_client as _s3  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
-def _no_aws_environment(monkeypatch):
-    """Options come from the test alone; nothing in the environment can redirect a request."""
-    for key in list(os.environ):
-        if key.startswith("AWS_"):
-            monkeypatch.delenv(key)
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint(tmp_path_factory):
-    proc, endpoint, log = _start_moto(False, tmp_path_factory.mktemp("moto") / "moto.log")
-    yield endpoint
-    _stop(proc, log)
-
-
-@pytest.fixture(scope="module")
-def moto_single_endpoint(tmp_path_factory):
-    proc, endpoint, log = _start_moto(True, tmp_path_factory.mktemp("moto1") / "moto.log")
-    yield endpoint
-    _stop(proc, log)
-
-
-def _s3(endpoint):
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-
-
-def _bucket(endpoint):
-    name = f"woodlot-{uuid.uuid4().hex[:12]}"
-    _s3(endpoint).create_bucket(Bucket=name)
-    return name
-
-
-def _options(endpoint, **extra):
-    return dict(CREDENTIALS, endpoint_url=endpoint, **extra)
-
-
-def _keys(endpoint, bucket):
-    out = _s3(endpoint).list_objects_v2(Bucket=bucket)
-    return sorted(o["Key"] for o in out.get("Contents", []))
+def _no_aws(no_aws_environment):
+    """Every test here runs with no AWS_* variable in the environment."""
 
 
 @pytest.fixture(scope="module")

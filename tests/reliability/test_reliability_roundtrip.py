@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import woodlot
-from _reliability_util import env_int
+from tests.reliability._budget import env_int
 
 EXAMPLES = env_int("WOODLOT_ROUNDTRIP_EXAMPLES", 100)
 

@@ -11,7 +11,8 @@ import pytest
 
 import woodlot
 from woodlot import InvalidNameError, VersionNotFoundError
-from _reliability_util import STORE_FILE, small_model, store_files, tree_snapshot
+from tests.reliability._checks import STORE_FILE, store_files, tree_snapshot
+from tests.reliability._models import small_model
 
 HOSTILE = [
     "../x", "../../etc/passwd", "a/b", "a\\b", "/abs", "/tmp/evil", "C:\\evil", ".", "..", "",

@@ -14,7 +14,9 @@ import pytest
 
 import woodlot
 from woodlot import _native
-from _reliability_util import check_store, make_base_store, run_op, small_model, store_files
+from tests.reliability._checks import check_store, store_files
+from tests.reliability._models import small_model
+from tests.reliability._workers_store import make_base_store, run_op, worker_crash_op
 
 OPS = ["save", "save_new", "promote", "rollback", "set_alias", "delete", "gc"]
 COUNTS = {}
@@ -163,7 +165,7 @@ def test_a_crash_at_every_io_step_leaves_old_or_new(tmp_path, data, zygote, op):
     for at in range(1, len(steps) + 1):
         root = tmp_path / f"at{at}"
         shutil.copytree(base, root)
-        status = zygote.run("worker_crash_op", str(root), str(_model_for(d, op)), op, at, timeout=60)
+        status = zygote.run(worker_crash_op, str(root), str(_model_for(d, op)), op, at, timeout=60)
         where = f"{op}: crash at step {at} ({steps[at - 1]})"
         assert status.get("signal") == 6, f"{where}: {status}"
         now = _summary(root)

@@ -12,7 +12,10 @@ from pathlib import Path
 import pytest
 
 import woodlot
-from _reliability_util import check_store, env_int, small_model
+from tests.reliability._budget import env_int
+from tests.reliability._checks import check_store
+from tests.reliability._models import small_model
+from tests.reliability._workers_store import worker_churn, worker_gc_loop, worker_promoter, worker_saver
 
 PROMOTE_ROUNDS = env_int("WOODLOT_PROMOTE_ROUNDS", 4)
 SAVERS, SAVES_EACH = 8, 4
@@ -47,7 +50,7 @@ def test_eight_promoters_with_one_expectation_have_one_winner(tmp_path, zygote, 
         targets = [targets[0]] * 8  # all racing for the same target
     go = tmp_path / "go"
     outs = [tmp_path / f"out{i}" for i in range(8)]
-    pids = [zygote.start("worker_promoter", str(root), str(go), t, expect, str(o)) for t, o in zip(targets, outs)]
+    pids = [zygote.start(worker_promoter, str(root), str(go), t, expect, str(o)) for t, o in zip(targets, outs)]
     _release(go)
     for pid in pids:
         assert zygote.wait(pid) == {"code": 0}
@@ -66,10 +69,10 @@ def test_concurrent_saves_with_gc_looping_lose_nothing(tmp_path, zygote, models)
     woodlot.VersionStore(root)
     go, stop = tmp_path / "go", tmp_path / "stop"
     gc_out = tmp_path / "gc.json"
-    gc_pid = zygote.start("worker_gc_loop", str(root), str(go), str(stop), str(gc_out))
+    gc_pid = zygote.start(worker_gc_loop, str(root), str(go), str(stop), str(gc_out))
     outs = [tmp_path / f"save{i}.json" for i in range(SAVERS)]
     model = models / ("model.wdl")
-    pids = [zygote.start("worker_saver", str(root), str(model if i % 2 else models / "alt1.wdl"), str(go), SAVES_EACH, str(o))
+    pids = [zygote.start(worker_saver, str(root), str(model if i % 2 else models / "alt1.wdl"), str(go), SAVES_EACH, str(o))
             for i, o in enumerate(outs)]
     _release(go)
     for pid in pids:

@@ -16,7 +16,10 @@ from pathlib import Path
 import pytest
 
 import woodlot
-from _reliability_util import check_store, env_int, small_model, store_files
+from tests.reliability._budget import env_int
+from tests.reliability._checks import check_store, store_files
+from tests.reliability._models import small_model
+from tests.reliability._workers_store import worker_churn, worker_lock_holder
 
 CRASH_TRIALS = env_int("WOODLOT_CRASH_TRIALS", 50)
 ABORT_TRIALS = env_int("WOODLOT_ABORT_TRIALS", 20)
@@ -83,7 +86,7 @@ def test_kill9_at_a_random_moment_loses_nothing(tmp_path, zygote, models, seed):
     root = tmp_path / "store"
     woodlot.VersionStore(root)
     log = tmp_path / "log"
-    pid = zygote.start("worker_churn", str(root), str(models / "model.wdl"), str(log), seed, 0)
+    pid = zygote.start(worker_churn, str(root), str(models / "model.wdl"), str(log), seed, 0)
     deadline = time.monotonic() + 30
     while not (log.exists() and log.read_text().startswith("ready")):
         assert time.monotonic() < deadline, "worker never started"
@@ -102,7 +105,7 @@ def test_abort_at_a_random_io_step_loses_nothing(tmp_path, zygote, models, seed)
     woodlot.VersionStore(root)
     log = tmp_path / "log"
     at = rng.randint(1, 400)
-    status = zygote.run("worker_churn", str(root), str(models / "model.wdl"), str(log), seed, at, timeout=60)
+    status = zygote.run(worker_churn, str(root), str(models / "model.wdl"), str(log), seed, at, timeout=60)
     assert status.get("signal") == 6, f"the worker should have aborted at I/O step {at}: {status}"
     _check_after_crash(root, _read_log(log))
     _next_writer_is_not_blocked(root, (models / "model.wdl").read_bytes())
@@ -113,7 +116,7 @@ def test_a_lock_holder_killed_with_sigkill_does_not_block_the_next_writer(tmp_pa
     store = woodlot.VersionStore(root)
     model = (models / "model.wdl").read_bytes()
     ready = tmp_path / "ready"
-    pid = zygote.start("worker_lock_holder", str(root), str(ready))
+    pid = zygote.start(worker_lock_holder, str(root), str(ready))
     deadline = time.monotonic() + 30
     while not ready.exists():
         assert time.monotonic() < deadline
