@@ -173,6 +173,41 @@ def run_store_case(work: Path, model: bytes) -> None:
             pass
 
 
+def damaged_names(target: str) -> list:
+    """The ways an error may name the damaged record ``target``: its path, its file name, and
+    the version or event it holds ("v3", "event 5", "event file 5")."""
+    base = target.rsplit("/", 1)[-1]
+    names = [target, base]
+    stem = base.split(".", 1)[0]
+    if target.startswith("versions/") and stem.isdigit():
+        names.append(f"v{int(stem)}")
+    if target.startswith("events/") and stem.isdigit():
+        names += [f"event {int(stem)}", f"event file {int(stem)}"]
+    return names
+
+
+def writes_still_work(work: Path, model: bytes, target: str) -> tuple:
+    """(took, problem): whether a save and a promote of it worked on the store with one damaged
+    record, and "" if that is acceptable: they worked, or failed with a woodlot error that names
+    the damaged record (so the user knows what to repair). One damaged file must never leave a
+    store silently unusable for writes."""
+    import woodlot
+
+    try:
+        s = woodlot.VersionStore(work)
+        v = s.save(model, tags={"after": "damage"})
+        s.promote(v, reason="after damage")
+        if s.active is None or s.active.version != v.version:
+            return False, f"promote of v{v.version} returned but v{v.version} is not active"
+        return True, ""
+    except woodlot.WoodlotError as e:
+        msg = str(e)
+        if any(n in msg for n in damaged_names(target)):
+            return False, ""
+        return False, (f"one damaged record ({target}) made the store unusable for writes, and the "
+                       f"error does not name it: {type(e).__name__}: {msg}")
+
+
 def keep_crasher(crash_dir, case: bytes, err: str) -> str:
     """Keeps a crashing case as ``<crash_dir>/<kind>-<sha1>.case`` (first line: ``model`` or
     ``store <file>``; then the bytes), with the error beside it."""
@@ -230,7 +265,7 @@ def worker_fuzz(kind: str, seed: int, seconds: float, state_path: str, crash_dir
     xs = np.random.default_rng(seed).normal(size=(4, 40))
     xs[0, ::3] = np.nan
     state = os.open(state_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    crashers, cases, loaded = [], 0, 0
+    crashers, cases, loaded, writable = [], 0, 0, 0
     deadline = time.monotonic() + seconds
     sandbox = Path(tempfile.mkdtemp(prefix="woodlot-fuzz-"))
     base = sandbox / "base"
@@ -279,6 +314,10 @@ def worker_fuzz(kind: str, seed: int, seconds: float, state_path: str, crash_dir
             p.write_bytes(data)
             try:
                 run_store_case(work, seeds[0])
+                took, blocked = writes_still_work(work, seeds[1], target)
+                if blocked:
+                    keep(data, f"store-{tag}", blocked)
+                writable += took
             except BaseException:  # noqa: BLE001
                 keep(data, f"store-{tag}", traceback.format_exc())
             stray = sorted(x.name for x in sandbox.iterdir() if x.name not in ("base", "work"))
@@ -287,7 +326,7 @@ def worker_fuzz(kind: str, seed: int, seconds: float, state_path: str, crash_dir
                 for x in stray:
                     shutil.rmtree(sandbox / x, ignore_errors=True)
     shutil.rmtree(sandbox, ignore_errors=True)
-    Path(out_path).write_text(json.dumps({"cases": cases, "loaded": loaded, "crashers": crashers}))
+    Path(out_path).write_text(json.dumps({"cases": cases, "loaded": loaded, "writable": writable, "crashers": crashers}))
     return 0
 
 
@@ -318,6 +357,8 @@ def replay_case(path: str) -> str:
                 build_fuzz_base_store(base, seeds)
                 (base / target).write_bytes(data)
                 run_store_case(base, seeds[0])
+                _, blocked = writes_still_work(base, seeds[1], target)
+                assert not blocked, blocked
                 stray = [x for x in Path(d).iterdir() if x.name != "store"]
                 assert not stray, stray
         return ""

@@ -19,6 +19,7 @@ from tests.reliability._models import small_model
 from tests.reliability._workers_store import make_base_store, run_op, worker_crash_op
 
 OPS = ["save", "save_new", "promote", "rollback", "set_alias", "delete", "gc"]
+COMMITTED_WITHOUT_EVENT = "was saved (its manifest is durable) but its history event was not"
 COUNTS = {}
 
 
@@ -99,7 +100,7 @@ def test_an_error_at_every_io_step_leaves_old_or_new(tmp_path, data, op):
     assert len(steps) >= 5, steps
     old = _summary(base)
     old_records = _records(base)
-    outcomes = {"old": 0, "new": 0, "committed-without-event": 0}
+    outcomes = {"old": 0, "new": 0, "committed-without-event": 0, "committed-unsynced": 0}
     for at in range(1, len(steps) + 1):
         root = tmp_path / f"at{at}"
         shutil.copytree(base, root)
@@ -129,10 +130,19 @@ def test_an_error_at_every_io_step_leaves_old_or_new(tmp_path, data, op):
         elif now == new:
             outcomes["new"] += 1
         elif _committed_without_event(op, old, new, now):
-            # The manifest (the commit point) is durable but the save event is not: the version
-            # exists and verify() notes the missing history record. The error said which.
-            assert raised is not None and ("was saved" in str(raised) or "versions/" in str(raised)), where
-            outcomes["committed-without-event"] += 1
+            # The manifest (the commit point) is in place but the save event is not: the version
+            # exists and verify() notes the missing history record. The error must say so.
+            assert raised is not None, where
+            (manifest,) = set(now[0]) - set(old[0])
+            if steps[at - 1] == "fsync_dir" and [x for x in steps[: at - 1] if x != "remove_temp"][-1] == "link":
+                # The fault hit the fsync of versions/ right after the manifest's link: the
+                # version is visible but not known durable. The error names that manifest.
+                # (Finding: it does not say that the version exists; see the report of issue 8.)
+                assert f"syncing directory of {manifest}" in str(raised), f"{where}: {raised!r}"
+                outcomes["committed-unsynced"] += 1
+            else:
+                assert COMMITTED_WITHOUT_EVENT in str(raised), f"{where}: {raised!r}"
+                outcomes["committed-without-event"] += 1
         elif _deleted_without_tombstone(op, old, new, now):
             # The delete event is durable, its tombstone is not yet: gc writes it (checked below).
             assert raised is not None, where
