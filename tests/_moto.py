@@ -16,15 +16,59 @@ import textwrap
 import time
 import uuid
 
-# moto's WSGI app under a single-threaded werkzeug server: one request at a time.
-SINGLE_THREADED_MOTO = textwrap.dedent(
+# moto's WSGI app under a multi-threaded werkzeug server (a thread per connection, so requests
+# from several clients are served at the same time), for the races. moto checks a conditional
+# write's precondition (If-None-Match / If-Match) and then writes, without a lock, so two
+# conditional PUTs of one key served at once could both succeed; S3 itself is atomic per key.
+# The wrapper gives moto exactly that: writes (PUT, POST, DELETE) of one key are serialised
+# with a lock per key; everything else (reads, listings, writes of other keys) runs
+# concurrently. Each request is first held for ``delay`` seconds (outside any lock) to widen
+# the windows between a client's requests, and the wrapper counts the requests in flight, so a
+# test can show that the race really overlapped: GET /_woodlot/stats returns
+# {"max_in_flight": n, "threads": n, "requests": n}, and /_woodlot/stats?reset=1 restarts them.
+RACE_MOTO = textwrap.dedent(
     """
-    import os, sys
+    import json, os, sys, threading, time
     from werkzeug.serving import run_simple
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-    os.environ["MOTO_PORT"] = sys.argv[1]
-    app = DomainDispatcherApplication(create_backend_app)
-    run_simple("127.0.0.1", int(sys.argv[1]), app, threaded=False, processes=1)
+
+    port, delay = int(sys.argv[1]), float(sys.argv[2])
+    os.environ["MOTO_PORT"] = str(port)
+    moto = DomainDispatcherApplication(create_backend_app)
+    guard = threading.Lock()
+    key_locks = {}
+    stats = {"in_flight": 0, "max_in_flight": 0, "requests": 0, "threads": set()}
+
+    def app(environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if path == "/_woodlot/stats":
+            with guard:
+                if "reset=1" in environ.get("QUERY_STRING", ""):
+                    stats.update(max_in_flight=0, requests=0, threads=set())
+                body = json.dumps({"max_in_flight": stats["max_in_flight"], "requests": stats["requests"],
+                                   "threads": len(stats["threads"])}).encode()
+            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            return [body]
+        with guard:
+            stats["in_flight"] += 1
+            stats["requests"] += 1
+            stats["threads"].add(threading.get_ident())
+            stats["max_in_flight"] = max(stats["max_in_flight"], stats["in_flight"])
+        try:
+            if delay:
+                time.sleep(delay)
+            if environ.get("REQUEST_METHOD") in ("PUT", "POST", "DELETE"):
+                with guard:
+                    lock = key_locks.setdefault(path, threading.Lock())
+                with lock:
+                    # The whole response is produced under the lock: moto does its work here.
+                    return list(moto(environ, start_response))
+            return list(moto(environ, start_response))
+        finally:
+            with guard:
+                stats["in_flight"] -= 1
+
+    run_simple("127.0.0.1", port, app, threaded=True)
     """
 )
 
@@ -42,12 +86,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_moto(log_path, single_threaded: bool = False):
-    """Starts a moto server: ``python -m moto.server``, or with ``single_threaded`` the server
-    above; returns (process, endpoint URL, open log file)."""
+def start_moto(log_path, race_delay=None):
+    """Starts a moto server: ``python -m moto.server``, or with ``race_delay`` (seconds) the
+    race server above; returns (process, endpoint URL, open log file)."""
     port = free_port()
-    if single_threaded:
-        cmd = [sys.executable, "-c", SINGLE_THREADED_MOTO, str(port)]
+    if race_delay is not None:
+        cmd = [sys.executable, "-c", RACE_MOTO, str(port), str(race_delay)]
     else:
         cmd = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
     log = open(log_path, "wb")
@@ -106,3 +150,12 @@ def keys(endpoint, bucket_name) -> list:
     out = s3_client(endpoint).list_objects_v2(Bucket=bucket_name)
     return sorted(o["Key"] for o in out.get("Contents", []))
 
+
+def race_stats(endpoint, reset: bool = False) -> dict:
+    """The race server's request counts (see RACE_MOTO); ``reset`` restarts them."""
+    import json
+    import urllib.request
+
+    url = f"{endpoint}/_woodlot/stats" + ("?reset=1" if reset else "")
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return json.loads(r.read())

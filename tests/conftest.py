@@ -73,11 +73,13 @@ def moto_endpoint(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def moto_single_endpoint(tmp_path_factory):
-    """moto's S3 app under a single-threaded server (one request at a time), for one module."""
+def moto_race_endpoint(tmp_path_factory):
+    """moto's S3 app under a multi-threaded server that, like S3, makes each key's writes
+    atomic, and holds every request 10 ms to widen race windows; for one test module. Its
+    request counts (``tests._moto.race_stats``) show whether requests overlapped."""
     pytest.importorskip("moto")
     from tests._moto import start_moto, stop_moto
 
-    proc, endpoint, log = start_moto(tmp_path_factory.mktemp("moto1") / "moto.log", single_threaded=True)
+    proc, endpoint, log = start_moto(tmp_path_factory.mktemp("moto-race") / "moto.log", race_delay=0.01)
     yield endpoint
     stop_moto(proc, log)

@@ -2,13 +2,13 @@
 
 Each test module run starts its own ``moto`` servers (``moto[server]``, in the test extras) on
 free loopback ports and stops them at the end (the fixtures ``moto_endpoint`` and
-``moto_single_endpoint`` of tests/conftest.py, helpers in tests/_moto.py):
+``moto_race_endpoint`` of tests/conftest.py, helpers in tests/_moto.py):
 
 - ``python -m moto.server`` (threaded, as people run it) for the workflow and error tests;
-- moto's same WSGI app under a single-threaded werkzeug server for the races. moto checks
-  ``If-None-Match`` and then writes without a lock, so two requests served at once could both
-  "create" one key; serving one request at a time makes it behave like S3, which is atomic per
-  key. ``python -m moto.server`` has no flag for this, hence the few lines in tests/_moto.py.
+- for the races, moto's same WSGI app under a multi-threaded server that serves requests
+  concurrently but, like S3, makes the writes of one key atomic (moto checks ``If-None-Match``
+  and then writes without a lock; tests/_moto.py says more). Each race asserts from the
+  server's own counters that its requests really overlapped.
 
 Only loopback addresses are used, and every AWS_* variable of the environment is cleared so no
 request can go anywhere else.
@@ -33,6 +33,7 @@ from tests._moto import bucket as _bucket  # noqa: E402
 from tests._moto import free_port as _free_port  # noqa: E402
 from tests._moto import keys as _keys  # noqa: E402
 from tests._moto import options as _options  # noqa: E402
+from tests._moto import race_stats  # noqa: E402
 from tests._moto import s3_client as _s3  # noqa: E402
 
 
@@ -162,7 +163,7 @@ def test_a_non_store_prefix_is_refused(moto_endpoint):
 
 
 # -------------------------------------------------------------------------------------------
-# races, against a server that serves one request at a time
+# races, against a multi-threaded server (each key's writes atomic, as on S3)
 # -------------------------------------------------------------------------------------------
 
 WORKER = textwrap.dedent(
@@ -207,20 +208,64 @@ def _start_together(procs, go):
     go.write_text("go")
 
 
+def _assert_overlapped(endpoint):
+    """The race's requests were served concurrently: several at once, on several threads."""
+    stats = race_stats(endpoint)
+    print(f"race: {stats}")
+    assert stats["max_in_flight"] >= 2 and stats["threads"] >= 2, f"the requests did not overlap: {stats}"
+
+
+def test_the_race_server_serves_requests_concurrently(moto_race_endpoint):
+    # Eight clients sending 40 requests each; the server holds every request 10 ms, so served
+    # one at a time they take at least 3.2 s, served concurrently about an eighth of that. The
+    # server's own count of requests in flight and of threads says the same.
+    import threading
+    import urllib.request
+
+    bucket = _bucket(moto_race_endpoint)
+    race_stats(moto_race_endpoint, reset=True)
+    errors = []
+
+    def client():
+        try:
+            for _ in range(40):
+                with urllib.request.urlopen(f"{moto_race_endpoint}/{bucket}?list-type=2", timeout=30) as r:
+                    r.read()
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=client) for _ in range(8)]
+    started = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    elapsed = time.monotonic() - started
+    print(f"race server: 320 requests in {elapsed:.2f} s, {race_stats(moto_race_endpoint)}")
+    assert not errors, errors[:3]
+    stats = race_stats(moto_race_endpoint)
+    assert stats["requests"] == 8 * 40, stats
+    assert stats["max_in_flight"] >= 4 and stats["threads"] >= 4, stats
+    # 320 requests held 10 ms each: at least 3.2 s one at a time.
+    assert elapsed < 3.2, f"320 requests of 10 ms took {elapsed:.2f} s: they were not served concurrently"
+
+
 def test_concurrent_saves_from_processes_are_unique_and_gapless(
-    moto_single_endpoint, model_file, tmp_path
+    moto_race_endpoint, model_file, tmp_path
 ):
-    url = f"s3://{_bucket(moto_single_endpoint)}/race"
-    options = _options(moto_single_endpoint)
+    url = f"s3://{_bucket(moto_race_endpoint)}/race"
+    options = _options(moto_race_endpoint)
     VersionStore(url, storage_options=options)
     go = tmp_path / "go"
     procs = [_spawn("save", url, json.dumps(options), model_file, go, 3) for _ in range(4)]
+    race_stats(moto_race_endpoint, reset=True)
     _start_together(procs, go)
     got = []
     for p in procs:
         out, err = p.communicate(timeout=300)
         assert p.returncode == 0, err
         got += [int(v) for v in out.split()]
+    _assert_overlapped(moto_race_endpoint)
     assert sorted(got) == list(range(1, 13))
     store = VersionStore(url, storage_options=options)
     assert [v.version for v in store.versions()] == list(range(1, 13))
@@ -230,10 +275,10 @@ def test_concurrent_saves_from_processes_are_unique_and_gapless(
 
 
 def test_racing_promotions_from_processes_have_exactly_one_winner(
-    moto_single_endpoint, model_file, tmp_path
+    moto_race_endpoint, model_file, tmp_path
 ):
-    url = f"s3://{_bucket(moto_single_endpoint)}/race"
-    options = _options(moto_single_endpoint)
+    url = f"s3://{_bucket(moto_race_endpoint)}/race"
+    options = _options(moto_race_endpoint)
     store = VersionStore(url, storage_options=options)
     data = model_file.read_bytes()
     for _ in range(7):
@@ -241,12 +286,14 @@ def test_racing_promotions_from_processes_have_exactly_one_winner(
     store.promote(1)
     go = tmp_path / "go"
     procs = [_spawn("promote", url, json.dumps(options), model_file, go, v) for v in range(2, 8)]
+    race_stats(moto_race_endpoint, reset=True)
     _start_together(procs, go)
     results = []
     for p in procs:
         out, err = p.communicate(timeout=300)
         assert p.returncode == 0, err
         results.append(out.strip())
+    _assert_overlapped(moto_race_endpoint)
     assert results.count("won") == 1 and results.count("conflict") == 5, results
     promotes = [e for e in store.history() if e.kind == "promote"]
     assert len(promotes) == 2
@@ -260,12 +307,12 @@ def _save_in_child(_):
     return _INHERITED["store"].save(_INHERITED["data"]).version
 
 
-def test_a_store_opened_before_fork_works_in_the_children(moto_single_endpoint, model_file):
+def test_a_store_opened_before_fork_works_in_the_children(moto_race_endpoint, model_file):
     # The parent's runtime and connections are not used in a forked child: it builds its own.
     import multiprocessing
 
-    url = f"s3://{_bucket(moto_single_endpoint)}/fork"
-    store = VersionStore(url, storage_options=_options(moto_single_endpoint))
+    url = f"s3://{_bucket(moto_race_endpoint)}/fork"
+    store = VersionStore(url, storage_options=_options(moto_race_endpoint))
     data = model_file.read_bytes()
     store.save(data)
     _INHERITED.update(store=store, data=data)
