@@ -316,8 +316,8 @@ pub fn all(backend: &dyn Backend) -> Result<Vec<Event>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::local::tests::TempDir;
     use crate::store::local::LocalBackend;
+    use crate::store::testutil::TempDir;
 
     fn draft(kind: EventKind, active: Option<u64>) -> Draft {
         Draft {

@@ -11,12 +11,11 @@
 //!
 //! - [`layout`]: typed keys for every record; user input never becomes a path.
 //! - [`names`]: version references and alias validation.
-//! - [`backend`] / [`local`]: the storage trait and the local-filesystem implementation
-//!   (temp + fsync + hard link, rename, dir fsync, `File::lock`).
-//! - [`object`] / [`s3config`] / [`open`]: the object-storage backend (S3 through the
-//!   `object_store` crate: `If-None-Match: *` puts, no lock), its URL and options, and opening a
-//!   store by location (`s3://bucket/prefix` or a directory).
-//! - [`faults`]: the test-only switch that fails or crashes at the N-th I/O step.
+//! - [`backend`]: the storage layer, a folder of its own: the trait, the local-filesystem
+//!   backend ([`local`]), the object-storage one ([`object`], [`s3config`]), choosing one by
+//!   location, and the test-only fault switch ([`faults`]). Re-exported here under their old
+//!   paths (`crate::store::local`, ...).
+//! - [`open`]: opening a store by location (`s3://bucket/prefix` or a directory).
 //! - [`manifest`], [`events`]: the records.
 //! - [`probe`]: probe rows replayed to prove a model still predicts as it did.
 //! - [`labels`], [`metrics`], [`stats`], [`compare`]: evaluation in Rust.
@@ -26,26 +25,25 @@
 pub mod backend;
 pub mod compare;
 pub mod events;
-pub mod faults;
 pub mod gc;
 pub mod labels;
 pub mod layout;
-pub mod local;
 pub mod manifest;
 pub mod metrics;
 pub mod names;
-#[cfg(feature = "s3")]
-pub mod object;
 pub mod open;
 pub mod probe;
 pub mod promote;
-#[cfg(feature = "s3")]
-pub mod s3config;
 pub mod stats;
 #[allow(clippy::module_inception)]
 pub mod store;
 pub mod sysinfo;
 pub mod verify;
+
+// The storage layer's modules under the paths the rest of the store (and py) use.
+pub use backend::{faults, local};
+#[cfg(feature = "s3")]
+pub use backend::{object, s3config};
 
 #[cfg(test)]
 mod tests;

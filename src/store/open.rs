@@ -1,54 +1,24 @@
 //! Opening a store by location: a local directory, or `s3://bucket/prefix` on object storage.
+//! Which backend a location means is the storage layer's call ([`backend_for`]).
 
-use crate::error::{Result, WoodlotError};
+use crate::error::Result;
+use crate::store::backend::open::backend_for;
 use crate::store::store::Store;
-
-/// The scheme of `location` if it is a URL (`s3://...`), `None` for a path.
-pub fn url_scheme(location: &str) -> Option<&str> {
-    let (scheme, _) = location.split_once("://")?;
-    let plain = !scheme.is_empty()
-        && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
-        && scheme
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
-    plain.then_some(scheme)
-}
 
 impl Store {
     /// Opens (creating if needed) the store at `location`: `s3://bucket/prefix` with
     /// `storage_options` (over the `AWS_*` environment variables) on S3-compatible object
     /// storage, anything else a local directory (which takes no options).
     pub fn open_location(location: &str, storage_options: &[(String, String)]) -> Result<Self> {
-        match url_scheme(location) {
-            Some("s3") => Self::open_s3(location, storage_options),
-            Some(other) => Err(WoodlotError::input(format!(
-                "{other}:// stores are not supported; use s3://bucket/prefix or a local directory"
-            ))),
-            None if !storage_options.is_empty() => Err(WoodlotError::input(format!(
-                "storage_options apply to s3:// stores only, and {location:?} is a local directory"
-            ))),
-            None => Self::open(location),
-        }
-    }
-
-    #[cfg(feature = "s3")]
-    fn open_s3(url: &str, storage_options: &[(String, String)]) -> Result<Self> {
-        let backend = crate::store::object::ObjectBackend::new(url, storage_options)?;
-        Self::with_backend(Box::new(backend))
-    }
-
-    #[cfg(not(feature = "s3"))]
-    fn open_s3(url: &str, _storage_options: &[(String, String)]) -> Result<Self> {
-        Err(WoodlotError::input(format!(
-            "{url}: this woodlot was built without object storage (the `s3` cargo feature)"
-        )))
+        Self::with_backend(backend_for(location, storage_options)?)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::local::tests::TempDir;
+    use crate::error::WoodlotError;
+    use crate::store::testutil::TempDir;
 
     fn opts(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs
@@ -79,15 +49,6 @@ mod tests {
             Store::open_location("s3://", &[]),
             Err(WoodlotError::InvalidInput(_))
         ));
-    }
-
-    #[test]
-    fn schemes_are_recognised_but_paths_are_not_urls() {
-        assert_eq!(url_scheme("s3://b/p"), Some("s3"));
-        assert_eq!(url_scheme("gs://b"), Some("gs"));
-        assert_eq!(url_scheme("models"), None);
-        assert_eq!(url_scheme("/tmp/a://b"), None);
-        assert_eq!(url_scheme("./x://y"), None);
     }
 
     #[cfg(feature = "s3")]

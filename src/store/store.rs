@@ -490,7 +490,7 @@ fn classes_of(estimator: &Value) -> (Value, Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::local::tests::TempDir;
+    use crate::store::testutil::TempDir;
     use crate::store::testutil::{model_bytes, tiny_forest};
 
     #[test]

@@ -3,7 +3,7 @@
 use ndarray::{array, Array2};
 
 use super::faults::{self, FaultMode};
-use super::local::tests::TempDir;
+use super::testutil::TempDir;
 use super::testutil::{forest_with_threshold, model_bytes, tiny_forest};
 use super::*;
 use crate::error::WoodlotError;

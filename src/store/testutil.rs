@@ -1,10 +1,43 @@
-//! Fixtures for the store's tests: small hand-made forests and their model files.
+//! Fixtures for the store's tests: a scratch directory, small hand-made forests and their model
+//! files.
+
+use std::fs;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
 
 use crate::forest::{FitInfo, Forest, ForestParams};
 use crate::format;
 use crate::tree::{Node, NodeStats, Tree};
+
+/// A fresh, unique, empty directory under the system temp dir (removed on drop).
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    /// A new directory whose name carries `tag`, the process id and a counter.
+    pub fn new(tag: &str) -> Self {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let p = std::env::temp_dir().join(format!(
+            "woodlot-test-{tag}-{}-{nanos}-{n}",
+            std::process::id()
+        ));
+        fs::create_dir_all(&p).unwrap();
+        Self(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
 
 fn split(feature: u32, threshold: f32, left: u32, right: u32) -> Node {
     Node::split(feature, threshold, left, right, true)

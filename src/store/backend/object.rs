@@ -36,10 +36,10 @@ use object_store::path::Path;
 use object_store::{GetOptions, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
 use crate::error::{Result, WoodlotError};
-use crate::store::backend::{Backend, Entry, LockGuard};
-use crate::store::faults::step;
+use crate::store::backend::faults::step;
+use crate::store::backend::s3config::{self, S3Location, S3Settings};
+use crate::store::backend::{is_canonical, Backend, Entry, LockGuard, ObjectMeta};
 use crate::store::layout::{Dir, Key};
-use crate::store::s3config::{self, S3Location, S3Settings};
 
 /// The runtime and client of one process.
 struct Client {
@@ -213,6 +213,8 @@ impl ObjectBackend {
     fn get(&self, key: &Key, max_len: u64, op: Op) -> Result<Option<Vec<u8>>> {
         let rel = key.path();
         let path = self.key_path(key);
+        step("read_s3_get")
+            .map_err(|e| WoodlotError::io(format!("reading {}", self.url_of(&rel)), e))?;
         match self.run(|s3| Self::read_async(s3, path, max_len))? {
             Ok(Ok(bytes)) => {
                 if bytes.len() as u64 > max_len {
@@ -254,6 +256,8 @@ impl ObjectBackend {
         } else {
             Some(self.path(rel))
         };
+        step("read_s3_list")
+            .map_err(|e| WoodlotError::io(format!("listing {}", self.url_of(rel)), e))?;
         self.run(|s3| async move { s3.list_with_delimiter(prefix.as_ref()).await })?
             .map_err(|e| self.error(Op::List, rel, e))
     }
@@ -378,10 +382,16 @@ impl Backend for ObjectBackend {
     }
 
     fn exists(&self, key: &Key) -> Result<bool> {
+        Ok(self.head(key)?.is_some())
+    }
+
+    fn head(&self, key: &Key) -> Result<Option<ObjectMeta>> {
         let path = self.key_path(key);
+        step("read_s3_head")
+            .map_err(|e| WoodlotError::io(format!("checking {}", self.url_of(&key.path())), e))?;
         match self.run(|s3| async move { s3.head(&path).await })? {
-            Ok(_) => Ok(true),
-            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Ok(meta) => Ok(Some(object_meta(&meta))),
+            Err(e @ object_store::Error::NotFound { .. }) if !is_no_such_bucket(&e) => Ok(None),
             Err(e) => Err(self.error(Op::Check, &key.path(), e)),
         }
     }
@@ -454,12 +464,18 @@ impl Backend for ObjectBackend {
             .into_iter()
             .filter_map(|o| {
                 let name = o.location.filename()?.to_string();
+                if !is_canonical(dir, &name) {
+                    return None; // a stray `7.json`, a foreign object: not a record
+                }
                 let age = (now - o.last_modified.timestamp_millis()) as f64 / 1000.0;
+                let meta = object_meta(&o);
                 Some(Entry {
                     name,
                     size: o.size,
                     // Clocks differ between us and the service: never negative.
                     age_seconds: Some(age.max(0.0)),
+                    last_modified: meta.last_modified,
+                    etag: meta.etag,
                 })
             })
             .collect();
@@ -470,6 +486,23 @@ impl Backend for ObjectBackend {
     fn lock(&self) -> Result<LockGuard> {
         // No lock on object storage: create-only writes keep it correct (see the module docs).
         Ok(Box::new(()))
+    }
+}
+
+/// The store's view of an object's metadata; `last_modified` is the service's clock.
+fn object_meta(o: &object_store::ObjectMeta) -> ObjectMeta {
+    let ms = o.last_modified.timestamp_millis();
+    let nanos = o.last_modified.timestamp_subsec_nanos() % 1_000_000;
+    let last_modified = u64::try_from(ms).ok().map(|ms| {
+        std::time::UNIX_EPOCH
+            + std::time::Duration::from_millis(ms)
+            + std::time::Duration::from_nanos(u64::from(nanos))
+    });
+    ObjectMeta {
+        size: o.size,
+        last_modified,
+        etag: o.e_tag.clone(),
+        version: o.version.clone(),
     }
 }
 
