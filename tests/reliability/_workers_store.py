@@ -17,14 +17,26 @@ def _log(fd: int, *fields):
     os.write(fd, (" ".join(str(f) for f in fields) + "\n").encode())
 
 
+def _apply_env(env):
+    """Test switches the native module reads from the environment when it first needs them
+    (WOODLOT_TEST_NO_LOCK when a store is opened, WOODLOT_FAULT_AT_STEP at the first I/O step),
+    set in the forked child before it opens a store."""
+    for k, v in (env or {}).items():
+        os.environ[k] = str(v)
+
+
 def worker_churn(root: str, model_path: str, log_path: str, seed: int, fault_at: int, n_iter: int = 10_000,
-                 tolerant: bool = False):
+                 tolerant: bool = False, env: dict = None):
     """Loops save + promote + rollback (+ alias, + delete now and then) on one store, logging
-    each operation only after it returned. With ``fault_at``, aborts at that I/O step. With
-    ``tolerant`` (several churners on one store), the conditions other writers cause
-    (conflicts, a version deleted or made active meanwhile) are expected and skipped."""
+    each operation only after it returned. With ``fault_at``, aborts at that I/O step (counted
+    on this thread from just before the loop). With ``tolerant`` (several churners on one
+    store), the conditions other writers cause (conflicts, a version deleted or made active
+    meanwhile) are expected and skipped. ``env``: see ``_apply_env`` (for example
+    ``{"WOODLOT_FAULT_AT_STEP": n}`` aborts at the n-th I/O step of the process, store opening
+    included; ``{"WOODLOT_TEST_NO_LOCK": 1}`` writes without the advisory lock)."""
     import random
 
+    _apply_env(env)
     import woodlot
     from woodlot import _native
 
@@ -132,7 +144,8 @@ def make_base_store(root, data: bytes, other: bytes):
     return s
 
 
-def worker_saver(root: str, model_path: str, go_path: str, n: int, out_path: str):
+def worker_saver(root: str, model_path: str, go_path: str, n: int, out_path: str, env: dict = None):
+    _apply_env(env)
     import woodlot
 
     store = woodlot.VersionStore(root)
@@ -144,7 +157,8 @@ def worker_saver(root: str, model_path: str, go_path: str, n: int, out_path: str
     return 0
 
 
-def worker_gc_loop(root: str, go_path: str, stop_path: str, out_path: str):
+def worker_gc_loop(root: str, go_path: str, stop_path: str, out_path: str, env: dict = None):
+    _apply_env(env)
     import woodlot
 
     store = woodlot.VersionStore(root)
@@ -158,7 +172,8 @@ def worker_gc_loop(root: str, go_path: str, stop_path: str, out_path: str):
     return 0
 
 
-def worker_promoter(root: str, go_path: str, target: int, expect: int, out_path: str):
+def worker_promoter(root: str, go_path: str, target: int, expect: int, out_path: str, env: dict = None):
+    _apply_env(env)
     import woodlot
 
     store = woodlot.VersionStore(root)
@@ -172,3 +187,13 @@ def worker_promoter(root: str, go_path: str, target: int, expect: int, out_path:
     Path(out_path).write_text(res)
     return 0
 
+
+
+def worker_save_once(root: str, model_path: str, out_path: str, env: dict = None):
+    """One save; writes its version number (used to show that a writer really skips the lock)."""
+    _apply_env(env)
+    import woodlot
+
+    v = woodlot.VersionStore(root).save(Path(model_path).read_bytes())
+    Path(out_path).write_text(str(v.version))
+    return 0
