@@ -9,8 +9,10 @@ is injected at every point too. Every one of the 7 operations is also crashed (a
 required) at every step, in a forked child.
 
 Counts: 7 operations; each is run once to count its steps, then once per step with an error
-and once per step with a crash. With the base store here that is about 20-60 steps per
-operation, a few hundred trials in all (each test prints its operation's step count).
+and once per step with a crash. With the base store here (and the backend of this commit) the
+steps are: save 40 (19 of them reads), save_new 46 (15), promote 46 (33), rollback 35 (22),
+set_alias 21 (8), delete 27 (8), gc 28 (20): 243 error trials and 243 crash trials. The counts
+move with the code; each test prints its operation's count (``-s``).
 """
 
 import json
