@@ -98,6 +98,12 @@ def tmpfs_main(mnt: str, model_dir: str, out_path: str):
         out["full"].append(res)
     # A save after space came back works.
     out["after_full"] = _attempt(lambda: store.save(fresh[-1]))
+    # Garbage for gc to want to remove once the store is read-only: a blob nothing references.
+    import blake3
+
+    garbage = b"a blob no version references"
+    Path(root, "blobs", blake3.blake3(garbage).hexdigest()).write_bytes(garbage)
+    out["garbage"] = "blobs/" + blake3.blake3(garbage).hexdigest()
     snapshot = {p: Path(root, p).read_bytes() for p in store_files(root) if not p.startswith("tmp/") and p != "LOCK"}
     subprocess.run(["mount", "-o", "remount,ro", mnt], check=True)
     ro = woodlot.VersionStore(root)  # opening a read-only store works
@@ -109,6 +115,11 @@ def tmpfs_main(mnt: str, model_dir: str, out_path: str):
         "delete": lambda: ro.delete(2),
         "gc": lambda: ro.gc(grace_seconds=0),
     }
+    # A dry run only reads: it works on a read-only store, and lists the deleted version's blobs.
+    try:
+        out["ro_dry_run"] = sorted(item["path"] for item in ro.gc(dry_run=True, grace_seconds=0)["removed"])
+    except Exception as e:  # a finding, reported by the test
+        out["ro_dry_run"] = f"{type(e).__name__}: {e}"
     for name, fn in ops.items():
         res = _attempt(fn)
         res["op"] = name

@@ -8,7 +8,7 @@ The tmpfs tests need root (or user namespaces) and the ``unshare`` tool; where t
 they skip, unless WOODLOT_REQUIRE_NAMESPACES=1 (CI, which runs as root), which turns the skip
 into a failure. Counts: 9 RLIMIT_FSIZE limits (one save each); 14 disk-full saves (0 to 13 free
 pages on a 512 KiB tmpfs); 6 writes on the read-only remount (save, promote, rollback,
-set_alias, delete, gc).
+set_alias, delete, gc with garbage to remove) and a gc dry run there.
 """
 
 import errno
@@ -148,3 +148,12 @@ def test_a_read_only_store_refuses_writes_and_keeps_reading(tmpfs_results):
         assert r["reads"] == "ok", r
     assert tmpfs_results["unchanged"], "a refused write changed the store"
     assert tmpfs_results["ro_tmp"] == []
+
+
+def test_gc_dry_run_works_on_a_read_only_store_and_gc_refuses(tmpfs_results):
+    # Before the remount an unreferenced blob was planted. A dry run only reads, so it works
+    # and lists it; a real gc would remove it, so it is refused (above, with EROFS) and the
+    # store is unchanged.
+    dry = tmpfs_results["ro_dry_run"]
+    assert isinstance(dry, list), f"gc(dry_run=True) failed on a read-only store: {dry}"
+    assert dry == [tmpfs_results["garbage"]], dry
