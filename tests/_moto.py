@@ -22,8 +22,9 @@ import uuid
 # conditional PUTs of one key served at once could both succeed; S3 itself is atomic per key.
 # The wrapper gives moto exactly that: writes (PUT, POST, DELETE) of one key are serialised
 # with a lock per key; everything else (reads, listings, writes of other keys) runs
-# concurrently. Each request is first held for ``delay`` seconds (outside any lock) to widen
-# the windows between a client's requests, and the wrapper counts the requests in flight, so a
+# concurrently. Each request is first held for ``delay`` seconds (outside any lock; a request
+# may ask for another hold with an ``X-Woodlot-Hold: <seconds>`` header) to widen the windows
+# between a client's requests, and the wrapper counts the requests in flight, so a
 # test can show that the race really overlapped: GET /_woodlot/stats returns
 # {"max_in_flight": n, "threads": n, "requests": n}, and /_woodlot/stats?reset=1 restarts them.
 RACE_MOTO = textwrap.dedent(
@@ -55,8 +56,9 @@ RACE_MOTO = textwrap.dedent(
             stats["threads"].add(threading.get_ident())
             stats["max_in_flight"] = max(stats["max_in_flight"], stats["in_flight"])
         try:
-            if delay:
-                time.sleep(delay)
+            hold = float(environ.get("HTTP_X_WOODLOT_HOLD", delay))
+            if hold:
+                time.sleep(hold)
             if environ.get("REQUEST_METHOD") in ("PUT", "POST", "DELETE"):
                 with guard:
                     lock = key_locks.setdefault(path, threading.Lock())
