@@ -8,6 +8,10 @@ The checker is itself shown to fail: with any one of the trace's fsyncs removed 
 fsync of the store's files in the real trace), or a temp file's fsync moved after its link, it
 reports a violation.
 
+Counts: one traced run, which publishes 17 files (12 links, 5 renames: FORMAT, 4 blobs, 2
+manifests, 5 events, 5 head hints) with 38 fsyncs of the store's files and directories; the
+checker then runs on 38 broken copies of the trace (one fsync removed each) and 1 reordered one.
+
 Needs ``strace`` (apt package ``strace``); it skips without it, unless
 WOODLOT_REQUIRE_STRACE=1 (CI), which turns that skip into a failure.
 """
