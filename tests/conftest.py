@@ -1,4 +1,10 @@
-"""Shared fixtures for woodlot's pytest suites."""
+"""Shared fixtures for woodlot's pytest suites (tests/forest, tests/store, tests/reliability).
+
+``tests`` is a package (tests/__init__.py and one in each folder), so test modules and helpers
+import each other by their dotted names from the repository root
+(``from tests.reliability._checks import check_store``); pytest's default import mode puts the
+repository root on ``sys.path``, and the fork server of the reliability suite does the same.
+"""
 
 import numpy as np
 import pytest
@@ -37,8 +43,43 @@ def rng():
 def zygote():
     """A helper process that imported woodlot once and forks a fresh child per trial (the
     reliability suites run thousands of trials; importing woodlot costs about 2 s)."""
-    from _reliability_util import Zygote
+    from tests.reliability._zygote import Zygote
 
     z = Zygote()
     yield z
     z.close()
+
+
+@pytest.fixture()
+def no_aws_environment(monkeypatch):
+    """Options come from the test alone; nothing in the environment can redirect a request."""
+    import os
+
+    for key in list(os.environ):
+        if key.startswith("AWS_"):
+            monkeypatch.delenv(key)
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint(tmp_path_factory):
+    """A threaded moto S3 server (``python -m moto.server``, as people run it) on loopback, for
+    one test module; its URL. Helpers for it are in tests/_moto.py."""
+    pytest.importorskip("moto")
+    from tests._moto import start_moto, stop_moto
+
+    proc, endpoint, log = start_moto(tmp_path_factory.mktemp("moto") / "moto.log")
+    yield endpoint
+    stop_moto(proc, log)
+
+
+@pytest.fixture(scope="module")
+def moto_race_endpoint(tmp_path_factory):
+    """moto's S3 app under a multi-threaded server that, like S3, makes each key's writes
+    atomic, and holds every request 10 ms to widen race windows; for one test module. Its
+    request counts (``tests._moto.race_stats``) show whether requests overlapped."""
+    pytest.importorskip("moto")
+    from tests._moto import start_moto, stop_moto
+
+    proc, endpoint, log = start_moto(tmp_path_factory.mktemp("moto-race") / "moto.log", race_delay=0.01)
+    yield endpoint
+    stop_moto(proc, log)

@@ -1,7 +1,7 @@
 """gc on object storage never deletes a blob that a concurrent save is reusing (issue 8).
 
 Against a real S3 endpoint (moto's server on loopback, started by the fixtures of
-``test_store_s3.py``, imported from there). The interleaving is deterministic: a test hook
+``tests/conftest.py``). The interleaving is deterministic: a test hook
 (``_native._store_gc_pause_arm``) stops gc, running in a thread of this process, at a named
 point of its sweep; a second store handle saves at exactly that moment; then gc goes on.
 
@@ -18,9 +18,17 @@ import pytest
 pytest.importorskip("moto")
 pytest.importorskip("boto3")
 
-from test_store_s3 import _bucket, _keys, _no_aws_environment, _options, moto_endpoint  # noqa: E402,F401
+from tests._moto import bucket as _bucket  # noqa: E402
+from tests._moto import keys as _keys  # noqa: E402
+from tests._moto import options as _options  # noqa: E402
 
 from woodlot import RandomForestClassifier, VersionStore, _native  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _no_aws(no_aws_environment):
+    """Every test here runs with no AWS_* variable in the environment (moto_endpoint is a
+    fixture of tests/conftest.py)."""
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import tempfile
 
 import pytest
 
-from test_store_shared_group import require_privileged, run_as
+from tests.store.test_store_shared_group import require_privileged, run_as
 
 import woodlot
 from woodlot import RandomForestClassifier

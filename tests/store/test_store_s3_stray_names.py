@@ -2,16 +2,24 @@
 or ``events/5.json`` (an upload by hand, a sync tool's copy) beside the store's own
 ``0000000001.json`` neither duplicates a version nor breaks ``versions()``, the history or gc.
 
-Runs against moto's S3 server on loopback, through the fixtures of test_store_s3.py."""
+Runs against moto's S3 server on loopback, through the fixtures of tests/conftest.py."""
 
 import pytest
 
 pytest.importorskip("moto")
 pytest.importorskip("boto3")
 
-from test_store_s3 import _bucket, _no_aws_environment, _options, _s3, moto_endpoint  # noqa: E402,F401
+from tests._moto import bucket as _bucket  # noqa: E402
+from tests._moto import options as _options  # noqa: E402
+from tests._moto import s3_client as _s3  # noqa: E402
 
 from woodlot import RandomForestClassifier, VersionStore  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _no_aws(no_aws_environment):
+    """Every test here runs with no AWS_* variable in the environment (moto_endpoint is a
+    fixture of tests/conftest.py)."""
 
 
 def test_stray_object_names_are_not_records(moto_endpoint, iris):

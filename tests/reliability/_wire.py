@@ -11,7 +11,7 @@ import json
 import struct
 from dataclasses import dataclass, field
 
-from _reliability_util import assemble, split_file
+from tests.reliability._models import assemble, split_file
 
 SUPPORTED_MAJOR = 2
 

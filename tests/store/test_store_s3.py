@@ -1,13 +1,14 @@
 """The version store on S3-compatible object storage, against a real S3 endpoint on loopback.
 
 Each test module run starts its own ``moto`` servers (``moto[server]``, in the test extras) on
-free loopback ports and stops them at the end:
+free loopback ports and stops them at the end (the fixtures ``moto_endpoint`` and
+``moto_race_endpoint`` of tests/conftest.py, helpers in tests/_moto.py):
 
 - ``python -m moto.server`` (threaded, as people run it) for the workflow and error tests;
-- moto's same WSGI app under a single-threaded werkzeug server for the races. moto checks
-  ``If-None-Match`` and then writes without a lock, so two requests served at once could both
-  "create" one key; serving one request at a time makes it behave like S3, which is atomic per
-  key. ``python -m moto.server`` has no flag for this, hence the few lines below.
+- for the races, moto's same WSGI app under a multi-threaded server that serves requests
+  concurrently but, like S3, makes the writes of one key atomic (moto checks ``If-None-Match``
+  and then writes without a lock; tests/_moto.py says more). Each race asserts from the
+  server's own counters that its requests really overlapped.
 
 Only loopback addresses are used, and every AWS_* variable of the environment is cleared so no
 request can go anywhere else.
@@ -15,12 +16,10 @@ request can go anywhere else.
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
 import time
-import uuid
 
 import numpy as np
 import pytest
@@ -30,111 +29,17 @@ boto3 = pytest.importorskip("boto3")
 
 import woodlot  # noqa: E402
 from woodlot import ConflictError, RandomForestClassifier, StoreError, VersionStore  # noqa: E402
-
-SINGLE_THREADED_MOTO = textwrap.dedent(
-    """
-    import os, sys
-    from werkzeug.serving import run_simple
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-    os.environ["MOTO_PORT"] = sys.argv[1]
-    app = DomainDispatcherApplication(create_backend_app)
-    run_simple("127.0.0.1", int(sys.argv[1]), app, threaded=False, processes=1)
-    """
-)
-
-CREDENTIALS = {
-    "region": "us-east-1",
-    "access_key_id": "testing",
-    "secret_access_key": "testing",
-    "allow_http": True,
-}
-
-
-def _free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _start_moto(single_threaded, log_path):
-    port = _free_port()
-    if single_threaded:
-        cmd = [sys.executable, "-c", SINGLE_THREADED_MOTO, str(port)]
-    else:
-        cmd = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
-    log = open(log_path, "wb")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while True:
-        if proc.poll() is not None:
-            log.close()
-            raise RuntimeError(f"moto exited with {proc.returncode}: {open(log_path).read()[-2000:]}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                break
-        except OSError:
-            if time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError("moto did not start listening within 60 s")
-            time.sleep(0.1)
-    return proc, f"http://127.0.0.1:{port}", log
-
-
-def _stop(proc, log):
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
-    log.close()
+from tests._moto import bucket as _bucket  # noqa: E402
+from tests._moto import free_port as _free_port  # noqa: E402
+from tests._moto import keys as _keys  # noqa: E402
+from tests._moto import options as _options  # noqa: E402
+from tests._moto import race_stats  # noqa: E402
+from tests._moto import s3_client as _s3  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
-def _no_aws_environment(monkeypatch):
-    """Options come from the test alone; nothing in the environment can redirect a request."""
-    for key in list(os.environ):
-        if key.startswith("AWS_"):
-            monkeypatch.delenv(key)
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint(tmp_path_factory):
-    proc, endpoint, log = _start_moto(False, tmp_path_factory.mktemp("moto") / "moto.log")
-    yield endpoint
-    _stop(proc, log)
-
-
-@pytest.fixture(scope="module")
-def moto_single_endpoint(tmp_path_factory):
-    proc, endpoint, log = _start_moto(True, tmp_path_factory.mktemp("moto1") / "moto.log")
-    yield endpoint
-    _stop(proc, log)
-
-
-def _s3(endpoint):
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-
-
-def _bucket(endpoint):
-    name = f"woodlot-{uuid.uuid4().hex[:12]}"
-    _s3(endpoint).create_bucket(Bucket=name)
-    return name
-
-
-def _options(endpoint, **extra):
-    return dict(CREDENTIALS, endpoint_url=endpoint, **extra)
-
-
-def _keys(endpoint, bucket):
-    out = _s3(endpoint).list_objects_v2(Bucket=bucket)
-    return sorted(o["Key"] for o in out.get("Contents", []))
+def _no_aws(no_aws_environment):
+    """Every test here runs with no AWS_* variable in the environment."""
 
 
 @pytest.fixture(scope="module")
@@ -258,7 +163,7 @@ def test_a_non_store_prefix_is_refused(moto_endpoint):
 
 
 # -------------------------------------------------------------------------------------------
-# races, against a server that serves one request at a time
+# races, against a multi-threaded server (each key's writes atomic, as on S3)
 # -------------------------------------------------------------------------------------------
 
 WORKER = textwrap.dedent(
@@ -303,20 +208,63 @@ def _start_together(procs, go):
     go.write_text("go")
 
 
+def _assert_overlapped(endpoint):
+    """The race's requests were served concurrently: several at once, on several threads."""
+    stats = race_stats(endpoint)
+    print(f"race: {stats}")
+    assert stats["max_in_flight"] >= 2 and stats["threads"] >= 2, f"the requests did not overlap: {stats}"
+
+
+def test_the_race_server_serves_requests_concurrently(moto_race_endpoint):
+    # Eight clients each send one request that the server holds for 0.5 s: served one at a time
+    # they take at least 4 s, served concurrently about 0.5 s. The server's own count of
+    # requests in flight and of threads says the same.
+    import threading
+    import urllib.request
+
+    bucket = _bucket(moto_race_endpoint)
+    race_stats(moto_race_endpoint, reset=True)
+    errors = []
+
+    def client():
+        try:
+            req = urllib.request.Request(f"{moto_race_endpoint}/{bucket}?list-type=2", headers={"X-Woodlot-Hold": "0.5"})
+            with urllib.request.urlopen(req, timeout=60) as r:
+                r.read()
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=client) for _ in range(8)]
+    started = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    elapsed = time.monotonic() - started
+    stats = race_stats(moto_race_endpoint)
+    print(f"race server: 8 requests held 0.5 s each in {elapsed:.2f} s, {stats}")
+    assert not errors, errors[:3]
+    assert stats["requests"] == 8, stats
+    assert stats["max_in_flight"] >= 4 and stats["threads"] >= 4, stats
+    assert elapsed < 2.5, f"8 requests held 0.5 s took {elapsed:.2f} s: they were not served concurrently"
+
+
 def test_concurrent_saves_from_processes_are_unique_and_gapless(
-    moto_single_endpoint, model_file, tmp_path
+    moto_race_endpoint, model_file, tmp_path
 ):
-    url = f"s3://{_bucket(moto_single_endpoint)}/race"
-    options = _options(moto_single_endpoint)
+    url = f"s3://{_bucket(moto_race_endpoint)}/race"
+    options = _options(moto_race_endpoint)
     VersionStore(url, storage_options=options)
     go = tmp_path / "go"
     procs = [_spawn("save", url, json.dumps(options), model_file, go, 3) for _ in range(4)]
+    race_stats(moto_race_endpoint, reset=True)
     _start_together(procs, go)
     got = []
     for p in procs:
         out, err = p.communicate(timeout=300)
         assert p.returncode == 0, err
         got += [int(v) for v in out.split()]
+    _assert_overlapped(moto_race_endpoint)
     assert sorted(got) == list(range(1, 13))
     store = VersionStore(url, storage_options=options)
     assert [v.version for v in store.versions()] == list(range(1, 13))
@@ -326,10 +274,10 @@ def test_concurrent_saves_from_processes_are_unique_and_gapless(
 
 
 def test_racing_promotions_from_processes_have_exactly_one_winner(
-    moto_single_endpoint, model_file, tmp_path
+    moto_race_endpoint, model_file, tmp_path
 ):
-    url = f"s3://{_bucket(moto_single_endpoint)}/race"
-    options = _options(moto_single_endpoint)
+    url = f"s3://{_bucket(moto_race_endpoint)}/race"
+    options = _options(moto_race_endpoint)
     store = VersionStore(url, storage_options=options)
     data = model_file.read_bytes()
     for _ in range(7):
@@ -337,12 +285,14 @@ def test_racing_promotions_from_processes_have_exactly_one_winner(
     store.promote(1)
     go = tmp_path / "go"
     procs = [_spawn("promote", url, json.dumps(options), model_file, go, v) for v in range(2, 8)]
+    race_stats(moto_race_endpoint, reset=True)
     _start_together(procs, go)
     results = []
     for p in procs:
         out, err = p.communicate(timeout=300)
         assert p.returncode == 0, err
         results.append(out.strip())
+    _assert_overlapped(moto_race_endpoint)
     assert results.count("won") == 1 and results.count("conflict") == 5, results
     promotes = [e for e in store.history() if e.kind == "promote"]
     assert len(promotes) == 2
@@ -356,12 +306,12 @@ def _save_in_child(_):
     return _INHERITED["store"].save(_INHERITED["data"]).version
 
 
-def test_a_store_opened_before_fork_works_in_the_children(moto_single_endpoint, model_file):
+def test_a_store_opened_before_fork_works_in_the_children(moto_race_endpoint, model_file):
     # The parent's runtime and connections are not used in a forked child: it builds its own.
     import multiprocessing
 
-    url = f"s3://{_bucket(moto_single_endpoint)}/fork"
-    store = VersionStore(url, storage_options=_options(moto_single_endpoint))
+    url = f"s3://{_bucket(moto_race_endpoint)}/fork"
+    store = VersionStore(url, storage_options=_options(moto_race_endpoint))
     data = model_file.read_bytes()
     store.save(data)
     _INHERITED.update(store=store, data=data)

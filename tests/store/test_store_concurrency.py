@@ -3,6 +3,7 @@ interleave, crashes (including a lock holder's) that lose nothing."""
 
 import os
 import random
+import signal
 import subprocess
 import sys
 import textwrap
@@ -44,14 +45,20 @@ WORKER = textwrap.dedent(
         except ConflictError:
             print("conflict", flush=True)
     elif mode == "crash":
-        # Loop save + promote + rollback and abort at the given I/O step, as kill -9 would.
+        # Loop save + promote + rollback and abort at the given I/O step, as kill -9 would,
+        # printing each operation only after it returned: the log of what completed.
+        import resource
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         at = int(sys.argv[4])
         _native._store_fault_arm(at, True)
         for i in range(1000):
             v = store.save(data)
+            print("save", v.version, flush=True)
             store.promote(v)
+            print("promote", v.version, flush=True)
             if i % 2:
-                store.rollback()
+                back = store.rollback()
+                print("rollback", back.version, flush=True)
     """
 )
 
@@ -126,8 +133,9 @@ def test_a_crash_at_a_random_io_step_loses_nothing(tmp_path, model_file, seed):
     VersionStore(root)
     at = random.Random(seed).randint(1, 150)
     p = _spawn("crash", root, model_file, at)
-    _, err = p.communicate(timeout=120)
-    assert p.returncode != 0, "the worker should have crashed"
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == -signal.SIGABRT, f"the worker should have aborted at I/O step {at}: {p.returncode} {err[-2000:]}"
+    done = [(kind, int(v)) for kind, v in (line.split() for line in out.splitlines())]
     store = VersionStore(root)
     report = store.verify()
     assert report.ok, report
@@ -135,6 +143,14 @@ def test_a_crash_at_a_random_io_step_loses_nothing(tmp_path, model_file, seed):
         store.load("active", verify=True)
     history = store.history()
     assert [e.seq for e in history] == list(range(1, len(history) + 1))
+    # Every operation the worker saw complete is in the history, in order; at most the one it
+    # was in when it died got further.
+    recorded = [(e.kind, e.raw.get("version")) for e in history]
+    assert recorded[: len(done)] == done, (recorded[-4:], done[-4:])
+    assert len(recorded) - len(done) <= 1, (recorded[len(done):], done[-3:])
+    promoted = [v for kind, v in done if kind in ("promote", "rollback")]
+    if promoted and len(recorded) == len(done):
+        assert store.active.version == promoted[-1], "the last completed promotion was lost"
     # The crashed process held the writer lock; the kernel released it.
     v = store.save(model_file.read_bytes())
     store.promote(v)

@@ -1,12 +1,23 @@
-"""A failure injected at every I/O step of save, promote, rollback, set_alias, delete and gc, one
-step at a time (the SQLite method, through the test-only switch in src/store/faults.rs): after
-each, the store holds wholly the old state or wholly the new one, verify() is clean, and gc
-removes whatever debris is left. Save and promote are also crashed (abort) at every step, in a
-forked child.
+"""A failure injected at every I/O step of save (of a model whose blobs are stored and of a new
+one), promote, rollback, set_alias, delete and gc, one step at a time (the SQLite method,
+through the test-only switch in src/store/backend/faults.rs): after each, the store holds
+wholly the old state or wholly the new one, verify() is clean, gc removes whatever debris is
+left, and the same operation then succeeds. The steps are the backend's reads as well as its
+writes (``read_open``, ``read_data``, ``read_exists``, ... and ``create_temp``, ``write_temp``,
+``fsync_temp``, ``link``, ``rename``, ``fsync_dir``, ``remove``, ``lock_*``), so a failed read
+is injected at every point too. Every one of the 7 operations is also crashed (abort, SIGABRT
+required) at every step, in a forked child.
+
+Counts: 7 operations; each is run once to count its steps, then once per step with an error
+and once per step with a crash. With the base store here (and the backend of this commit) the
+steps are: save 40 (19 of them reads), save_new 46 (15), promote 46 (33), rollback 35 (22),
+set_alias 21 (8), delete 27 (8), gc 28 (20): 243 error trials and 243 crash trials. The counts
+move with the code; each test prints its operation's count (``-s``).
 """
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -14,9 +25,12 @@ import pytest
 
 import woodlot
 from woodlot import _native
-from _reliability_util import check_store, make_base_store, run_op, small_model, store_files
+from tests.reliability._checks import check_store, store_files
+from tests.reliability._models import small_model
+from tests.reliability._workers_store import make_base_store, run_op, worker_crash_op
 
 OPS = ["save", "save_new", "promote", "rollback", "set_alias", "delete", "gc"]
+COMMITTED_WITHOUT_EVENT = "was saved (its manifest is durable) but its history event was not"
 COUNTS = {}
 
 
@@ -82,7 +96,7 @@ def _model_for(d: Path, op: str) -> Path:
 def _expected_new(tmp_path: Path, base: Path, op: str, model: bytes):
     root = tmp_path / "expected"
     shutil.copytree(base, root)
-    store = woodlot.VersionStore(root)  # opening reads (read steps count too): not the op's
+    store = woodlot.VersionStore(root)  # opened first: the trials arm after opening, too
     _native._store_fault_arm(0)
     run_op(store, op, model)
     steps = _native._store_fault_steps()
@@ -96,9 +110,12 @@ def test_an_error_at_every_io_step_leaves_old_or_new(tmp_path, data, op):
     base = d / "base"
     new, steps = _expected_new(tmp_path, base, op, model)
     assert len(steps) >= 5, steps
+    reads = [x for x in steps if x.startswith("read_")]
+    assert reads and len(reads) < len(steps), f"{op}: read and write steps are both walked: {steps}"
+    print(f"{op}: {len(steps)} steps ({len(reads)} reads)")
     old = _summary(base)
     old_records = _records(base)
-    outcomes = {"old": 0, "new": 0, "committed-without-event": 0}
+    outcomes = {"old": 0, "new": 0, "committed-without-event": 0, "committed-unsynced": 0}
     for at in range(1, len(steps) + 1):
         root = tmp_path / f"at{at}"
         shutil.copytree(base, root)
@@ -128,10 +145,19 @@ def test_an_error_at_every_io_step_leaves_old_or_new(tmp_path, data, op):
         elif now == new:
             outcomes["new"] += 1
         elif _committed_without_event(op, old, new, now):
-            # The manifest (the commit point) is durable but the save event is not: the version
-            # exists and verify() notes the missing history record. The error said which.
-            assert raised is not None and ("was saved" in str(raised) or "versions/" in str(raised)), where
-            outcomes["committed-without-event"] += 1
+            # The manifest (the commit point) is in place but the save event is not: the version
+            # exists and verify() notes the missing history record. The error must say so.
+            assert raised is not None, where
+            (manifest,) = set(now[0]) - set(old[0])
+            hit = re.search(r"injected fault at I/O step \d+ \((\w+)\)", str(raised))
+            if hit and hit.group(1) == "fsync_dir" and f"syncing directory of {manifest}" in str(raised):
+                # The fault hit the fsync of versions/ right after the manifest's link: the
+                # version is visible but not known durable. The error names that manifest.
+                # (Finding: it does not say that the version exists; see the report of issue 8.)
+                outcomes["committed-unsynced"] += 1
+            else:
+                assert COMMITTED_WITHOUT_EVENT in str(raised), f"{where}: {raised!r}"
+                outcomes["committed-without-event"] += 1
         elif _deleted_without_tombstone(op, old, new, now):
             # The delete event is durable, its tombstone is not yet: gc writes it (checked below).
             assert raised is not None, where
@@ -154,7 +180,7 @@ def test_an_error_at_every_io_step_leaves_old_or_new(tmp_path, data, op):
 
 
 
-@pytest.mark.parametrize("op", ["save", "save_new", "promote", "rollback", "delete"])
+@pytest.mark.parametrize("op", OPS)
 def test_a_crash_at_every_io_step_leaves_old_or_new(tmp_path, data, zygote, op):
     d, _ = data
     model = _model_for(d, op).read_bytes()
@@ -164,7 +190,7 @@ def test_a_crash_at_every_io_step_leaves_old_or_new(tmp_path, data, zygote, op):
     for at in range(1, len(steps) + 1):
         root = tmp_path / f"at{at}"
         shutil.copytree(base, root)
-        status = zygote.run("worker_crash_op", str(root), str(_model_for(d, op)), op, at, timeout=60)
+        status = zygote.run(worker_crash_op, str(root), str(_model_for(d, op)), op, at, timeout=60)
         where = f"{op}: crash at step {at} ({steps[at - 1]})"
         assert status.get("signal") == 6, f"{where}: {status}"
         now = _summary(root)
@@ -174,3 +200,8 @@ def test_a_crash_at_every_io_step_leaves_old_or_new(tmp_path, data, zygote, op):
         check_store(root)
         if tombstone_pending:
             assert _summary(root) == new, f"{where}: gc did not complete the delete"
+        # The next process carries on: the same operation succeeds (or was already done).
+        if _summary(root) != new:
+            run_op(woodlot.VersionStore(root), op, model)
+            check_store(root)
+    print(f"{op}: crashed at each of {len(steps)} steps")
