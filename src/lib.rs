@@ -14,6 +14,7 @@ pub mod fingerprint;
 pub mod forest;
 pub mod format;
 pub mod rng;
+pub mod serve;
 pub mod store;
 pub mod tree;
 pub mod value;
