@@ -11,6 +11,7 @@
 mod convert;
 mod errors;
 mod forest;
+mod live;
 mod store;
 
 use pyo3::prelude::*;
@@ -22,5 +23,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<forest::NativeForest>()?;
     m.add_function(wrap_pyfunction!(forest::effective_n_jobs, m)?)?;
     store::register(m)?;
+    m.add_class::<live::NativeLiveModel>()?;
     Ok(())
 }

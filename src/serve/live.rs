@@ -137,6 +137,14 @@ fn closed_error() -> WoodlotError {
     )
 }
 
+/// A reference as the user typed it (an alias without the quotes `Display` puts around it).
+fn plain(r: &Ref) -> String {
+    match r {
+        Ref::Alias(a) => a.clone(),
+        other => other.to_string(),
+    }
+}
+
 fn show(v: Option<u64>) -> String {
     v.map(version_name).unwrap_or_else(|| "nothing".into())
 }
@@ -424,6 +432,11 @@ impl LiveModel {
         &self.shared.reference
     }
 
+    /// The reference followed, as typed (`active`, `prod`, `v3`).
+    pub fn reference_name(&self) -> String {
+        plain(&self.shared.reference)
+    }
+
     /// A snapshot of what is served and how the watching goes.
     pub fn status(&self) -> Status {
         let served = self.shared.current();
@@ -433,7 +446,7 @@ impl LiveModel {
             None => book.started.elapsed(),
         };
         Status {
-            reference: self.shared.reference.to_string(),
+            reference: plain(&self.shared.reference),
             version: served.as_ref().map(|s| s.version()),
             generation: served.as_ref().map_or(0, |s| s.generation),
             target: book.target,
