@@ -10,7 +10,10 @@
 //! - [`status`]: what a live model reports: [`Status`] and the [`Notice`]s (swaps, refusals,
 //!   failed checks, recoveries) a caller can turn into log records.
 //! - [`live`]: [`LiveModel`], the watcher thread and the atomic swap.
+//! - [`input`]: scoring requests in MLflow's JSON formats, checked against the served model's
+//!   features (the parsing half of the HTTP front end to come).
 
+pub mod input;
 pub mod live;
 pub mod status;
 pub mod target;
