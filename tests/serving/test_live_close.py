@@ -73,3 +73,13 @@ def test_bad_arguments_are_refused_before_anything_starts(store, tmp_path):
     with pytest.raises(woodlot.VersionNotFoundError, match="active"):
         woodlot.LiveModel(woodlot.VersionStore(tmp_path / "empty"))
     assert watcher_threads() == before
+
+
+def test_a_path_opens_its_own_store_and_the_context_manager_closes(store):
+    before = watcher_threads()
+    with woodlot.LiveModel(store.path, ref=1, poll_seconds=0.05) as live:
+        assert live.version.name == "v1" and live.ref == "v1"
+        assert live.status().reference == "v1"
+        with pytest.raises(TypeError, match="storage_options"):
+            woodlot.LiveModel(store, storage_options={"region": "x"})
+    assert live.closed and watcher_threads() == before
