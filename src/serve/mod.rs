@@ -10,9 +10,13 @@
 //! - [`status`]: what a live model reports: [`Status`] and the [`Notice`]s (swaps, refusals,
 //!   failed checks, recoveries) a caller can turn into log records.
 //! - [`live`]: [`LiveModel`], the watcher thread and the atomic swap.
+//! - `http` (feature `http`): the HTTP/1.1 scoring server in front of a [`LiveModel`] (first
+//!   cut: `/ping`, `/version`, JSON `/invocations`).
 //! - [`input`]: scoring requests in MLflow's JSON formats, checked against the served model's
 //!   features (the parsing half of the HTTP front end to come).
 
+#[cfg(feature = "http")]
+pub mod http;
 pub mod input;
 pub mod live;
 pub mod status;

@@ -21,15 +21,15 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 /// Tests that start watchers take turns, so counting this process's watcher threads is exact.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-fn turn() -> MutexGuard<'static, ()> {
+pub(crate) fn turn() -> MutexGuard<'static, ()> {
     ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// A fresh directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
+pub(crate) struct TempDir(pub PathBuf);
 
 impl TempDir {
-    fn new(tag: &str) -> Self {
+    pub(crate) fn new(tag: &str) -> Self {
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap()
@@ -51,7 +51,7 @@ impl Drop for TempDir {
 }
 
 /// A two-feature forest of one stump at `t`: class 1 when `x0 > t`.
-fn model(t: f32) -> Vec<u8> {
+pub(crate) fn model(t: f32) -> Vec<u8> {
     let tree = Tree {
         n_classes: 2,
         nodes: vec![Node::split(0, t, 1, 2, true), Node::leaf(0), Node::leaf(1)],
