@@ -1,6 +1,8 @@
 //! The HTTP/1.1 scoring server: hyper on a tokio runtime of its own, in front of a
 //! [`LiveModel`]. A first cut of `woodlot serve` (issue 10): `GET /ping`, `GET /version`,
-//! `POST /invocations` (JSON bodies in MLflow's formats, see [`input`](super::input)); every
+//! `GET /metrics` (Prometheus text: requests by status,
+//! latency histogram, rows scored, served version, swaps, refusals, staleness), `POST
+//! /invocations` (JSON bodies in MLflow's formats, see [`input`](super::input)); every
 //! response names the served version (`x-woodlot-version`) and carries a request id
 //! (`x-request-id`, the client's if it sent one). Bad input gets a 400 with a JSON body naming
 //! the problem; a body over the limit gets a 413; scoring runs on the runtime's worker
@@ -61,10 +63,41 @@ pub struct HttpServer {
     thread: Option<JoinHandle<()>>,
 }
 
+/// Upper bounds (seconds) of the latency histogram's buckets.
+const LATENCY_BUCKETS: [f64; 10] = [
+    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.05, 0.25, 1.0,
+];
+/// Status codes counted one by one; anything else is counted as `other`.
+const CODES: [u16; 8] = [200, 400, 404, 405, 413, 415, 500, 503];
+
+/// Counters for `/metrics`: atomics only, so counting never contends with scoring.
+#[derive(Default)]
+struct Counters {
+    by_code: [AtomicU64; CODES.len() + 1],
+    rows: AtomicU64,
+    latency: [AtomicU64; LATENCY_BUCKETS.len() + 1],
+    latency_micros: AtomicU64,
+}
+
+impl Counters {
+    fn record(&self, code: u16, seconds: f64) {
+        let i = CODES.iter().position(|&c| c == code).unwrap_or(CODES.len());
+        self.by_code[i].fetch_add(1, Ordering::Relaxed);
+        let b = LATENCY_BUCKETS
+            .iter()
+            .position(|&le| seconds <= le)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        self.latency[b].fetch_add(1, Ordering::Relaxed);
+        self.latency_micros
+            .fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
+    }
+}
+
 struct App {
     live: Arc<LiveModel>,
     max_body: usize,
     next_id: AtomicU64,
+    counters: Counters,
 }
 
 type Reply = Response<Full<Bytes>>;
@@ -103,8 +136,12 @@ impl App {
                 HeaderValue::from_str(&format!("{}-{n}", std::process::id()))
                     .unwrap_or(HeaderValue::from_static("0"))
             });
+        let started = std::time::Instant::now();
         let served = self.live.served().ok();
         let mut resp = match (req.method(), req.uri().path()) {
+            (&Method::GET, "/metrics") => {
+                reply(StatusCode::OK, "text/plain; version=0.0.4", self.metrics())
+            }
             (&Method::GET, "/ping") => match &served {
                 Some(_) => reply(StatusCode::OK, "text/plain", "ok\n"),
                 None => error_reply(
@@ -123,11 +160,13 @@ impl App {
                 ),
             },
             (&Method::POST, "/invocations") => self.invocations(req, served.clone()).await,
-            (_, "/ping" | "/version" | "/invocations") => {
+            (_, "/ping" | "/version" | "/invocations" | "/metrics") => {
                 error_reply(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
             }
             _ => error_reply(StatusCode::NOT_FOUND, "no such endpoint"),
         };
+        self.counters
+            .record(resp.status().as_u16(), started.elapsed().as_secs_f64());
         let h = resp.headers_mut();
         h.insert("x-request-id", id);
         if let Some(s) = &served {
@@ -186,6 +225,9 @@ impl App {
             Ok(p) => p,
             Err(e) => return error_reply(StatusCode::BAD_REQUEST, &e.to_string()),
         };
+        self.counters
+            .rows
+            .fetch_add(proba.nrows() as u64, Ordering::Relaxed);
         let predictions: Vec<Value> = if proba_wanted {
             proba
                 .rows()
@@ -204,6 +246,95 @@ impl App {
                 .collect()
         };
         json_reply(StatusCode::OK, &json!({ "predictions": predictions }))
+    }
+}
+
+impl App {
+    /// Prometheus' text exposition format.
+    fn metrics(&self) -> String {
+        use std::fmt::Write;
+        let c = &self.counters;
+        let st = self.live.status();
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "# HELP woodlot_requests_total HTTP requests answered, by status code."
+        );
+        let _ = writeln!(out, "# TYPE woodlot_requests_total counter");
+        for (i, n) in c.by_code.iter().enumerate() {
+            let code = CODES.get(i).map_or("other".to_string(), |c| c.to_string());
+            let _ = writeln!(
+                out,
+                "woodlot_requests_total{{code=\"{code}\"}} {}",
+                n.load(Ordering::Relaxed)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP woodlot_request_seconds Time to answer a request."
+        );
+        let _ = writeln!(out, "# TYPE woodlot_request_seconds histogram");
+        let mut cumulative = 0;
+        for (i, n) in c.latency.iter().enumerate() {
+            cumulative += n.load(Ordering::Relaxed);
+            let le = LATENCY_BUCKETS
+                .get(i)
+                .map_or("+Inf".to_string(), |b| b.to_string());
+            let _ = writeln!(
+                out,
+                "woodlot_request_seconds_bucket{{le=\"{le}\"}} {cumulative}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "woodlot_request_seconds_sum {}\nwoodlot_request_seconds_count {cumulative}",
+            c.latency_micros.load(Ordering::Relaxed) as f64 / 1e6
+        );
+        let gauges: [(&str, &str, &str, f64); 6] = [
+            (
+                "rows_scored_total",
+                "counter",
+                "Rows scored.",
+                c.rows.load(Ordering::Relaxed) as f64,
+            ),
+            (
+                "served_version",
+                "gauge",
+                "The version served (0: none).",
+                st.version.unwrap_or(0) as f64,
+            ),
+            (
+                "swaps_total",
+                "counter",
+                "Times the served model was replaced.",
+                st.swaps as f64,
+            ),
+            (
+                "refused_swaps_total",
+                "counter",
+                "Targets refused because they failed to load or verify.",
+                st.refused_swaps as f64,
+            ),
+            (
+                "failed_checks_total",
+                "counter",
+                "Store checks that failed.",
+                st.failed_checks as f64,
+            ),
+            (
+                "seconds_since_last_successful_check",
+                "gauge",
+                "Staleness of the served version.",
+                st.staleness_seconds,
+            ),
+        ];
+        for (name, kind, help, v) in gauges {
+            let _ = writeln!(
+                out,
+                "# HELP woodlot_{name} {help}\n# TYPE woodlot_{name} {kind}\nwoodlot_{name} {v}"
+            );
+        }
+        out
     }
 }
 
@@ -231,6 +362,7 @@ impl HttpServer {
             live,
             max_body: options.max_body_bytes,
             next_id: AtomicU64::new(1),
+            counters: Counters::default(),
         });
         let (stop, stopped) = watch::channel(false);
         let header_timeout = options.header_timeout;
@@ -397,6 +529,23 @@ mod tests {
             b"GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
         );
         assert_eq!(status, 404);
+        let (status, _, body) = send(
+            addr,
+            b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        );
+        assert_eq!(status, 200);
+        for line in [
+            "woodlot_requests_total{code=\"200\"} 4",
+            "woodlot_requests_total{code=\"400\"} 1",
+            "woodlot_requests_total{code=\"413\"} 1",
+            "woodlot_requests_total{code=\"404\"} 1",
+            "woodlot_request_seconds_count 7",
+            "woodlot_rows_scored_total 3",
+            "woodlot_served_version 1",
+            "woodlot_refused_swaps_total 0",
+        ] {
+            assert!(body.lines().any(|l| l == line), "{line} not in\n{body}");
+        }
         server.shutdown();
         assert!(TcpStream::connect(addr).is_err(), "the listener is closed");
     }
