@@ -10,7 +10,7 @@
 //! otherwise; docs/ARCHITECTURE.md explains each):
 //!
 //! ```text
-//! tree  <-  forest  <-  format  <-  store  <-  py
+//! tree  <-  forest  <-  format  <-  store  <-  serve  <-  py
 //! ```
 //!
 //! - [`tree`]: flat-array decision trees and the histogram-based builder that grows them, with
@@ -20,6 +20,8 @@
 //! - [`format`]: the checksummed model file shared by `dump`/`load`, pickle and the store.
 //! - [`store`]: the version store (save, compare, promote, rollback, gc, verify) over a local
 //!   directory or object storage.
+//! - [`serve`]: following a store reference: a watched, verified, atomically swapped model
+//!   ([`serve::LiveModel`]), MLflow-style scoring input and a first HTTP server.
 //! - `py` (feature `python`): the pyo3 binding, `woodlot._native`.
 //!
 //! Shared by every layer and importing none:
@@ -35,6 +37,7 @@ pub mod fingerprint;
 pub mod forest;
 pub mod format;
 pub mod rng;
+pub mod serve;
 pub mod store;
 pub mod tree;
 pub mod value;

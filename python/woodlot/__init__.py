@@ -16,6 +16,7 @@ from ._errors import (
     WoodlotError,
 )
 from ._estimator import RandomForestClassifier
+from ._live import LiveModel
 from ._native import __version__
 from ._persist import dump, dumps, load, loads
 from ._store import Comparison, Decision, Event, ModelVersion, VerifyReport, VersionStore
@@ -33,6 +34,7 @@ __all__ = [
     "InvalidNameError",
     "StoreError",
     "VersionStore",
+    "LiveModel",
     "ModelVersion",
     "Comparison",
     "Decision",

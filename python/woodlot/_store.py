@@ -24,7 +24,8 @@ import numpy as np
 
 from ._errors import InvalidNameError
 from ._estimator import RandomForestClassifier
-from ._native import NativeStore
+from ._live import LiveModel
+from ._location import open_native_store
 from ._persist import dumps, loads
 from ._records import (
     Comparison,
@@ -49,28 +50,6 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"{type(o).__name__} is not JSON-serialisable")
 
 
-def _storage_options(options: Optional[Mapping[str, Any]]) -> Optional[list]:
-    """``storage_options`` as the native layer takes them: (key, string value) pairs."""
-    if options is None:
-        return None
-    if not isinstance(options, Mapping):
-        raise TypeError(f"storage_options must be a dict, got {type(options).__name__}")
-    pairs = []
-    for key, value in options.items():
-        if not isinstance(key, str):
-            raise TypeError(f"storage_options keys must be strings, got {key!r}")
-        if value is None:
-            continue
-        if isinstance(value, (bool, np.bool_)):
-            value = "true" if value else "false"
-        elif isinstance(value, (int, float, np.integer, np.floating)):
-            value = repr(float(value)) if isinstance(value, (float, np.floating)) else str(int(value))
-        elif not isinstance(value, str):
-            raise TypeError(f"storage_options[{key!r}] must be a string, number or bool, got {type(value).__name__}")
-        pairs.append((key, value))
-    return pairs
-
-
 class VersionStore:
     """Immutable, checksummed model versions with an append-only history, in a local directory
     or on S3-compatible object storage.
@@ -89,7 +68,7 @@ class VersionStore:
         storage_options: Optional[Mapping[str, Any]] = None,
     ) -> None:
         self._path = os.fspath(path)
-        self._native = NativeStore(self._path, _storage_options(storage_options))
+        self._native = open_native_store(self._path, storage_options)
 
     @property
     def path(self) -> str:
@@ -311,6 +290,11 @@ class VersionStore:
         """
         m, _ = self._native.rollback(None if to is None else _ref(to, "to"), reason)
         return ModelVersion._from_manifest(json.loads(m))
+
+    def live(self, ref: Ref = "active", poll_seconds: float = 1.0) -> LiveModel:
+        """A :class:`woodlot.LiveModel` serving ``ref`` (``"active"``, an alias, ``"latest"`` or a
+        version) and following every promote, rollback and alias move within ``poll_seconds``."""
+        return LiveModel(self, ref, poll_seconds)
 
     def history(self) -> list:
         """Every event, oldest first."""

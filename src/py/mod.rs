@@ -4,6 +4,10 @@
 //! - [`forest`]: `NativeForest`, the handle on a fitted forest (a thin binding over
 //!   [`Predictor`](crate::forest::Predictor), which holds the serving fast path).
 //! - [`store`]: `NativeStore` and `NativeComparison`, the handles on the version store.
+//! - [`live`]: `NativeLiveModel`, the handle on a [`serve::LiveModel`](crate::serve::LiveModel)
+//!   that follows a store reference.
+//! - [`durable`]: `write_file_durably`, the store's temp + fsync + rename for `woodlot.dump`.
+//! - [`faults`]: the underscored, test-only process-wide fault arming of the storage layer.
 //! - [`convert`]: numpy arrays and parameter dicts to core types, without copying data.
 //! - [`errors`]: core errors to Python exceptions.
 //!
@@ -17,6 +21,7 @@ mod durable;
 mod errors;
 mod faults;
 mod forest;
+mod live;
 mod store;
 
 use pyo3::prelude::*;
@@ -30,5 +35,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     store::register(m)?;
     durable::register(m)?;
     faults::register(m)?;
+    m.add_class::<live::NativeLiveModel>()?;
     Ok(())
 }

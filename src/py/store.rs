@@ -80,7 +80,7 @@ fn manifest_json(m: &Manifest) -> PyResult<String> {
 /// A version store opened on a local directory or on S3-compatible object storage.
 #[pyclass(module = "woodlot._native", name = "NativeStore", frozen)]
 pub struct NativeStore {
-    inner: Arc<Store>,
+    pub(crate) inner: Arc<Store>,
 }
 
 #[pymethods]
