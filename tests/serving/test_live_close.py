@@ -6,7 +6,7 @@ import time
 import pytest
 
 import woodlot
-from _live_util import small_models, wait_for, watcher_threads
+from tests.serving._live_util import small_models, wait_for, watcher_threads
 
 
 @pytest.fixture()

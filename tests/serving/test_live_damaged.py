@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import woodlot
-from _live_util import blob_file, damage, proba_by_version, small_models, wait_for
+from tests.serving._live_util import blob_file, damage, proba_by_version, small_models, wait_for
 
 
 @pytest.fixture()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import woodlot
-from _live_util import wine_split
+from tests.serving._live_util import wine_split
 
 pd = pytest.importorskip("pandas")
 

@@ -18,7 +18,7 @@ pytest.importorskip("moto")
 boto3 = pytest.importorskip("boto3")
 
 import woodlot  # noqa: E402
-from _live_util import Moto, free_port, proba_by_version, small_models, wait_for  # noqa: E402
+from tests.serving._live_util import Moto, free_port, proba_by_version, small_models, wait_for  # noqa: E402
 
 BUCKET = "live-bucket"
 

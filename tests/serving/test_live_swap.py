@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 import woodlot
-from _live_util import proba_by_version, small_models
+from tests.serving._live_util import proba_by_version, small_models
 
 MOVES = int(os.environ.get("WOODLOT_LIVE_MOVES", "50"))
 SPACING = 0.5  # seconds between two moves
