@@ -164,10 +164,15 @@ impl Store {
                 Some(v) if v >= 1 && v <= STORE_FORMAT as u64 => {}
                 Some(v) => {
                     return Err(WoodlotError::Store(format!(
-                        "this store has format {v}; this woodlot handles format {STORE_FORMAT} (upgrade woodlot)"
+                        "this store's FORMAT file says format {v}; this woodlot handles format \
+                         {STORE_FORMAT} (upgrade woodlot, or restore FORMAT if it was damaged)"
                     )))
                 }
-                None => return Err(WoodlotError::corrupt("the store's FORMAT file has no version")),
+                None => {
+                    return Err(WoodlotError::corrupt(
+                        "the store's FORMAT file has no version",
+                    ))
+                }
             }
         }
         b.ensure_dirs()
@@ -479,9 +484,18 @@ impl Store {
             // Readers refuse records over MAX_RECORD_LEN, so one committed would break every
             // other process's versions() and gc: refuse it before claiming the number.
             check_record_len("the manifest of this version", bytes.len())?;
-            if self.backend.create_new(&Key::Manifest(n), &bytes)? {
-                claimed = Some(Arc::new(manifest));
-                break;
+            match self.backend.create_new(&Key::Manifest(n), &bytes) {
+                Ok(true) => {
+                    claimed = Some(Arc::new(manifest));
+                    break;
+                }
+                Ok(false) => {}
+                // A failure after the manifest was linked into place (the fsync of versions/)
+                // leaves version n visible: say that it exists, or a retry saves it twice.
+                Err(e) if self.holds(&Key::Manifest(n), &bytes) => {
+                    return Err(after_commit(n, "it may not be durable yet", e));
+                }
+                Err(e) => return Err(e),
             }
         }
         let manifest = claimed.ok_or_else(|| {
@@ -513,6 +527,13 @@ impl Store {
         })
         .map_err(|e| after_commit(n, "its history event was not", e))?;
         Ok(manifest)
+    }
+}
+
+impl Store {
+    /// Whether `key` holds exactly `bytes` now (false when it cannot be read).
+    fn holds(&self, key: &Key, bytes: &[u8]) -> bool {
+        matches!(self.backend.read(key, bytes.len() as u64 + 1), Ok(Some(b)) if b == bytes)
     }
 }
 
