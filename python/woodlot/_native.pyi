@@ -14,8 +14,13 @@ __all__ = [
     "effective_n_jobs",
     "NativeStore",
     "NativeComparison",
+    "NativeLiveModel",
     "_store_fault_arm",
     "_store_fault_steps",
+    "_store_fault_arm_process",
+    "_store_fault_process_steps",
+    "_store_fault_process_log",
+    "write_file_durably",
     "_store_gc_pause_arm",
     "_store_gc_pause_wait",
     "_store_gc_pause_release",
@@ -173,10 +178,11 @@ class NativeComparison:
     def resolve(self, r: _RefArg) -> int: ...
     def pairwise(self, a: _RefArg, b: _RefArg) -> str: ...
 
+@final
 class NativeLiveModel:
     """A model following a store reference from a Rust watcher thread (src/serve)."""
 
-    def __init__(self, store: NativeStore, reference: _RefArg, poll_seconds: float = 1.0) -> None: ...
+    def __new__(cls, store: NativeStore, reference: _RefArg, poll_seconds: float = 1.0) -> NativeLiveModel: ...
     def epoch(self) -> int: ...
     def served(self) -> tuple[int, int, str, bytes]: ...
     def refresh(self) -> bool: ...
@@ -192,6 +198,14 @@ def _store_fault_arm(at: int, crash: bool = False) -> None:
     """Test-only: make I/O step `at` of the next store operation fail (or abort the process)."""
 
 def _store_fault_steps() -> list[str]: ...
+def _store_fault_arm_process(at: int, crash: bool = True) -> None:
+    """Test-only: make the `at`-th I/O step counted from process start fail (or abort)."""
+
+def _store_fault_process_steps() -> int: ...
+def _store_fault_process_log() -> list[str]: ...
+def write_file_durably(path: Union[str, os.PathLike[str]], data: bytes) -> None:
+    """Writes `data` to `path` as the store writes its records: a temp file in the same
+    directory, fsync, rename, directory fsync, permissions from the umask."""
 def _store_gc_pause_arm(stage: str) -> None:
     """Test-only: the next gc to reach `stage` ("sweep" or "delete") stops until released."""
 
