@@ -16,11 +16,11 @@ This module is the public file API only: the bytes themselves are made and read 
 from __future__ import annotations
 
 import os
-import tempfile
 from typing import BinaryIO, Union
 
 from ._description import read_model
 from ._estimator import RandomForestClassifier
+from ._native import write_file_durably
 
 __all__ = ["dump", "dumps", "load", "loads"]
 
@@ -48,7 +48,7 @@ def loads(data: bytes) -> RandomForestClassifier:
 
 
 def dump(model: RandomForestClassifier, file: PathOrFile) -> None:
-    """Saves a fitted estimator to a path (written atomically) or a binary file object.
+    """Saves a fitted estimator to a path (written atomically and durably) or a binary file object.
 
     The counterpart of ``joblib.dump(model, path)``: ``woodlot.load(path)`` gives it back.
     """
@@ -56,21 +56,9 @@ def dump(model: RandomForestClassifier, file: PathOrFile) -> None:
     if hasattr(file, "write"):
         file.write(data)
         return
-    path = os.fspath(file)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".woodlot-", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    # The core writes it as the store writes its records: temp file beside it, fsync, rename,
+    # directory fsync, permissions from the umask; a failure leaves any old file whole.
+    write_file_durably(os.fspath(file), data)
 
 
 def load(file: PathOrFile) -> RandomForestClassifier:

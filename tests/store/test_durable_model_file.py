@@ -68,3 +68,27 @@ def test_every_step_is_a_fault_point_and_a_failure_keeps_the_old_file(tmp_path):
         assert e.value.filename == str(path)
         assert path.read_bytes() == b"old", f"step {at} ({steps[at - 1]})"
         assert os.listdir(tmp_path) == ["model.wdl"], f"step {at} left a temp file"
+
+
+def test_woodlot_dump_is_written_by_the_core_with_the_umasks_permissions(tmp_path):
+    # woodlot.dump used tempfile.mkstemp, so every model file came out 0600 whatever the umask,
+    # and was not fsynced in its directory. It now goes through write_file_durably: the same
+    # five I/O steps, and 0666 less the umask.
+    path = tmp_path / "model.wdl"
+    code = textwrap.dedent(f"""
+        import os
+        import numpy as np
+        import woodlot
+        from woodlot import _native
+        X = np.random.default_rng(0).normal(size=(40, 3)); y = (X[:, 0] > 0).astype(int)
+        model = woodlot.RandomForestClassifier(n_estimators=3, random_state=0).fit(X, y)
+        os.umask(0o022)
+        _native._store_fault_arm(0)
+        woodlot.dump(model, {str(path)!r})
+        print(",".join(_native._store_fault_steps()))
+        assert (woodlot.load({str(path)!r}).predict_proba(X) == model.predict_proba(X)).all()
+    """)
+    out = subprocess.run([sys.executable, "-c", code], check=True, timeout=120, capture_output=True, text=True)
+    assert out.stdout.strip() == "create_temp,write_temp,fsync_temp,rename,fsync_dir"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert os.listdir(tmp_path) == ["model.wdl"]
