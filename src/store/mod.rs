@@ -2,8 +2,8 @@
 //! on the same data with real statistics, promoted, rolled back in one call, with every move in
 //! an append-only history.
 //!
-//! One commit protocol (DESIGN.md section 5, the way Delta Lake commits) serves a local
-//! directory and object storage alike: content-addressed blobs, create-only manifests whose
+//! One commit protocol (docs/ARCHITECTURE.md, "The store protocol and its invariants"; the way
+//! Delta Lake commits) serves a local directory and object storage alike: content-addressed blobs, create-only manifests whose
 //! creation is a version's commit point, and a create-only, hash-chained event log whose newest
 //! event holds the store's state. Two writers racing for a number: exactly one wins; the other
 //! re-reads and retries (a save) or gets a conflict (a promotion with a stale expectation).

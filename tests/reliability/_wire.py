@@ -1,4 +1,4 @@
-"""A small Python reader/writer of the format-2 tree wire (src/format/wire.rs), used only to
+"""A small Python reader/writer of the format-2 tree payload (src/format/payload/), used only to
 build structurally hostile model files with a valid checksum. It re-encodes every f32 column
 in raw mode (a valid, if not the smallest, encoding), so a re-encoded file decodes to the same
 forest. If the format's major version moves on, ``locate`` returns None and the structural
