@@ -5,26 +5,7 @@ use ndarray::{Array2, ArrayView2};
 
 use super::params::{ClassWeight, Criterion, ForestParams};
 use super::Forest;
-use crate::rng::Rng;
-
-/// Two informative features (class = which quadrant-ish region), plus `noise` noise features.
-fn blobs(n: usize, noise: usize, seed: u64) -> (Array2<f64>, Vec<u32>) {
-    let mut rng = Rng::new(seed);
-    let f = 2 + noise;
-    let mut x = Array2::zeros((n, f));
-    let mut y = Vec::with_capacity(n);
-    for i in 0..n {
-        let class = (i % 3) as u32;
-        let (cx, cy) = [(0.0, 0.0), (3.0, 0.0), (0.0, 3.0)][class as usize];
-        x[[i, 0]] = cx + rng.unit_f64() * 2.0 - 1.0;
-        x[[i, 1]] = cy + rng.unit_f64() * 2.0 - 1.0;
-        for j in 2..f {
-            x[[i, j]] = rng.unit_f64();
-        }
-        y.push(class);
-    }
-    (x, y)
-}
+use crate::tree::tests::blobs;
 
 /// A forest of `n_trees` default-parameter trees on `n_threads` threads.
 fn fit_trees(

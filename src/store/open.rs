@@ -18,14 +18,7 @@ impl Store {
 mod tests {
     use super::*;
     use crate::error::WoodlotError;
-    use crate::store::testutil::TempDir;
-
-    fn opts(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::store::testutil::{opts, TempDir};
 
     #[test]
     fn local_paths_open_locally_and_refuse_options() {

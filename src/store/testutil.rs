@@ -101,3 +101,11 @@ pub fn model_bytes(forest: &Forest) -> Vec<u8> {
     });
     format::encode(forest, &estimator).expect("fixture encodes")
 }
+
+/// `storage_options` as the store takes them, from string pairs.
+pub fn opts(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}

@@ -31,4 +31,4 @@ pub use limits::TreeLimits;
 pub use model::{Node, NodeStats, Tree, LEAF};
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

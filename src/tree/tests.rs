@@ -8,7 +8,8 @@ use super::{BinnedMatrix, Criterion, Sample, Tree, TreeBuilder, TreeLimits};
 use crate::rng::Rng;
 
 /// Two informative features (class = which of three regions), plus `noise` noise features.
-fn blobs(n: usize, noise: usize, seed: u64) -> (Array2<f64>, Vec<u32>) {
+/// Shared with the forest's tests (a lower layer's fixture may serve the one above).
+pub(crate) fn blobs(n: usize, noise: usize, seed: u64) -> (Array2<f64>, Vec<u32>) {
     let mut rng = Rng::new(seed);
     let f = 2 + noise;
     let mut x = Array2::zeros((n, f));

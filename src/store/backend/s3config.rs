@@ -220,13 +220,7 @@ pub fn settings_from(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn opts(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::store::testutil::opts;
 
     #[test]
     fn urls_parse_into_bucket_and_prefix() {
