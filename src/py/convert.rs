@@ -334,12 +334,14 @@ pub(crate) fn params_from_dict(d: &Bound<'_, PyDict>) -> PyResult<ForestParams> 
                             format!("must be a list of -1, 0, 1, got {}", repr(&v)),
                         )
                     })?;
-                    if c.iter().any(|x| !(-1..=1).contains(x)) {
-                        return Err(PyValueError::new_err(
-                            "monotonic_cst must be None or an array-like of -1, 0 or 1.",
-                        ));
-                    }
-                    Some(c.into_iter().map(|x| x as i8).collect())
+                    // Which values are allowed is the core's rule (ForestParams::resolve), so
+                    // its message is the one users see. Values beyond i8 saturate to i8::MIN or
+                    // i8::MAX, which that rule refuses like any other value outside -1..=1.
+                    Some(
+                        c.into_iter()
+                            .map(|x| x.clamp(i8::MIN as i64, i8::MAX as i64) as i8)
+                            .collect(),
+                    )
                 }
             }
             other => {

@@ -115,3 +115,15 @@ def test_warm_start_with_no_new_tree_and_valid_parameters_only_warns(binary_data
     with pytest.warns(UserWarning, match="does not fit new trees"):
         est.fit(X, y)
     assert len(est.estimators_) == 5
+
+
+@pytest.mark.parametrize("bad", [2, -2, 300, -(2**40)])
+def test_monotonic_cst_values_are_judged_by_the_core_rule_alone(binary_data, bad):
+    # The binding once had its own range check with other words; a value beyond i8 must not
+    # wrap into a valid one (300 as i8 is 44, 256 would be 0) but reach the core's rule.
+    X, y = binary_data
+    cst = [bad, 0, 0, 0, 0]
+    err = _estimator_error(RandomForestClassifier(n_estimators=5, monotonic_cst=cst), X, y)
+    assert "invalid parameter `monotonic_cst`: constraints must be -1, 0 or 1" in str(err)
+    core = _core_error(X, y, {"n_estimators": 5, "monotonic_cst": cst})
+    assert str(core) == str(err)
