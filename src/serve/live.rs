@@ -303,27 +303,24 @@ impl LiveModel {
     /// Starts following `reference`: checks once now (the result is in [`LiveModel::status`];
     /// nothing may be served yet if it failed), then starts the watcher thread.
     pub fn start(store: Arc<Store>, reference: Ref, options: LiveOptions) -> Result<Self> {
-        Ok(Self::launch(store, reference, options)?.0)
+        Self::launch(store, reference, options, false)
     }
 
     /// Like [`LiveModel::start`], but fails with the first check's error unless a verified
     /// model is served from the start (what an embedding service wants: no model, no start).
+    /// No thread is started when it fails.
     pub fn open(store: Arc<Store>, reference: Ref, options: LiveOptions) -> Result<Self> {
-        let (live, first) = Self::launch(store, reference, options)?;
-        match first {
-            Err(e) => {
-                live.close();
-                Err(e)
-            }
-            Ok(_) => Ok(live),
-        }
+        Self::launch(store, reference, options, true)
     }
 
+    /// Checks once, then starts the watcher; with `require_model`, a failed first check is
+    /// returned before any thread exists.
     fn launch(
         store: Arc<Store>,
         reference: Ref,
         options: LiveOptions,
-    ) -> Result<(Self, Result<bool>)> {
+        require_model: bool,
+    ) -> Result<Self> {
         if options.poll < MIN_POLL || options.poll > MAX_POLL {
             return Err(WoodlotError::InvalidParameter {
                 name: "poll_seconds",
@@ -360,6 +357,9 @@ impl LiveModel {
             wake: Condvar::new(),
         });
         let first = shared.check(true);
+        if require_model {
+            first?;
+        }
         let watcher = shared.clone();
         let thread = std::thread::Builder::new()
             .name("woodlot-live".into())
@@ -368,11 +368,10 @@ impl LiveModel {
                 context: "starting the live model's watcher thread".into(),
                 source,
             })?;
-        let live = Self {
+        Ok(Self {
             shared,
             thread: Mutex::new(Some(thread)),
-        };
-        Ok((live, first))
+        })
     }
 
     /// The model served now; in-flight work keeps the `Arc` it got even across a swap.
