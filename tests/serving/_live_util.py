@@ -13,6 +13,8 @@ from sklearn.model_selection import train_test_split
 
 import woodlot
 
+from tests._moto import free_port  # noqa: F401  (re-exported for the serving tests)
+
 
 def wine_split():
     X, y = load_wine(return_X_y=True)
@@ -66,12 +68,6 @@ def damage(path):
     data = bytearray(Path(path).read_bytes())
     data[len(data) // 2] ^= 0x20
     Path(path).write_bytes(bytes(data))
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Moto:

@@ -18,6 +18,7 @@ pytest.importorskip("moto")
 boto3 = pytest.importorskip("boto3")
 
 import woodlot  # noqa: E402
+from tests._moto import s3_client  # noqa: E402
 from tests.serving._live_util import Moto, free_port, proba_by_version, small_models, wait_for  # noqa: E402
 
 BUCKET = "live-bucket"
@@ -38,16 +39,6 @@ def moto(tmp_path):
     server.stop()
 
 
-def _client(endpoint):
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-
-
 def _options(endpoint):
     return {
         "endpoint_url": endpoint,
@@ -65,7 +56,7 @@ def _options(endpoint):
 
 def test_serving_survives_the_endpoint_going_away_and_recovers(moto, caplog):
     caplog.set_level(logging.INFO, logger="woodlot")
-    s3 = _client(moto.endpoint)
+    s3 = s3_client(moto.endpoint)
     s3.create_bucket(Bucket=BUCKET)
     models, X_test = small_models(2)
     url = f"s3://{BUCKET}/models"
@@ -99,7 +90,7 @@ def test_serving_survives_the_endpoint_going_away_and_recovers(moto, caplog):
         live.refresh()  # an explicit check says why it failed
 
     moto.start()
-    s3 = _client(moto.endpoint)
+    s3 = s3_client(moto.endpoint)
     s3.create_bucket(Bucket=BUCKET)
     for key, body in saved.items():
         s3.put_object(Bucket=BUCKET, Key=key, Body=body)

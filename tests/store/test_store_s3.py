@@ -50,15 +50,6 @@ def models(wine):
     return v1, v2
 
 
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory, wine):
-    X_train, _, y_train, _ = wine
-    model = RandomForestClassifier(n_estimators=5, max_depth=3, random_state=0).fit(X_train, y_train)
-    path = tmp_path_factory.mktemp("model") / "model.wdl"
-    path.write_bytes(woodlot.dumps(model))
-    return path
-
-
 # -------------------------------------------------------------------------------------------
 # the workflow
 # -------------------------------------------------------------------------------------------
