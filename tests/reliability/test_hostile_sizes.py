@@ -24,6 +24,7 @@ import pytest
 
 import woodlot
 from woodlot import CorruptModelError, RandomForestClassifier
+from tests.reliability._wire import varint
 
 blake3 = pytest.importorskip("blake3")
 
@@ -54,15 +55,6 @@ def head_end(payload: bytes, meta: dict) -> int:
     fp = meta["fit"]["training_fingerprint"].encode()
     at = payload.index(fp)
     return at + len(fp) + 16
-
-
-def varint(v: int) -> bytes:
-    out = bytearray()
-    while v >= 0x80:
-        out.append((v & 0x7F) | 0x80)
-        v >>= 7
-    out.append(v)
-    return bytes(out)
 
 
 def one_leaf_tree(n_classes: int) -> bytes:
