@@ -1,0 +1,65 @@
+"""The ``woodlot`` command line: operate a version store from the shell.
+
+Each command lives in its own module that exposes ``add_parser(subparsers)``; the module's
+parser sets ``func`` (called with the parsed arguments, returning an exit code). ``main``
+builds the parser from :data:`COMMANDS`, runs the command, and turns every woodlot exception
+into one line on stderr and the exit code from :mod:`._exit`. Parsing is argparse's (the
+standard library's, so the console script adds no dependency).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable, List, Optional, Sequence
+
+from .._native import __version__
+from . import _exit
+
+__all__ = ["main", "build_parser", "COMMANDS"]
+
+#: Every command module's ``add_parser``, in the order ``--help`` lists them.
+COMMANDS: List[Callable[[argparse._SubParsersAction], None]] = []
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full parser: global options, then one subcommand per entry of :data:`COMMANDS`."""
+    parser = argparse.ArgumentParser(
+        prog="woodlot",
+        description="Operate a woodlot version store: list, compare, promote, roll back, serve.",
+        epilog=_exit.EXIT_CODES_HELP
+        + "\n\nThe store is --store PATH_OR_URL (a directory or s3://bucket/prefix), "
+        "or the WOODLOT_STORE environment variable.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"woodlot {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add_parser in COMMANDS:
+        add_parser(subparsers)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run one command; return its exit code (the console script exits with it)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help(sys.stderr)
+        return _exit.USAGE
+    try:
+        return int(func(args))
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # `woodlot history | head`: the reader went away; not an error worth a traceback.
+        return _exit.OK
+    except Exception as error:  # one clear line on stderr, the code scripts rely on
+        message = str(error) or type(error).__name__
+        print(f"woodlot {args.command}: error: {message}", file=sys.stderr)
+        return _exit.code_for(error)
+
+
+def console_main() -> None:
+    """Entry point of the ``woodlot`` console script."""
+    sys.exit(main())
