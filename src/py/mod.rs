@@ -7,7 +7,8 @@
 //! - [`live`]: `NativeLiveModel`, the handle on a [`serve::LiveModel`](crate::serve::LiveModel)
 //!   that follows a store reference.
 //! - [`durable`]: `write_file_durably`, the store's temp + fsync + rename for `woodlot.dump`.
-//! - [`faults`]: the underscored, test-only process-wide fault arming of the storage layer.
+//! - [`faults`]: the underscored, test-only hooks of the reliability suite (fault arming per
+//!   thread and per process, the gc pause).
 //! - [`convert`]: numpy arrays and parameter dicts to core types, without copying data.
 //! - [`errors`]: core errors to Python exceptions.
 //!

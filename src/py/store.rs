@@ -1,5 +1,5 @@
-//! The version store's binding: `NativeStore`, `NativeComparison` and the fault-injection
-//! switch, all thin. Every operation runs in Rust with the GIL released; records cross the
+//! The version store's binding: `NativeStore` and `NativeComparison`, both thin (the test-only
+//! hooks are in `faults.rs`). Every operation runs in Rust with the GIL released; records cross the
 //! boundary as JSON text (one `json.loads` in Python is cheaper than building nested Python
 //! objects field by field, and keeps this layer free of store logic). The friendly Python
 //! classes (`VersionStore`, `ModelVersion`, `Comparison`, ...) live in `python/woodlot/_store.py`.
@@ -15,8 +15,6 @@ use pyo3::types::PyBytes;
 use serde_json::Value;
 
 use super::errors::IntoPyResult;
-use crate::store::faults::{self, FaultMode};
-use crate::store::gc;
 use crate::store::{
     CompareOptions, Comparison, Decision, Event, Expect, Labels, Manifest, Ref, SaveOptions, Store,
 };
@@ -394,61 +392,9 @@ impl NativeComparison {
     }
 }
 
-/// Test-only: fail (or, with `crash`, abort the process) at the `at`-th store I/O step from now
-/// on this thread; `at = 0` disarms.
-#[pyfunction]
-#[pyo3(signature = (at, crash=false))]
-pub(crate) fn _store_fault_arm(at: u64, crash: bool) {
-    faults::arm(
-        at,
-        if crash {
-            FaultMode::Crash
-        } else {
-            FaultMode::Error
-        },
-    );
-}
-
-/// Test-only: the store I/O steps taken on this thread since the last arm, by name.
-#[pyfunction]
-pub(crate) fn _store_fault_steps() -> Vec<String> {
-    faults::steps().into_iter().map(String::from).collect()
-}
-
-/// Test-only: the next gc (in any thread) to reach `stage` (`"sweep"` or `"delete"`) stops there
-/// until `_store_gc_release()`, so a test can interleave a concurrent save deterministically.
-#[pyfunction]
-pub(crate) fn _store_gc_pause_arm(stage: &str) -> PyResult<()> {
-    if !matches!(stage, "sweep" | "delete") {
-        return Err(PyValueError::new_err(format!(
-            "stage must be 'sweep' or 'delete', got {stage:?}"
-        )));
-    }
-    gc::pause::arm(stage);
-    Ok(())
-}
-
-/// Test-only: waits (GIL released) until a gc stopped at the armed stage; false on timeout.
-#[pyfunction]
-pub(crate) fn _store_gc_pause_wait(py: Python<'_>, timeout: f64) -> bool {
-    let t = std::time::Duration::from_secs_f64(timeout.clamp(0.0, 600.0));
-    py.detach(|| gc::pause::wait_paused(t))
-}
-
-/// Test-only: lets the stopped gc go on.
-#[pyfunction]
-pub(crate) fn _store_gc_pause_release() {
-    gc::pause::release();
-}
-
 /// Registers the store's classes and functions on the native module.
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NativeStore>()?;
     m.add_class::<NativeComparison>()?;
-    m.add_function(wrap_pyfunction!(_store_fault_arm, m)?)?;
-    m.add_function(wrap_pyfunction!(_store_fault_steps, m)?)?;
-    m.add_function(wrap_pyfunction!(_store_gc_pause_arm, m)?)?;
-    m.add_function(wrap_pyfunction!(_store_gc_pause_wait, m)?)?;
-    m.add_function(wrap_pyfunction!(_store_gc_pause_release, m)?)?;
     Ok(())
 }
