@@ -209,7 +209,6 @@ def test_compare_matches_the_python_api(base_store, data):
 
 
 def test_compare_parquet_and_human_table(base_store, data, tmp_path):
-    pytest.importorskip("pyarrow")
     _, X_test, _, y_test, _ = data
     frame = X_test.copy()
     frame["label"] = y_test.to_numpy()
