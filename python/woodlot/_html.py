@@ -80,6 +80,7 @@ _CSS = """
 #{id} code {{ font-family: var(--jp-code-font-family, monospace); font-size: 0.95em; }}
 #{id} .wl-muted {{ color: var(--wl-muted); }}
 #{id} .wl-fallback {{ display: none; }}
+#{id} .wl-nowrap {{ white-space: nowrap; }}
 """
 
 
@@ -132,7 +133,7 @@ def _kv(pairs: Dict[str, Any]) -> str:
 
 
 def _date(iso: str) -> str:
-    return _e(str(iso).replace("T", " ")[:19])
+    return f'<span class="wl-nowrap">{_e(str(iso).replace("T", " ")[:19])}</span>'
 
 
 # -- the views ----------------------------------------------------------------------------------
