@@ -35,6 +35,33 @@ impl Progress {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::forest::{Forest, ForestParams};
+    use ndarray::Array2;
+
+    fn params(n_estimators: usize) -> ForestParams {
+        ForestParams {
+            n_estimators,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_fit_counts_each_tree_once_and_a_warm_start_only_its_new_trees() {
+        let x = Array2::from_shape_fn((60, 3), |(i, j)| ((i * 7 + j * 13) % 17) as f64);
+        let y: Vec<u32> = (0..60).map(|i| (i % 2) as u32).collect();
+        let p = Progress::new();
+        let forest =
+            Forest::fit_with_progress(None, x.view(), &y, 2, None, &params(12), 2, &p).unwrap();
+        assert_eq!((forest.trees.len(), p.trees_built()), (12, 12));
+        let q = Progress::new();
+        let more =
+            Forest::fit_with_progress(Some(&forest), x.view(), &y, 2, None, &params(20), 2, &q)
+                .unwrap();
+        assert_eq!((more.trees.len(), q.trees_built()), (20, 8));
+        // Counting changes nothing about the trees.
+        let plain = Forest::fit(x.view(), &y, 2, None, &params(12), 1).unwrap();
+        assert_eq!(plain.trees, forest.trees);
+    }
 
     #[test]
     fn clones_share_one_count() {
