@@ -1,7 +1,7 @@
 """Notebook views (``_repr_html_``) of the store's objects, in scikit-learn's visual language.
 
 Jupyter calls ``_repr_html_`` on the last value of a cell; these functions build that HTML for
-``VersionStore``, ``ModelVersion``, ``Comparison``, ``Decision`` and the history. Like
+``VersionStore``, ``ModelVersion``, ``Comparison``, ``Decision``, the history and ``LiveModel``. Like
 scikit-learn's estimator view, each view is one self-contained block: a scoped ``<style>``
 (no external asset, no script), colours from Jupyter's own theme variables with light and dark
 fallbacks (``prefers-color-scheme``), collapsible sections as native ``<details>``, and a
@@ -21,7 +21,7 @@ import json
 import math
 from typing import Any, Dict, Iterable, List, Optional, Sequence
 
-__all__ = ["store_html", "version_html", "comparison_html", "decision_html", "history_html"]
+__all__ = ["store_html", "version_html", "comparison_html", "decision_html", "history_html", "live_html"]
 
 _counter = itertools.count(1)
 
@@ -273,3 +273,23 @@ def history_html(events: List[Any], text: str) -> str:
     body = _table(["seq", "time (UTC)", "event", "version", "active after", "aliases", "by", "reason"], rows) \
         if rows else '<span class="wl-muted">no events yet</span>'
     return _wrap("History", f"{len(events)} events", body, text)
+
+
+def live_html(path: str, status: Any, text: str) -> str:
+    """A live model: what it follows and serves, how fresh, and what it refused."""
+    if status.closed:
+        body = '<span class="wl-muted">closed</span>'
+    else:
+        state = _badge("serving", "active") if not status.last_error else _badge("last check failed", "refused")
+        rows = [
+            ("follows", _e(status.reference)),
+            ("serving", f"{_e(status.version or 'none')} (load #{_e(status.generation)})"),
+            ("target", _e(status.target or "none")),
+            ("staleness", _e(f"{status.staleness_seconds:.1f} s (polls every {status.poll_seconds:g} s)")),
+            ("swaps / refused", _e(f"{status.swaps} / {status.refused_swaps}")),
+            ("checks / failed", _e(f"{status.checks} / {status.failed_checks}")),
+            ("last error", _e(status.last_error or "")),
+        ]
+        body = state + "<table><tbody>" + "".join(
+            f"<tr><th>{_e(k)}</th><td>{val}</td></tr>" for k, val in rows) + "</tbody></table>"
+    return _wrap("LiveModel", _e(path), body, text)

@@ -163,3 +163,14 @@ def test_parser_check_catches_unescaped_markup():
     """The check itself: markup smuggled in as a tag would be seen."""
     with pytest.raises(AssertionError):
         parse('<div><style></style><img src=x onerror=alert(1)></div>')
+
+
+def test_live_model_view(hostile_store):
+    store = hostile_store[0]
+    with store.live("champion", poll_seconds=60) as live:
+        page = parse(live._repr_html_())
+        body = "".join(page.text)
+        assert "champion" in body and "v2 (load #1)" in body
+        assert [text_of(b) for b in page.with_class("wl-badge-active")] == ["serving"]
+    closed = parse(live._repr_html_())
+    assert "closed" in "".join(closed.text)
