@@ -41,6 +41,7 @@ from ._description import (
 from ._errors import CorruptModelError
 from ._native import NativeForest
 from ._params import native_params
+from ._progress import fit_progress
 
 # Re-exported: pickles of a bare tree view made before ``_tree_view`` existed name this module.
 from ._tree_view import _ForestTree, _TreeArrays  # noqa: F401
@@ -246,15 +247,11 @@ class RandomForestClassifier(ClassifierMixin, BaseEstimator):
         params = native_params(
             self, y, classes, sample_weight, X.shape[0], seed, bool(self.oob_score)
         )
-        native = NativeForest.fit(
-            X,
-            y_codes,
-            n_classes,
-            sample_weight,
-            params,
-            self.n_jobs,
-            previous,
-        )
+        n_new = self.n_estimators - (0 if previous is None else previous.n_trees)
+        with fit_progress(self.verbose, n_new, self.n_jobs) as progress:  # verbose: _progress.py
+            native = NativeForest.fit(
+                X, y_codes, n_classes, sample_weight, params, self.n_jobs, previous, progress=progress
+            )
 
         self._native = native
         self._seed = seed

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, NamedTuple, Optional
 
 from ._estimator import RandomForestClassifier
+from ._html import live_html
 from ._native import NativeLiveModel
 from ._persist import loads
 from ._location import open_native_store
@@ -270,6 +271,10 @@ class LiveModel:
             f"LiveModel({self._path!r}, ref={self.ref!r}: serving {_name(s['version'])}, "
             f"{s['swaps']} swaps, {s['refused_swaps']} refused, stale {s['staleness_seconds']:.1f} s)"
         )
+
+    def _repr_html_(self) -> str:
+        """The notebook view: reference, served version, staleness, swaps and refusals."""
+        return live_html(self._path, self.status(), repr(self))
 
 
 class _Serving:

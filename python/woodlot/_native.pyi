@@ -24,6 +24,7 @@ __all__ = [
     "_store_gc_pause_arm",
     "_store_gc_pause_wait",
     "_store_gc_pause_release",
+    "FitProgress",
 ]
 
 __version__: str
@@ -67,6 +68,7 @@ class NativeForest:
         params: Optional[dict[str, object]] = None,
         n_jobs: Optional[int] = None,
         init: Optional[NativeForest] = None,
+        progress: Optional[FitProgress] = None,
     ) -> NativeForest: ...
     @staticmethod
     def check_params(
@@ -211,3 +213,11 @@ def _store_gc_pause_arm(stage: str) -> None:
 
 def _store_gc_pause_wait(timeout: float) -> bool: ...
 def _store_gc_pause_release() -> None: ...
+
+@final
+class FitProgress:
+    """A trees-built counter that a fit bumps once per finished tree."""
+
+    def __new__(cls) -> FitProgress: ...
+    @property
+    def trees_built(self) -> int: ...

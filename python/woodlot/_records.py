@@ -14,7 +14,9 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-__all__ = ["ModelVersion", "Comparison", "Pairwise", "Decision", "Event", "VerifyReport"]
+from . import _html, _plot
+
+__all__ = ["ModelVersion", "Comparison", "Pairwise", "Decision", "Event", "VerifyReport", "History"]
 
 Ref = Union[int, str, "ModelVersion"]
 
@@ -114,6 +116,10 @@ class ModelVersion:
             f"created {self.created} by {self.user}@{self.host}{parent}, digest {self.digest[:12]})"
         )
 
+    def _repr_html_(self) -> str:
+        """The notebook view (``_html.version_html``)."""
+        return _html.version_html(self, repr(self))
+
 
 @dataclass(frozen=True)
 class Event:
@@ -154,6 +160,18 @@ class Event:
         what = f" {self.version}" if self.version else ""
         why = f" ({self.reason})" if self.reason else ""
         return f"Event(#{self.seq} {self.time} {self.kind}{what} by {self.user}@{self.host}{why}; active={self.active})"
+
+
+class History(list):
+    """``store.history()``: a plain list of :class:`Event`, oldest first, that a notebook shows
+    as a table (``_repr_html_``) and ``plot()`` draws as the active version over time."""
+
+    def _repr_html_(self) -> str:
+        return _html.history_html(list(self), f"History of {len(self)} events")
+
+    def plot(self, title: Optional[str] = None) -> Any:
+        """Which version was active when, promotions and rollbacks marked (matplotlib)."""
+        return _plot.history_plot(list(self), title)
 
 
 @dataclass(frozen=True)
@@ -272,6 +290,16 @@ class Comparison:
 
     __repr__ = __str__
 
+    def _repr_html_(self) -> str:
+        """The notebook view: metrics (best highlighted), pairwise tests, confusion matrices."""
+        pairs = [Pairwise._from_json(p) for p in self._summary["pairwise"]]
+        return _html.comparison_html(self, pairs, str(self))
+
+    def plot(self, n_bootstrap: int = 2000, seed: int = 0) -> Any:
+        """A matplotlib figure: each version's metrics with bootstrap 95% intervals, and the
+        confusion matrices side by side. Needs matplotlib (``pip install "woodlot[plot]"``)."""
+        return _plot.comparison_plot(self, n_bootstrap, seed)
+
 
 @dataclass(frozen=True)
 class Decision:
@@ -297,6 +325,9 @@ class Decision:
 
     def __str__(self) -> str:
         return self.reason
+
+    def _repr_html_(self) -> str:
+        return _html.decision_html(self, repr(self))
 
 
 @dataclass(frozen=True)

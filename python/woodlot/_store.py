@@ -27,10 +27,12 @@ from ._estimator import RandomForestClassifier
 from ._live import LiveModel
 from ._location import open_native_store
 from ._persist import dumps, loads
+from ._html import store_html
 from ._records import (
     Comparison,
     Decision,
     Event,
+    History,
     ModelVersion,
     Pairwise,
     Ref,
@@ -79,6 +81,17 @@ class VersionStore:
         state = json.loads(self._native.state())
         n = len(json.loads(self._native.versions()))
         return f"VersionStore({self._path!r}: {n} versions, active {_name(state.get('active'))})"
+
+    def _repr_html_(self) -> str:
+        """The notebook view: every version with its active and alias markers, metrics, tags."""
+        active = self.active
+        return store_html(self._path, self.versions(), None if active is None else active.name, self.aliases,
+                          repr(self))
+
+    def plot_history(self, title: Optional[str] = None) -> Any:
+        """Which version was active when, with promotions and rollbacks marked: a matplotlib
+        figure (``pip install "woodlot[plot]"``)."""
+        return self.history().plot(title)
 
     def __len__(self) -> int:
         return len(self.versions())
@@ -296,9 +309,9 @@ class VersionStore:
         version) and following every promote, rollback and alias move within ``poll_seconds``."""
         return LiveModel(self, ref, poll_seconds)
 
-    def history(self) -> list:
-        """Every event, oldest first."""
-        return [Event._from_json(e) for e in json.loads(self._native.history())]
+    def history(self) -> History:
+        """Every event, oldest first (a list; a notebook shows it as a table)."""
+        return History(Event._from_json(e) for e in json.loads(self._native.history()))
 
     # -- aliases -------------------------------------------------------------------------------
 

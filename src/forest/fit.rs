@@ -11,6 +11,7 @@ use rayon::prelude::*;
 
 use super::params::{ClassWeight, ForestParams, TreeLimits};
 use super::predict::argmax;
+use super::progress::Progress;
 use super::sampling::{bootstrap_counts, WeightedSampler};
 use super::threads::run_in_pool;
 use super::{FitInfo, Forest, OobEstimate};
@@ -52,7 +53,38 @@ impl Forest {
             sample_weight,
             params,
             n_threads,
+            None,
         )
+    }
+
+    /// [`Forest::fit`] (no `init`) or [`Forest::fit_more`] (warm start from `init`), bumping
+    /// `progress` once per finished tree, so another thread can report the fit's progress.
+    #[allow(clippy::too_many_arguments)]
+    pub fn fit_with_progress<T: FeatureValue>(
+        init: Option<&Forest>,
+        x: ArrayView2<'_, T>,
+        y: &[u32],
+        n_classes: usize,
+        sample_weight: Option<&[f64]>,
+        params: &ForestParams,
+        n_threads: usize,
+        progress: &Progress,
+    ) -> Result<Forest> {
+        match init {
+            None => grow_forest(
+                Vec::new(),
+                x,
+                y,
+                n_classes,
+                sample_weight,
+                params,
+                n_threads,
+                Some(progress),
+            ),
+            Some(forest) => {
+                forest.grow_more(x, y, sample_weight, params, n_threads, Some(progress))
+            }
+        }
     }
 
     /// Warm start: keeps this forest's trees and grows trees `len(trees)..params.n_estimators`
@@ -64,6 +96,18 @@ impl Forest {
         sample_weight: Option<&[f64]>,
         params: &ForestParams,
         n_threads: usize,
+    ) -> Result<Forest> {
+        self.grow_more(x, y, sample_weight, params, n_threads, None)
+    }
+
+    fn grow_more<T: FeatureValue>(
+        &self,
+        x: ArrayView2<'_, T>,
+        y: &[u32],
+        sample_weight: Option<&[f64]>,
+        params: &ForestParams,
+        n_threads: usize,
+        progress: Option<&Progress>,
     ) -> Result<Forest> {
         let have = self.trees.len();
         if params.n_estimators < have {
@@ -90,6 +134,7 @@ impl Forest {
             sample_weight,
             params,
             n_threads,
+            progress,
         )
     }
 }
@@ -158,6 +203,7 @@ fn validate_inputs<T: FeatureValue>(
 }
 
 /// Fits trees `trees.len()..params.n_estimators` and appends them to `trees`.
+#[allow(clippy::too_many_arguments)]
 fn grow_forest<T: FeatureValue>(
     mut trees: Vec<Tree>,
     x: ArrayView2<'_, T>,
@@ -166,6 +212,7 @@ fn grow_forest<T: FeatureValue>(
     sample_weight: Option<&[f64]>,
     params: &ForestParams,
     n_threads: usize,
+    progress: Option<&Progress>,
 ) -> Result<Forest> {
     let started = Instant::now();
     validate_inputs(&x, y, n_classes, sample_weight)?;
@@ -202,7 +249,13 @@ fn grow_forest<T: FeatureValue>(
             };
             let new_trees = (first..params.n_estimators)
                 .into_par_iter()
-                .map(|i| grow_tree(&set, params, i))
+                .map(|i| {
+                    let tree = grow_tree(&set, params, i);
+                    if let Some(p) = progress {
+                        p.tree_done();
+                    }
+                    tree
+                })
                 .collect();
             Ok((new_trees, fingerprint))
         })??;

@@ -8,6 +8,7 @@
 //! - [`predictor`]: the serving handle: plain walk for small batches, compiled layout (cached)
 //!   for large ones.
 //! - [`sampling`]: bootstrap draws, uniform or weighted.
+//! - [`progress`]: the trees-built counter behind `verbose` and progress bars.
 //! - [`threads`]: the cached rayon pools behind `n_jobs`.
 //! - [`linfa_impl`]: linfa's `Fit` and `PredictInplace`.
 
@@ -17,6 +18,7 @@ pub mod linfa_impl;
 pub mod params;
 pub mod predict;
 pub mod predictor;
+pub mod progress;
 pub mod sampling;
 pub mod threads;
 

@@ -17,6 +17,7 @@ use pyo3::types::{PyBytes, PyDict};
 use super::convert::{params_from_dict, slice, with_view, Matrix};
 use super::errors::IntoPyResult;
 use crate::forest::predict::argmax_rows;
+use crate::forest::progress::Progress;
 use crate::forest::threads::resolve_n_jobs;
 use crate::forest::{FitInfo, Forest, Predictor};
 use crate::tree::Tree;
@@ -93,8 +94,9 @@ impl NativeForest {
     /// class codes in `0..n_classes`; `sample_weight`: contiguous float64 or None; `params`:
     /// scikit-learn-named hyperparameters; `n_jobs`: scikit-learn semantics. With `init`, keeps
     /// `init`'s trees and grows new ones up to `params["n_estimators"]` (warm start).
+    /// With `progress`, each finished tree bumps its counter (read by `verbose` reporting).
     #[staticmethod]
-    #[pyo3(signature = (x, y, n_classes, sample_weight=None, params=None, n_jobs=None, init=None))]
+    #[pyo3(signature = (x, y, n_classes, sample_weight=None, params=None, n_jobs=None, init=None, progress=None))]
     #[allow(clippy::too_many_arguments)]
     fn fit(
         py: Python<'_>,
@@ -105,6 +107,7 @@ impl NativeForest {
         params: Option<&Bound<'_, PyDict>>,
         n_jobs: Option<i64>,
         init: Option<&Bound<'_, NativeForest>>,
+        progress: Option<&Bound<'_, FitProgress>>,
     ) -> PyResult<Self> {
         let params = match params {
             Some(d) => params_from_dict(d)?,
@@ -118,9 +121,11 @@ impl NativeForest {
             None => None,
         };
         let init = init.map(|f| Arc::clone(f.get().forest()));
-        let forest = with_view!(&x, view => py.detach(|| match &init {
-            None => Forest::fit(view, y, n_classes, w, &params, n_threads),
-            Some(prev) => prev.fit_more(view, y, w, &params, n_threads),
+        let progress = progress.map(|p| p.get().0.clone());
+        let forest = with_view!(&x, view => py.detach(|| match (&init, &progress) {
+            (_, Some(p)) => Forest::fit_with_progress(init.as_deref(), view, y, n_classes, w, &params, n_threads, p),
+            (None, None) => Forest::fit(view, y, n_classes, w, &params, n_threads),
+            (Some(prev), None) => prev.fit_more(view, y, w, &params, n_threads),
         }))
         .py()?;
         Ok(Self::new(forest))
@@ -380,4 +385,23 @@ impl NativeForest {
 #[pyo3(signature = (n_jobs=None))]
 pub(crate) fn effective_n_jobs(n_jobs: Option<i64>) -> PyResult<usize> {
     resolve_n_jobs(n_jobs).py()
+}
+
+/// A trees-built counter for one fit: pass it to `NativeForest.fit(progress=...)` and read
+/// `trees_built` from another thread while the fit runs without the GIL.
+#[pyclass(module = "woodlot._native", name = "FitProgress", frozen)]
+pub struct FitProgress(Progress);
+
+#[pymethods]
+impl FitProgress {
+    #[new]
+    fn new() -> Self {
+        Self(Progress::new())
+    }
+
+    /// Trees the fit has finished so far.
+    #[getter]
+    fn trees_built(&self) -> usize {
+        self.0.trees_built()
+    }
 }

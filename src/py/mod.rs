@@ -37,5 +37,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     durable::register(m)?;
     faults::register(m)?;
     m.add_class::<live::NativeLiveModel>()?;
+    m.add_class::<forest::FitProgress>()?;
     Ok(())
 }

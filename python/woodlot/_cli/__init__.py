@@ -11,20 +11,49 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, List, NoReturn, Optional, Sequence
 
 from .._native import __version__
 from . import _exit
+from . import alias
+from . import compare
+from . import delete
+from . import gc
+from . import history
+from . import promote
+from . import rollback
+from . import show
+from . import verify
+from . import versions
 
 __all__ = ["main", "build_parser", "COMMANDS"]
 
 #: Every command module's ``add_parser``, in the order ``--help`` lists them.
-COMMANDS: List[Callable[[argparse._SubParsersAction], None]] = []
+COMMANDS: List[Callable[[argparse._SubParsersAction], None]] = [
+    versions.add_parser,
+    show.add_parser,
+    history.add_parser,
+    compare.add_parser,
+    promote.add_parser,
+    rollback.add_parser,
+    alias.add_parser,
+    delete.add_parser,
+    verify.add_parser,
+    gc.add_parser,
+]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its usage errors as one line on stderr (exit code 2, as argparse's),
+    so a script's log shows what was wrong without a usage dump."""
+
+    def error(self, message: str) -> "NoReturn":  # type: ignore[override]
+        self.exit(_exit.USAGE, f"{self.prog}: error: {message} (see: {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The full parser: global options, then one subcommand per entry of :data:`COMMANDS`."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="woodlot",
         description="Operate a woodlot version store: list, compare, promote, roll back, serve.",
         epilog=_exit.EXIT_CODES_HELP
@@ -55,9 +84,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         # `woodlot history | head`: the reader went away; not an error worth a traceback.
         return _exit.OK
     except Exception as error:  # one clear line on stderr, the code scripts rely on
-        message = str(error) or type(error).__name__
-        print(f"woodlot {args.command}: error: {message}", file=sys.stderr)
+        print(f"woodlot {args.command}: error: {_one_line(error)}", file=sys.stderr)
         return _exit.code_for(error)
+
+
+def _one_line(error: BaseException) -> str:
+    """The error's message on one line (a ``KeyError``'s without the quotes ``str`` adds)."""
+    if isinstance(error, KeyError) and len(error.args) == 1 and isinstance(error.args[0], str):
+        message = error.args[0]
+    else:
+        message = str(error)
+    message = " ".join(message.split()) or type(error).__name__
+    return message
 
 
 def console_main() -> None:
