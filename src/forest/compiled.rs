@@ -239,7 +239,7 @@ fn walk_lanes<const K: usize>(
 /// Whether every leaf's fractions are exactly one `1.0` and otherwise `0.0`.
 fn has_pure_leaves(tree: &Tree, n_classes: usize) -> bool {
     n_classes > 0
-        && tree.leaf_values.len() % n_classes == 0
+        && tree.leaf_values.len().is_multiple_of(n_classes)
         && tree.leaf_values.chunks_exact(n_classes).all(|row| {
             row.iter().all(|&v| v == 0.0 || v == 1.0)
                 && row.iter().filter(|&&v| v == 1.0).count() == 1
@@ -439,7 +439,7 @@ mod tests {
                 let b = x[[i, 1 % f]];
                 let s = if a.is_nan() { 3.0 } else { a } + if b.is_nan() { -1.0 } else { b };
                 let noise = (rng.unit_f64() * 3.0) as u32;
-                ((s.abs() as u32 + noise) % classes) as u32
+                (s.abs() as u32 + noise) % classes
             })
             .collect();
         (x, y)
