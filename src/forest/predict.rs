@@ -23,6 +23,15 @@ pub(crate) const BLOCK_ROWS: usize = 64;
 /// few enough that the chunk's inputs and codes stay in L2.
 pub const COMPILED_CHUNK_ROWS: usize = 4096;
 
+/// Rows per chunk on the compiled path for a batch of `n` rows on `n_threads` threads: at most
+/// [`COMPILED_CHUNK_ROWS`], and a multiple of the thread count in number of chunks, so no
+/// thread is left with one chunk more than the others at the end.
+pub(crate) fn compiled_chunk_rows(n: usize, n_threads: usize) -> usize {
+    let threads = n_threads.max(1);
+    let chunks = n.div_ceil(COMPILED_CHUNK_ROWS).div_ceil(threads).max(1) * threads;
+    n.div_ceil(chunks).clamp(BLOCK_ROWS, COMPILED_CHUNK_ROWS)
+}
+
 /// Copies rows `start..start + rows` of `x` into `buf` as row-major `f32`, rejecting infinity
 /// (and `f64` values too large for `f32`). NaN passes: it means "missing".
 pub(crate) fn gather_rows<T: FeatureValue>(
@@ -133,8 +142,8 @@ impl Forest {
     }
 
     /// [`Forest::predict_proba`] through a [`CompiledForest`] of this forest: identical results,
-    /// faster on large batches (rows go through each tree in chunks of [`COMPILED_CHUNK_ROWS`],
-    /// so a tree stays in cache while the chunk passes).
+    /// faster on large batches (rows go through each tree in chunks of at most
+    /// [`COMPILED_CHUNK_ROWS`], so a tree stays in cache while the chunk passes).
     pub fn predict_proba_compiled<T: FeatureValue>(
         &self,
         compiled: &CompiledForest,
@@ -144,13 +153,33 @@ impl Forest {
         let c = self.n_classes as usize;
         let mut out = vec![0.0f64; x.nrows() * c];
         let scale = 1.0 / self.trees.len().max(1) as f64;
-        let per_thread = x.nrows().div_ceil(n_threads.max(1));
-        let chunk = per_thread.clamp(BLOCK_ROWS, COMPILED_CHUNK_ROWS);
+        let chunk = compiled_chunk_rows(x.nrows(), n_threads);
         self.for_each_block(x, &mut out, c, chunk, n_threads, |buf, block| {
-            compiled.accumulate(buf, block);
-            block.iter_mut().for_each(|v| *v *= scale);
+            compiled.predict_proba_into(buf, block, scale);
         })?;
         Array2::from_shape_vec((x.nrows(), c), out).map_err(|e| WoodlotError::input(e.to_string()))
+    }
+
+    /// [`Forest::apply`] through a [`CompiledForest`] of this forest: identical results.
+    pub fn apply_compiled<T: FeatureValue>(
+        &self,
+        compiled: &CompiledForest,
+        x: ArrayView2<'_, T>,
+        n_threads: usize,
+    ) -> Result<Array2<i64>> {
+        let t = self.trees.len();
+        let mut out = vec![0.0f64; x.nrows() * t];
+        let chunk = compiled_chunk_rows(x.nrows(), n_threads);
+        self.for_each_block(x, &mut out, t, chunk, n_threads, |buf, block| {
+            let mut ids = vec![0i64; block.len()];
+            compiled.apply_into(buf, &mut ids);
+            for (d, s) in block.iter_mut().zip(ids) {
+                *d = s as f64;
+            }
+        })?;
+        let leaves = out.into_iter().map(|v| v as i64).collect();
+        Array2::from_shape_vec((x.nrows(), t), leaves)
+            .map_err(|e| WoodlotError::input(e.to_string()))
     }
 
     /// Class code of the highest mean probability for each row (the first on ties).

@@ -1,44 +1,55 @@
-//! A fitted forest ready to serve: the plain walk for small batches, the compiled layout (see
-//! [`compiled`](super::compiled)) for large ones, compiled once on first need and kept.
+//! A fitted forest ready to serve: its compiled layout (see [`compiled`](super::compiled)),
+//! built when the predictor is made, for every batch of [`COMPILED_MIN_ROWS`] rows or more,
+//! and the plain walk for smaller ones.
 //!
 //! This is the fast path every caller should predict through when a forest answers more than
 //! one batch (the Python handle, the store's `compare`, a Rust service). Both paths give
-//! bit-identical probabilities, so the choice is only about speed: compiling costs about as much
-//! as predicting a few thousand rows, so batches below [`COMPILED_MIN_ROWS`] never trigger it.
+//! bit-identical probabilities and leaves, so the choice is only about speed. The layout is
+//! built eagerly (at fit and at load, in parallel over the trees, about 12 bytes per node), so
+//! no first large batch pays for it and concurrent callers never wait on one another.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use ndarray::{Array2, ArrayView2};
 
 use super::compiled::CompiledForest;
 use super::predict::argmax_rows;
-use super::threads::run_in_pool;
+use super::threads::{available_cores, run_in_pool};
 use super::Forest;
 use crate::error::Result;
 use crate::value::FeatureValue;
 
-/// Batches of at least this many rows go through the compiled forest; compiling costs about as
-/// much as predicting a few thousand rows, once per model.
-pub const COMPILED_MIN_ROWS: usize = 2048;
+/// Batches of at least this many rows go through the compiled forest; a single row walks the
+/// original trees, which costs no allocation and no setup.
+pub const COMPILED_MIN_ROWS: usize = 2;
 
-/// A fitted forest (shared, immutable) and its compiled layout, built on the first large batch.
+/// A fitted forest (shared, immutable) and its compiled layout.
 ///
-/// `Sync`: any number of threads may predict at once; the first large batch compiles while the
-/// others wait for it (once).
+/// `Sync`: any number of threads may predict at once.
 #[derive(Debug)]
 pub struct Predictor {
     forest: Arc<Forest>,
-    /// `None` inside when the forest does not fit the compact layout (the plain walk is used).
-    compiled: OnceLock<Option<CompiledForest>>,
+    /// `None` when the forest does not fit the compiled layout (the plain walk is used).
+    compiled: Option<CompiledForest>,
 }
 
 impl Predictor {
-    /// Wraps a fitted forest; nothing is compiled yet.
+    /// Wraps a fitted forest and compiles it on all cores.
     pub fn new(forest: impl Into<Arc<Forest>>) -> Self {
-        Self {
-            forest: forest.into(),
-            compiled: OnceLock::new(),
-        }
+        Self::with_threads(forest, available_cores())
+    }
+
+    /// Wraps a fitted forest and compiles it on `n_threads` threads.
+    pub fn with_threads(forest: impl Into<Arc<Forest>>, n_threads: usize) -> Self {
+        let forest = forest.into();
+        let compiled = if n_threads <= 1 || forest.trees.len() <= 1 {
+            CompiledForest::new(&forest)
+        } else {
+            run_in_pool(n_threads, || CompiledForest::new(&forest))
+                .ok()
+                .flatten()
+        };
+        Self { forest, compiled }
     }
 
     /// The forest.
@@ -46,29 +57,27 @@ impl Predictor {
         &self.forest
     }
 
-    /// The compiled forest for a batch of `n_rows`, if the batch is large enough to use it
-    /// (compiling on `n_threads` threads the first time).
-    pub fn compiled_for(&self, n_rows: usize, n_threads: usize) -> Option<&CompiledForest> {
+    /// The compiled forest, if the forest fits the layout.
+    pub fn compiled(&self) -> Option<&CompiledForest> {
+        self.compiled.as_ref()
+    }
+
+    /// The compiled forest for a batch of `n_rows`, if the batch is large enough to use it.
+    pub fn compiled_for(&self, n_rows: usize) -> Option<&CompiledForest> {
         if n_rows < COMPILED_MIN_ROWS {
             return None;
         }
-        self.compiled
-            .get_or_init(|| {
-                run_in_pool(n_threads, || CompiledForest::new(&self.forest))
-                    .ok()
-                    .flatten()
-            })
-            .as_ref()
+        self.compiled.as_ref()
     }
 
     /// Mean class probabilities of the trees, `n_samples x n_classes`; identical to
-    /// [`Forest::predict_proba`], through the compiled layout for large batches.
+    /// [`Forest::predict_proba`].
     pub fn predict_proba<T: FeatureValue>(
         &self,
         x: ArrayView2<'_, T>,
         n_threads: usize,
     ) -> Result<Array2<f64>> {
-        match self.compiled_for(x.nrows(), n_threads) {
+        match self.compiled_for(x.nrows()) {
             Some(compiled) => self.forest.predict_proba_compiled(compiled, x, n_threads),
             None => self.forest.predict_proba(x, n_threads),
         }
@@ -81,6 +90,19 @@ impl Predictor {
         n_threads: usize,
     ) -> Result<Vec<u32>> {
         Ok(argmax_rows(&self.predict_proba(x, n_threads)?))
+    }
+
+    /// Index of the leaf each row reaches in each tree, `n_samples x n_trees`; identical to
+    /// [`Forest::apply`].
+    pub fn apply<T: FeatureValue>(
+        &self,
+        x: ArrayView2<'_, T>,
+        n_threads: usize,
+    ) -> Result<Array2<i64>> {
+        match self.compiled_for(x.nrows()) {
+            Some(compiled) => self.forest.apply_compiled(compiled, x, n_threads),
+            None => self.forest.apply(x, n_threads),
+        }
     }
 }
 
@@ -104,26 +126,27 @@ mod tests {
     }
 
     #[test]
-    fn large_batches_compile_once_and_agree_with_the_plain_walk() {
-        let (x, y) = data(COMPILED_MIN_ROWS + 100);
+    fn the_layout_is_built_up_front_and_agrees_with_the_plain_walk() {
+        let (x, y) = data(3000);
         let params = ForestParams {
             n_estimators: 8,
             ..Default::default()
         };
         let forest = Forest::fit(x.view(), &y, 2, None, &params, 2).unwrap();
         let want = forest.predict_proba(x.view(), 1).unwrap();
-        let p = Predictor::new(forest);
-        let small = x.slice(ndarray::s![..10, ..]);
-        assert_eq!(
-            p.predict_proba(small, 1).unwrap(),
-            want.slice(ndarray::s![..10, ..])
-        );
-        assert!(p.compiled.get().is_none(), "a small batch must not compile");
-        assert_eq!(p.predict_proba(x.view(), 2).unwrap(), want);
-        let first = p.compiled_for(x.nrows(), 1).unwrap() as *const CompiledForest;
-        assert_eq!(p.predict_proba(x.view(), 1).unwrap(), want);
-        let again = p.compiled_for(x.nrows(), 1).unwrap() as *const CompiledForest;
-        assert_eq!(first, again, "compiled once, then reused");
+        let leaves = forest.apply(x.view(), 1).unwrap();
+        let p = Predictor::with_threads(forest, 2);
+        assert!(p.compiled().is_some(), "built before the first batch");
+        for n in [1, 2, 10, 3000] {
+            let rows = x.slice(ndarray::s![..n, ..]);
+            let part = want.slice(ndarray::s![..n, ..]);
+            assert_eq!(p.predict_proba(rows, 2).unwrap(), part);
+            assert_eq!(p.predict_proba(rows, 1).unwrap(), part);
+            assert_eq!(
+                p.apply(rows, 2).unwrap(),
+                leaves.slice(ndarray::s![..n, ..])
+            );
+        }
         assert_eq!(p.predict(x.view(), 1).unwrap(), argmax_rows(&want));
     }
 }

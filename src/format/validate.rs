@@ -5,12 +5,33 @@
 //! rejected before anything traverses it. The checks are also cheap enough to run on an
 //! in-memory forest (the encoder runs them so it never writes a file it could not read).
 
+use rayon::prelude::*;
+
 use crate::error::{Result, WoodlotError};
+use crate::forest::threads::{available_cores, run_in_pool};
 use crate::forest::{Forest, ForestParams, SizeSpec};
 use crate::tree::Tree;
 
 /// How far a leaf's class fractions may sum from 1 (they are `f32` quotients of weight sums).
 pub const LEAF_SUM_TOLERANCE: f64 = 1e-3;
+
+/// Payloads of at least this many bytes of trees decode their trees in parallel; below it one
+/// thread is faster than waking others (and small files decode on the caller's thread alone).
+pub(super) const PARALLEL_MIN_BYTES: usize = 1 << 20;
+
+/// Runs `f` on the current rayon pool when called from one (the caller chose the threads),
+/// else on the cached pool of all cores (never rayon's global pool, which a forked child
+/// cannot use; see [`crate::forest::threads`]).
+pub(super) fn in_parallel<R: Send>(f: impl FnOnce() -> R + Send) -> Result<R> {
+    if rayon::current_thread_index().is_some() {
+        Ok(f())
+    } else {
+        run_in_pool(available_cores(), f)
+    }
+}
+
+/// Forests of at least this many nodes encode and validate their trees in parallel.
+pub(super) const PARALLEL_MIN_NODES: usize = 1 << 16;
 
 /// Checks the structure of `forest`; the error names the tree and node at fault.
 ///
@@ -73,11 +94,25 @@ pub fn validate_forest(forest: &Forest) -> Result<()> {
             return Err(WoodlotError::corrupt(format!("oob score is {}", oob.score)));
         }
     }
-    for (t, tree) in forest.trees.iter().enumerate() {
+    let check = |(t, tree): (usize, &Tree)| {
         validate_tree(tree, forest.n_features, forest.n_classes)
-            .map_err(|reason| WoodlotError::corrupt(format!("tree {t} {reason}")))?;
+            .map_err(|reason| WoodlotError::corrupt(format!("tree {t} {reason}")))
+    };
+    let nodes: usize = forest.trees.iter().map(|t| t.nodes.len()).sum();
+    if nodes >= PARALLEL_MIN_NODES {
+        // Trees are independent; the first failure in tree order is reported, as sequentially.
+        let failure = in_parallel(|| {
+            forest
+                .trees
+                .par_iter()
+                .enumerate()
+                .map(check)
+                .find_first(|r| r.is_err())
+        })?;
+        failure.unwrap_or(Ok(()))
+    } else {
+        forest.trees.iter().enumerate().try_for_each(check)
     }
-    Ok(())
 }
 
 /// Hyperparameters must be ones `fit` would accept.

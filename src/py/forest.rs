@@ -35,12 +35,6 @@ pub struct NativeForest {
 }
 
 impl NativeForest {
-    fn new(forest: Forest) -> Self {
-        Self {
-            inner: Predictor::new(forest),
-        }
-    }
-
     fn forest(&self) -> &Arc<Forest> {
         self.inner.forest()
     }
@@ -126,9 +120,10 @@ impl NativeForest {
             (_, Some(p)) => Forest::fit_with_progress(init.as_deref(), view, y, n_classes, w, &params, n_threads, p),
             (None, None) => Forest::fit(view, y, n_classes, w, &params, n_threads),
             (Some(prev), None) => prev.fit_more(view, y, w, &params, n_threads),
-        }))
+        }
+        .map(|forest| Predictor::with_threads(forest, n_threads))))
         .py()?;
-        Ok(Self::new(forest))
+        Ok(Self { inner: forest })
     }
 
     /// Checks scikit-learn-named hyperparameters for `n_samples` x `n_features` data with
@@ -193,9 +188,8 @@ impl NativeForest {
         let x = Matrix::extract(x)?;
         let n_threads = n_threads(n_jobs)?;
         let detach = self.heavy(x.shape().0);
-        let forest = self.forest();
         let leaves =
-            with_view!(&x, view => maybe_detach(py, detach, || forest.apply(view, n_threads)))
+            with_view!(&x, view => maybe_detach(py, detach, || self.inner.apply(view, n_threads)))
                 .py()?;
         Ok(leaves.into_pyarray(py))
     }
@@ -349,10 +343,13 @@ impl NativeForest {
     /// `woodlot.CorruptModelError` with the failed check.
     #[staticmethod]
     fn from_bytes(py: Python<'_>, data: &[u8]) -> PyResult<(Self, String)> {
-        let (forest, meta) = py.detach(|| crate::format::decode(data)).py()?;
+        // The prediction layout is built here, without the GIL, so no first batch pays for it.
+        let (inner, meta) = py
+            .detach(|| crate::format::decode(data).map(|(f, m)| (Predictor::new(f), m)))
+            .py()?;
         let meta =
             serde_json::to_string(&meta).map_err(|e| PyValueError::new_err(e.to_string()))?;
-        Ok((Self::new(forest), meta))
+        Ok((Self { inner }, meta))
     }
 
     /// Pickles as its model file.

@@ -47,7 +47,7 @@ use crate::format::claims::Claims;
 /// [`validate_forest`]: super::validate_forest
 pub(super) fn encode_payload(forest: &Forest) -> Result<Vec<u8>> {
     let mut out = head::encode_head(forest)?;
-    tree::write_trees(&mut out, forest);
+    tree::write_trees(&mut out, forest)?;
     Ok(out)
 }
 

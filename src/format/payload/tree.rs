@@ -20,11 +20,14 @@
 //! and a column value at least one bit, so what a tree allocates is a small multiple of its
 //! bytes.
 
+use rayon::prelude::*;
+
 use super::bytes::{bit_length, put_bits, put_varint, Bits, Reader};
 use super::column::{put_f32s, read_f32s};
 use crate::error::{Result, WoodlotError};
 use crate::forest::Forest;
 use crate::format::claims::MIN_TREE_BYTES;
+use crate::format::validate::{in_parallel, PARALLEL_MIN_BYTES, PARALLEL_MIN_NODES};
 use crate::tree::{Node, NodeStats, Tree, LEAF};
 
 /// Largest node count: node indexes are `u32`.
@@ -38,16 +41,27 @@ pub(super) fn feature_width(n_features: u32) -> u32 {
 // ---------------------------------------------------------------------------------------------
 // Writing
 
-pub(super) fn write_trees(out: &mut Vec<u8>, forest: &Forest) {
+pub(super) fn write_trees(out: &mut Vec<u8>, forest: &Forest) -> Result<()> {
     put_varint(out, forest.trees.len() as u64);
     let width = feature_width(forest.n_features);
-    let mut body = Vec::new();
-    for tree in &forest.trees {
-        body.clear();
+    let encode_one = |tree: &Tree| {
+        let mut body = Vec::new();
         write_tree(&mut body, tree, width);
+        body
+    };
+    let nodes: usize = forest.trees.iter().map(|t| t.nodes.len()).sum();
+    // Trees encode independently; a large forest encodes them in parallel (same bytes).
+    let bodies: Vec<Vec<u8>> = if nodes >= PARALLEL_MIN_NODES {
+        in_parallel(|| forest.trees.par_iter().map(encode_one).collect())?
+    } else {
+        forest.trees.iter().map(encode_one).collect()
+    };
+    out.reserve(bodies.iter().map(|b| b.len() + 10).sum());
+    for body in &bodies {
         put_varint(out, body.len() as u64);
-        out.extend_from_slice(&body);
+        out.extend_from_slice(body);
     }
+    Ok(())
 }
 
 /// Writes one tree's arrays as they are; a valid tree gives back itself (see the module docs).
@@ -95,19 +109,28 @@ pub(super) fn read_trees(
         )));
     }
     let width = feature_width(n_features);
-    // n_trees <= remaining / MIN_TREE_BYTES, so this fits usize and is bounded by the input.
-    let mut trees = Vec::with_capacity(n_trees as usize);
-    let mut scratch = Scratch::default();
+    // Each tree's bytes first (a length prefix each, cheap), then the trees themselves, in
+    // parallel for a large payload. n_trees <= remaining / MIN_TREE_BYTES, so this fits usize
+    // and is bounded by the input.
+    let mut bodies: Vec<&[u8]> = Vec::with_capacity(n_trees as usize);
+    let mut bad_length = None;
     for t in 0..n_trees {
-        let body = r
-            .varint("length")
-            .and_then(|len| {
-                let len = usize::try_from(len).unwrap_or(usize::MAX);
-                r.take(len, "tree")
-            })
-            .map_err(|e| WoodlotError::corrupt(format!("payload: tree {t}: {e}")))?;
+        let body = r.varint("length").and_then(|len| {
+            let len = usize::try_from(len).unwrap_or(usize::MAX);
+            r.take(len, "tree")
+        });
+        match body {
+            Ok(body) => bodies.push(body),
+            Err(e) => {
+                // Reported after the trees before it, as a sequential reader would.
+                bad_length = Some(WoodlotError::corrupt(format!("payload: tree {t}: {e}")));
+                break;
+            }
+        }
+    }
+    let decode_one = |scratch: &mut Scratch, (t, body): (usize, &&[u8])| -> Result<Tree> {
         let mut tr = Reader::new(body);
-        let tree = read_tree(&mut tr, n_classes, width, &mut scratch)
+        let tree = read_tree(&mut tr, n_classes, width, scratch)
             .map_err(|e| WoodlotError::corrupt(format!("payload: tree {t}: {e}")))?;
         if tr.remaining() != 0 {
             return Err(WoodlotError::corrupt(format!(
@@ -117,7 +140,28 @@ pub(super) fn read_trees(
                 body.len()
             )));
         }
-        trees.push(tree);
+        Ok(tree)
+    };
+    let decoded: Vec<Result<Tree>> = if bytes.len() >= PARALLEL_MIN_BYTES {
+        in_parallel(|| {
+            bodies
+                .par_iter()
+                .enumerate()
+                .map_init(Scratch::default, decode_one)
+                .collect()
+        })?
+    } else {
+        let mut scratch = Scratch::default();
+        bodies
+            .iter()
+            .enumerate()
+            .map(|tb| decode_one(&mut scratch, tb))
+            .collect()
+    };
+    // The first failure in tree order, whichever thread found it.
+    let trees = decoded.into_iter().collect::<Result<Vec<Tree>>>()?;
+    if let Some(e) = bad_length {
+        return Err(e);
     }
     if r.remaining() != 0 {
         let used = payload_len - r.remaining();
