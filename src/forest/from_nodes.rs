@@ -369,42 +369,36 @@ mod tests {
         assert!(f32_threshold(-1e300).is_err());
     }
 
-    fn stump() -> (
-        Vec<i64>,
-        Vec<i64>,
-        Vec<i64>,
-        Vec<f64>,
-        Vec<f64>,
-        Vec<i64>,
-        Vec<f64>,
-        Vec<f64>,
-    ) {
-        (
-            vec![1, -1, -1],
-            vec![2, -1, -1],
-            vec![0, -2, -2],
-            vec![0.5, -2.0, -2.0],
-            vec![0.5, 0.0, 0.0],
-            vec![4, 2, 2],
-            vec![4.0, 2.0, 2.0],
-            vec![0.5, 0.5, 1.0, 0.0, 0.0, 1.0],
-        )
+    /// A root split on feature 0 at 0.5 with two pure leaves, as scikit-learn's arrays.
+    const STUMP_LEFT: [i64; 3] = [1, -1, -1];
+    const STUMP_RIGHT: [i64; 3] = [2, -1, -1];
+    const STUMP_FEATURE: [i64; 3] = [0, -2, -2];
+    const STUMP_THRESHOLD: [f64; 3] = [0.5, -2.0, -2.0];
+    const STUMP_IMPURITY: [f64; 3] = [0.5, 0.0, 0.0];
+    const STUMP_N: [i64; 3] = [4, 2, 2];
+    const STUMP_W: [f64; 3] = [4.0, 2.0, 2.0];
+    const STUMP_VALUE: [f64; 6] = [0.5, 0.5, 1.0, 0.0, 0.0, 1.0];
+
+    fn stump() -> NodeArrays<'static> {
+        NodeArrays {
+            children_left: &STUMP_LEFT,
+            children_right: &STUMP_RIGHT,
+            feature: &STUMP_FEATURE,
+            threshold: &STUMP_THRESHOLD,
+            missing_go_to_left: None,
+            impurity: &STUMP_IMPURITY,
+            n_node_samples: &STUMP_N,
+            weighted_n_node_samples: &STUMP_W,
+            value: &STUMP_VALUE,
+        }
     }
 
     #[test]
     fn a_stump_builds_and_routes() {
-        let (l, r, f, t, imp, ns, w, v) = stump();
         let m = [1u8, 0, 0];
         let a = NodeArrays {
-            children_left: &l,
-            children_right: &r,
-            feature: &f,
-            threshold: &t,
             missing_go_to_left: Some(&m),
-            impurity: &imp,
-            n_node_samples: &ns,
-            weighted_n_node_samples: &w,
-            value: &v,
+            ..stump()
         };
         let tree = tree_from_nodes(&a, 1, 2).unwrap();
         assert_eq!(tree.leaf_value(tree.leaf_of(&[0.5])), &[1.0, 0.0]);
@@ -414,18 +408,7 @@ mod tests {
 
     #[test]
     fn hostile_arrays_are_refused_with_the_node_named() {
-        let (l, r, f, t, imp, ns, w, v) = stump();
-        let base = NodeArrays {
-            children_left: &l,
-            children_right: &r,
-            feature: &f,
-            threshold: &t,
-            missing_go_to_left: None,
-            impurity: &imp,
-            n_node_samples: &ns,
-            weighted_n_node_samples: &w,
-            value: &v,
-        };
+        let base = stump();
         let cycle = [1, 0, -1];
         let cycle_r = [2, 2, -1];
         let shared = [1, -1, -1];
