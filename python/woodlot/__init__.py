@@ -16,6 +16,7 @@ from ._errors import (
     WoodlotError,
 )
 from ._estimator import RandomForestClassifier
+from ._from_sklearn import from_sklearn, import_pickle
 from ._live import LiveModel
 from ._native import __version__
 from ._persist import dump, dumps, load, loads
@@ -41,4 +42,6 @@ __all__ = [
     "Event",
     "VerifyReport",
     "__version__",
+    "from_sklearn",
+    "import_pickle",
 ]

@@ -72,6 +72,11 @@ def describe(est, *, strict: bool) -> dict:
         "n_outputs": 1,
         "seed": int(est._seed),
         "oob_score": getattr(est, "oob_score_", None),
+        # Whether bootstrap draws were weighted (estimators_samples_ replays only unweighted
+        # ones without the weights), and where a converted model came from.
+        "weighted_draws": est.__dict__.get("_bootstrap_weights") is not None
+        or bool(est.__dict__.get("_weighted_draws_unknown", False)),
+        "source": est.__dict__.get("_source"),
     }
 
 

@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import warnings
 
+import joblib
 import numpy as np
-from scipy.sparse import issparse
+from scipy.sparse import csr_matrix, hstack, issparse
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.ensemble import RandomForestClassifier as _SkRandomForestClassifier
 from sklearn.exceptions import DataConversionWarning
 from sklearn.metrics import accuracy_score
+from sklearn.tree import DecisionTreeClassifier
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
@@ -42,6 +44,7 @@ from ._errors import CorruptModelError
 from ._native import NativeForest
 from ._params import native_params
 from ._progress import fit_progress
+from ._to_sklearn import decision_tree, forest_to_sklearn
 
 # Re-exported: pickles of a bare tree view made before ``_tree_view`` existed name this module.
 from ._tree_view import _ForestTree, _TreeArrays  # noqa: F401
@@ -56,6 +59,13 @@ __all__ = ["RandomForestClassifier"]
 _MAX_SEED = np.iinfo(np.int32).max
 _FLOAT_DTYPES = (np.float64, np.float32)
 _LEAN_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
+#: From this many rows on, ``n_jobs=None`` asks joblib (``parallel_config``) for the number of
+#: threads, as scikit-learn's forest does; below it one thread is as fast, and asking joblib
+#: (about 10 µs) would double the one-row latency.
+_JOBLIB_MIN_ROWS = 1024
+#: Rows of a sparse ``X`` densified at a time at predict (4,096 rows x 1,000 features of float64
+#: is 32 MB per block; a block is also enough rows to use every thread).
+_SPARSE_BLOCK_ROWS = 4096
 
 
 class RandomForestClassifier(ClassifierMixin, BaseEstimator):
@@ -70,10 +80,11 @@ class RandomForestClassifier(ClassifierMixin, BaseEstimator):
     ``n_jobs``.
 
     Differences from scikit-learn: a single output only (``y`` must be 1-D); sparse ``X`` is
-    densified; each tree is seeded from ``(random_state, tree index)`` with woodlot's own
+    densified at fit (prediction densifies one block of rows at a time); each tree is seeded from ``(random_state, tree index)`` with woodlot's own
     generator, so models are statistically equivalent to scikit-learn's but not identical.
-    ``estimators_`` holds light read-only tree views (``tree_`` arrays, ``get_depth()``,
-    ``get_n_leaves()``, ``predict_proba``), not ``DecisionTreeClassifier`` objects.
+    ``estimators_`` are real ``DecisionTreeClassifier`` objects built on first use from the
+    Rust trees (prediction through the forest keeps using the Rust trees);
+    :meth:`to_sklearn` gives the whole forest as scikit-learn's, predicting the same.
 
     Persist with :func:`woodlot.dump` / :func:`woodlot.load` (a checksummed file, never
     pickle) or with pickle/joblib, which carry the same bytes.
@@ -131,14 +142,14 @@ class RandomForestClassifier(ClassifierMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = self.monotonic_cst is None
-        tags.input_tags.sparse = True  # accepted and densified
+        tags.input_tags.sparse = True  # densified at fit, block by block at predict
         tags.classifier_tags.multi_label = False
         return tags
 
     def _allow_nan(self) -> bool:
         return self.monotonic_cst is None
 
-    def _validate_X(self, X, *, reset: bool):
+    def _validate_X(self, X, *, reset: bool, densify: bool = True):
         X = validate_data(
             self,
             X,
@@ -147,13 +158,33 @@ class RandomForestClassifier(ClassifierMixin, BaseEstimator):
             dtype=_FLOAT_DTYPES,
             ensure_all_finite="allow-nan" if self._allow_nan() else True,
         )
-        if issparse(X):
+        if issparse(X) and densify:
             X = X.toarray()
         return X
 
+    def _n_jobs(self, n_rows=None):
+        """``n_jobs`` for the native forest: ``None`` follows joblib's ``parallel_config`` /
+        ``parallel_backend`` (``joblib.effective_n_jobs``, as scikit-learn's forest does) for a
+        fit and for batches of at least ``_JOBLIB_MIN_ROWS`` rows."""
+        if self.n_jobs is not None or (n_rows is not None and n_rows < _JOBLIB_MIN_ROWS):
+            return self.n_jobs
+        return int(joblib.effective_n_jobs(None))
+
     def _validate_X_predict(self, X):
+        """``X`` checked for prediction; a sparse matrix stays sparse (CSR, see
+        :meth:`_run_native`)."""
         check_is_fitted(self, "_native")
-        return self._validate_X(X, reset=False)
+        return self._validate_X(X, reset=False, densify=False)
+
+    def _run_native(self, method, X):
+        """``method(X, n_jobs)`` of the native forest; a sparse ``X`` goes block by block,
+        densifying ``_SPARSE_BLOCK_ROWS`` rows at a time, never the whole matrix."""
+        n_jobs = self._n_jobs(X.shape[0])
+        if not issparse(X):
+            return method(X, n_jobs)
+        step = _SPARSE_BLOCK_ROWS
+        parts = [method(X[s : s + step].toarray(), n_jobs) for s in range(0, X.shape[0], step)]
+        return np.concatenate(parts)
 
     # ------------------------------------------------------------------------------------------
     # fit
@@ -239,7 +270,10 @@ class RandomForestClassifier(ClassifierMixin, BaseEstimator):
                 warnings.warn(
                     "Warm-start fitting without increasing n_estimators does not fit new trees."
                 )
-                return self
+                if not (self.oob_score and "oob_score_" not in self.__dict__):
+                    return self
+                # scikit-learn computes a missing oob_score_ even without new trees: go on,
+                # growing none, to the out-of-bag estimate below.
             seed = self._seed
         else:
             seed = int(check_random_state(self.random_state).randint(_MAX_SEED))
@@ -250,7 +284,8 @@ class RandomForestClassifier(ClassifierMixin, BaseEstimator):
         n_new = self.n_estimators - (0 if previous is None else previous.n_trees)
         with fit_progress(self.verbose, n_new, self.n_jobs) as progress:  # verbose: _progress.py
             native = NativeForest.fit(
-                X, y_codes, n_classes, sample_weight, params, self.n_jobs, previous, progress=progress
+                X, y_codes, n_classes, sample_weight, params, self._n_jobs(), previous,
+                progress=progress,
             )
 
         self._native = native
@@ -259,6 +294,9 @@ class RandomForestClassifier(ClassifierMixin, BaseEstimator):
         self.n_classes_ = n_classes
         self.n_outputs_ = 1
         self._estimators = None
+        self._bootstrap_weights = _bootstrap_weights(params, y_codes, sample_weight)
+        self._weighted_draws_unknown = False
+        self.__dict__.pop("_source", None)
         self._lean = not hasattr(self, "feature_names_in_") and self._allow_nan()
         self._feature_names = (
             list(self.feature_names_in_) if hasattr(self, "feature_names_in_") else None
@@ -328,22 +366,22 @@ class RandomForestClassifier(ClassifierMixin, BaseEstimator):
         lean = self._lean_input(X)
         if lean is not None:
             try:
-                return self._native.predict_proba(lean, self.n_jobs)
+                return self._native.predict_proba(lean, self._n_jobs(lean.shape[0]))
             except (ValueError, TypeError):
                 pass  # validate below, for scikit-learn's exact message
         X = self._validate_X_predict(X)
-        return self._native.predict_proba(X, self.n_jobs)
+        return self._run_native(self._native.predict_proba, X)
 
     def predict(self, X):
         """Predicted class labels (in the original label type)."""
         lean = self._lean_input(X)
         if lean is not None:
             try:
-                return self.classes_.take(self._native.predict(lean, self.n_jobs))
+                return self.classes_.take(self._native.predict(lean, self._n_jobs(lean.shape[0])))
             except (ValueError, TypeError):
                 pass
         X = self._validate_X_predict(X)
-        return self.classes_.take(self._native.predict(X, self.n_jobs))
+        return self.classes_.take(self._run_native(self._native.predict, X))
 
     def predict_log_proba(self, X):
         """Logarithm of :meth:`predict_proba`."""
@@ -356,11 +394,11 @@ class RandomForestClassifier(ClassifierMixin, BaseEstimator):
         lean = self._lean_input(X)
         if lean is not None:
             try:
-                return self._native.apply(lean, self.n_jobs)
+                return self._native.apply(lean, self._n_jobs(lean.shape[0]))
             except (ValueError, TypeError):
                 pass
         X = self._validate_X_predict(X)
-        return self._native.apply(X, self.n_jobs)
+        return self._run_native(self._native.apply, X)
 
     def decision_path(self, X):
         """The nodes each sample passes through, as scikit-learn's ``decision_path``.
@@ -368,13 +406,11 @@ class RandomForestClassifier(ClassifierMixin, BaseEstimator):
         Returns ``(indicator, n_nodes_ptr)``: a CSR matrix of shape (n_samples, total nodes) with
         a 1 where a sample passes through a node, and the column offsets of each tree.
         """
-        from scipy.sparse import csr_matrix, hstack
-
         leaves = self.apply(X)
         n = leaves.shape[0]
         blocks, ptr = [], [0]
-        for i, tree in enumerate(self.estimators_):
-            t = tree.tree_
+        for i in range(self._native.n_trees):
+            t = _TreeArrays(self._native.tree_arrays(i), int(self._native.n_classes))
             parent = np.full(t.node_count, -1, dtype=np.intp)
             inner = np.flatnonzero(t.children_left >= 0)
             parent[t.children_left[inner]] = inner
@@ -408,21 +444,95 @@ class RandomForestClassifier(ClassifierMixin, BaseEstimator):
 
     @property
     def estimators_(self):
-        """Read-only views of the fitted trees (see ``_ForestTree``)."""
+        """The fitted trees as real ``sklearn.tree.DecisionTreeClassifier`` objects.
+
+        Built from the Rust trees on first access and cached until the next fit: each has its
+        own parameters (the forest's tree parameters and a ``random_state`` of its own) and a
+        working ``tree_``, so ``plot_tree``, ``export_text``, ``export_graphviz``, ``clone`` and
+        refitting one tree work, and each predicts exactly what its Rust tree predicts. As in
+        scikit-learn, the trees were fitted on encoded labels (``classes_`` are ``0.0 ..
+        n_classes - 1``). The forest's own predictions never go through them.
+        """
         check_is_fitted(self, "_native")
-        trees = self.__dict__.get("_estimators")
-        if trees is None or (trees and trees[0]._native is not self._native):
-            trees = [_ForestTree(self, i) for i in range(self._native.n_trees)]
-            self._estimators = trees
-        return trees
+        cached = self.__dict__.get("_estimators")
+        if cached is None or cached[0] is not self._native:
+            cached = (self._native, self._build_trees())
+            self._estimators = cached
+        return cached[1]
+
+    def _tree_random_states(self) -> np.ndarray:
+        """Each tree's ``random_state``, drawn from the fit's seed as scikit-learn draws them."""
+        return np.random.RandomState(self._seed).randint(_MAX_SEED, size=self._native.n_trees)
+
+    def _build_trees(self) -> list:
+        params = self.get_params(deep=False)
+        n_features, n_classes = int(self._native.n_features), int(self._native.n_classes)
+        return [
+            decision_tree(
+                self._native.tree_arrays(i),
+                n_features=n_features,
+                n_classes=n_classes,
+                params=params,
+                random_state=int(seed),
+            )
+            for i, seed in enumerate(self._tree_random_states())
+        ]
 
     @property
     def estimator_(self):
         """The template tree estimator, as in scikit-learn."""
         check_is_fitted(self, "_native")
-        from sklearn.tree import DecisionTreeClassifier
-
         return DecisionTreeClassifier()
+
+    @property
+    def estimators_samples_(self):
+        """Each tree's in-bag sample indices (``int32``, in draw order with repeats), as
+        scikit-learn defines them: the bootstrap draw is replayed from the tree's seed. Without
+        bootstrap every tree saw every sample. Needs the fit to have happened in this process
+        or in an unpickled copy when ``sample_weight`` or ``class_weight`` shaped the draw;
+        a model loaded from a model file recalls only unweighted draws."""
+        check_is_fitted(self, "_native")
+        if "_source" in self.__dict__ and self._source.get("converted_from"):
+            raise AttributeError(
+                "estimators_samples_ is not known for a forest converted from scikit-learn: "
+                "its bootstrap draws were made by scikit-learn's generator; read "
+                "estimators_samples_ of the original forest"
+            )
+        n = int(self._native.fit_info()["n_samples"])
+        weights = self.__dict__.get("_bootstrap_weights")
+        if weights is None and self.__dict__.get("_weighted_draws_unknown"):
+            raise AttributeError(
+                "estimators_samples_ is not available for this loaded model: its bootstrap "
+                "draws depended on sample or class weights the model file does not keep"
+            )
+        return [
+            self._native.bootstrap_draws(i, n, weights).astype(np.int32)
+            for i in range(self._native.n_trees)
+        ]
+
+    def to_sklearn(self):
+        """The forest as a fitted ``sklearn.ensemble.RandomForestClassifier`` that predicts
+        exactly what this one predicts (same leaves for every input, NaN included; the same
+        probabilities up to where the division by the number of trees rounds).
+
+        It shares this forest's parameters, classes, feature names and out-of-bag estimate; its
+        trees are :attr:`estimators_`. Raises ``NotImplementedError`` on a scikit-learn older
+        than 1.4, whose forests cannot route missing values as woodlot's trees do.
+        """
+        check_is_fitted(self, "_native")
+        trees = self._build_trees()
+        oob = None
+        if "oob_score_" in self.__dict__ and "oob_decision_function_" in self.__dict__:
+            oob = (self.oob_score_, np.array(self.oob_decision_function_))
+        return forest_to_sklearn(
+            self.get_params(deep=False),
+            trees,
+            classes=np.array(self.classes_),
+            n_features=self.n_features_in_,
+            feature_names=getattr(self, "feature_names_in_", None),
+            n_samples=int(self._native.fit_info()["n_samples"]),
+            oob=oob,
+        )
 
     @property
     def fit_info_(self) -> dict:
@@ -483,6 +593,14 @@ class RandomForestClassifier(ClassifierMixin, BaseEstimator):
         self.n_outputs_ = 1
         self.n_features_in_ = n_features
         self._estimators = None
+        # A model file keeps whether the bootstrap draws were weighted, not the weights: a
+        # pickle brings them back (set before this runs); otherwise the draws are not known.
+        weighted = desc.get("weighted_draws", True)
+        self._weighted_draws_unknown = bool(weighted) and (
+            self.__dict__.get("_bootstrap_weights") is None
+        )
+        if isinstance(desc.get("source"), dict):
+            self._source = dict(desc["source"])
         self._lean = names is None and self._allow_nan()
         self._feature_names = list(names) if names is not None else None
         oob = native.oob_decision_function()
@@ -494,6 +612,7 @@ class RandomForestClassifier(ClassifierMixin, BaseEstimator):
             self.__dict__.pop("oob_decision_function_", None)
 
     # Pickle, joblib and copy.deepcopy carry the model file's bytes, never the native object.
+    # (``_bootstrap_weights`` and ``_source`` travel as plain attributes.)
     _TRANSIENT = ("_native", "_estimators")
 
     def __getstate__(self):
@@ -516,3 +635,19 @@ class RandomForestClassifier(ClassifierMixin, BaseEstimator):
             # classes_ travel as a pickled array (exact, whatever their type).
             self._restore(native, meta["estimator"], classes=state.get("classes_"))
 
+
+def _bootstrap_weights(params: dict, y_codes, sample_weight):
+    """The per-row weights the fit drew its bootstrap samples in proportion to (sample weight
+    x class weight, computed exactly as the core computes them), or None for uniform draws."""
+    if not params.get("bootstrap"):
+        return None
+    cw = params.get("class_weight")
+    per_class = np.asarray(cw, dtype=np.float64) if isinstance(cw, list) else None
+    if sample_weight is None and per_class is None:
+        return None
+    sw = sample_weight if sample_weight is not None else np.ones(len(y_codes), dtype=np.float64)
+    weights = sw * (per_class[y_codes] if per_class is not None else 1.0)
+    weights = np.ascontiguousarray(weights, dtype=np.float64)
+    if weights.size == 0 or np.all(weights == weights[0]):
+        return None
+    return weights

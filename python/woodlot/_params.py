@@ -20,7 +20,13 @@ import warnings
 import numpy as np
 from sklearn.utils.class_weight import compute_class_weight
 
-__all__ = ["NATIVE_PARAMS", "native_params", "n_samples_bootstrap", "plain_number"]
+__all__ = [
+    "NATIVE_PARAMS",
+    "native_params",
+    "n_samples_bootstrap",
+    "plain_number",
+    "recorded_params",
+]
 
 #: Constructor parameters forwarded to the native forest as they are (the rest shape how a fit
 #: runs, or are translated below).
@@ -139,3 +145,32 @@ def _warn_class_weight_preset():
         "properly estimate the class frequency distributions. Pass the resulting weights "
         "as the class_weight parameter."
     )
+
+
+def recorded_params(est, classes, seed, bootstrap_size) -> dict:
+    """The native parameter dict to *record* with a forest that was not fitted by woodlot (one
+    converted from scikit-learn): the same translation as :func:`native_params`, without the
+    training labels it never sees. A ``class_weight`` dict becomes per-class weights (1 for a
+    class it does not name, as scikit-learn does); the presets are recorded by name;
+    ``max_samples`` becomes the bootstrap size the source forest drew (``bootstrap_size``, or
+    None), and ``oob_score`` is off (no out-of-bag estimate travels with the trees).
+    """
+    params = {name: plain_number(getattr(est, name)) for name in NATIVE_PARAMS}
+    params["bootstrap"] = bool(est.bootstrap)
+    if params["criterion"] == "log_loss":
+        params["criterion"] = "entropy"
+    params["oob_score"] = False
+    params["random_state"] = int(seed)
+    cw = est.class_weight
+    if isinstance(cw, list):
+        cw = cw[0] if len(cw) == 1 else cw
+    if isinstance(cw, dict):
+        params["class_weight"] = [float(cw.get(c, 1.0)) for c in classes.tolist()]
+    elif cw in ("balanced", "balanced_subsample") or cw is None:
+        params["class_weight"] = cw
+    else:
+        raise ValueError(f"class_weight={cw!r} cannot be recorded for a single-output forest")
+    params["max_samples"] = int(bootstrap_size) if est.bootstrap and bootstrap_size else None
+    if est.monotonic_cst is not None:
+        params["monotonic_cst"] = [_constraint(c) for c in np.asarray(est.monotonic_cst).tolist()]
+    return params

@@ -24,6 +24,7 @@ import numpy as np
 
 from ._errors import InvalidNameError
 from ._estimator import RandomForestClassifier
+from ._from_sklearn import from_sklearn, import_pickle
 from ._live import LiveModel
 from ._location import open_native_store
 from ._persist import dumps, loads
@@ -159,6 +160,38 @@ class VersionStore:
             None if parent is None else _ref(parent, "parent"),
         )
         return ModelVersion._from_manifest(json.loads(m))
+
+    def import_sklearn(
+        self,
+        source: Any,
+        trust: bool = False,
+        tags: Optional[Union[dict, Sequence[str]]] = None,
+        description: Optional[str] = None,
+        metrics: Optional[dict] = None,
+        parent: Optional[Ref] = None,
+    ) -> ModelVersion:
+        """Saves a scikit-learn forest as the next version (see :meth:`save`).
+
+        ``source`` is a fitted scikit-learn ``RandomForestClassifier`` / ``ExtraTreesClassifier``
+        or the path of a pickle or joblib file holding one; a file is only unpickled with
+        ``trust=True`` (unpickling runs code the file names). The version's tags record where it
+        came from: ``source_class``, ``sklearn_version`` and, for a file, ``source_file`` and
+        ``source_sha256`` (the model file keeps them too, in its description).
+        """
+        if isinstance(source, (str, os.PathLike)):
+            model = import_pickle(source, trust=trust)
+        else:
+            model = from_sklearn(source)
+        lineage = {"source_class": model._source["converted_from"]}
+        lineage.update({k: str(v) for k, v in model._source.items() if k != "converted_from"})
+        if tags is None:
+            tags = {}
+        elif isinstance(tags, (list, tuple, set, frozenset)):
+            tags = {str(t): "" for t in tags}
+        elif not isinstance(tags, dict):
+            raise TypeError(f"tags must be a dict or a list of strings, got {type(tags).__name__}")
+        return self.save(model, tags={**lineage, **tags}, description=description,
+                         metrics=metrics, parent=parent)
 
     def versions(self) -> list:
         """Every version (deleted ones excluded), oldest first."""

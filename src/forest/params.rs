@@ -218,7 +218,9 @@ impl ForestParams {
         if self.max_samples.is_some() && !self.bootstrap {
             return Err(WoodlotError::param(
                 "max_samples",
-                "must be None when bootstrap=False: without bootstrap every tree sees all samples",
+                // scikit-learn's words (its tests match on them).
+                "`max_sample` cannot be set if `bootstrap=False`. Either switch to \
+                 `bootstrap=True` or set `max_sample=None`.",
             ));
         }
         self.bootstrap_size(n_samples)?;
@@ -246,7 +248,8 @@ impl ForestParams {
                     return Err(WoodlotError::param(
                         "monotonic_cst",
                         format!(
-                            "expected {n_features} constraints, one per feature, got {}",
+                            "monotonic_cst has shape {} but the input data X has {n_features} \
+                             features.",
                             cst.len()
                         ),
                     ));
@@ -254,13 +257,13 @@ impl ForestParams {
                 if cst.iter().any(|c| !(-1..=1).contains(c)) {
                     return Err(WoodlotError::param(
                         "monotonic_cst",
-                        "constraints must be -1, 0 or 1",
+                        "monotonic_cst must be None or an array-like of -1, 0 or 1.",
                     ));
                 }
                 if n_classes > 2 && cst.iter().any(|c| *c != 0) {
                     return Err(WoodlotError::param(
                         "monotonic_cst",
-                        "monotonicity constraints are not supported for multiclass classification",
+                        "Monotonicity constraints are not supported with multiclass classification",
                     ));
                 }
                 cst.clone()

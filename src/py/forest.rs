@@ -9,17 +9,22 @@
 use std::sync::Arc;
 
 use ndarray::Array2;
-use numpy::{IntoPyArray, PyArray1, PyArray2, PyArray3, PyReadonlyArray1};
-use pyo3::exceptions::{PyIndexError, PyValueError};
+use numpy::{
+    IntoPyArray, PyArray1, PyArray2, PyArray3, PyReadonlyArray1, PyReadonlyArray2,
+    PyUntypedArrayMethods,
+};
+use pyo3::exceptions::{PyIndexError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict};
+use pyo3::types::{PyBytes, PyDict, PyList};
 
 use super::convert::{params_from_dict, slice, with_view, Matrix};
 use super::errors::IntoPyResult;
+use crate::forest::from_nodes::{bootstrap_draws, forest_from_trees, tree_from_nodes, NodeArrays};
 use crate::forest::predict::argmax_rows;
 use crate::forest::progress::Progress;
 use crate::forest::threads::resolve_n_jobs;
 use crate::forest::{FitInfo, Forest, Predictor};
+use crate::format::validate_forest;
 use crate::tree::Tree;
 
 /// Below this many row-tree visits a prediction is cheaper than releasing and re-taking the
@@ -312,6 +317,65 @@ impl NativeForest {
         Ok(d)
     }
 
+    /// A forest built from another library's node arrays (scikit-learn's `tree_`): `trees` is a
+    /// list of dicts with `children_left`, `children_right`, `feature`, `n_node_samples`
+    /// (contiguous int64), `threshold`, `impurity`, `weighted_n_node_samples` (float64),
+    /// `missing_go_to_left` (uint8 or None) and `value` (contiguous float64 `(n_nodes,
+    /// n_classes)`); `params` are the hyperparameters to record (scikit-learn-named),
+    /// `n_samples` the training size. Every array is checked (see `forest::from_nodes`), and
+    /// the result passes the model file's structural validation, so it can be saved; bad arrays
+    /// raise `ValueError` naming the tree and node.
+    #[staticmethod]
+    fn from_node_arrays(
+        py: Python<'_>,
+        n_features: u32,
+        n_classes: u32,
+        trees: &Bound<'_, PyList>,
+        params: &Bound<'_, PyDict>,
+        n_samples: u64,
+    ) -> PyResult<Self> {
+        let params = params_from_dict(params)?;
+        let mut built = Vec::with_capacity(trees.len());
+        for (t, item) in trees.iter().enumerate() {
+            let d = item.cast::<PyDict>().map_err(|_| {
+                PyTypeError::new_err(format!("tree {t}: expected a dict of node arrays"))
+            })?;
+            let tree = tree_from_dict(py, d, n_features, n_classes)
+                .map_err(|e| PyValueError::new_err(format!("tree {t}: {e}")))?;
+            built.push(tree);
+        }
+        let forest = forest_from_trees(n_features, n_classes, params, built, n_samples)
+            .and_then(|f| validate_forest(&f).map(|()| f))
+            .py()?;
+        Ok(Self::new(forest))
+    }
+
+    /// The row indices tree `i` drew into its bootstrap sample, in draw order with repeats
+    /// (scikit-learn's `estimators_samples_[i]`), replayed from the fit's seed for `n_samples`
+    /// training rows; `base_weights` are the per-row weights the fit drew in proportion to
+    /// (None: uniform). Without bootstrap, every row.
+    #[pyo3(signature = (i, n_samples, base_weights=None))]
+    fn bootstrap_draws<'py>(
+        &self,
+        py: Python<'py>,
+        i: isize,
+        n_samples: usize,
+        base_weights: Option<PyReadonlyArray1<'py, f64>>,
+    ) -> PyResult<Bound<'py, PyArray1<u32>>> {
+        self.tree(i)?;
+        let index = if i < 0 {
+            i + self.forest().trees.len() as isize
+        } else {
+            i
+        } as usize;
+        let w = match &base_weights {
+            Some(w) => Some(slice(w, "base_weights")?),
+            None => None,
+        };
+        let draws = bootstrap_draws(&self.forest().params, index, n_samples, w).py()?;
+        Ok(draws.into_pyarray(py))
+    }
+
     /// `{"training_fingerprint", "n_samples", "fit_seconds"}` of the fit.
     fn fit_info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         fit_info_dict(py, &self.forest().fit_info)
@@ -375,6 +439,83 @@ impl NativeForest {
             self.forest().n_classes
         )
     }
+}
+
+/// One array of a tree's node-array dict, borrowed read-only; a missing key or a wrong dtype
+/// is a message naming the key.
+fn node_array<'py, T: numpy::Element>(
+    d: &Bound<'py, PyDict>,
+    key: &str,
+) -> Result<PyReadonlyArray1<'py, T>, String> {
+    let v = d
+        .get_item(key)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("missing node array {key:?}"))?;
+    v.extract::<PyReadonlyArray1<'py, T>>().map_err(|_| {
+        format!(
+            "{key} must be a 1-D numpy array of {}",
+            std::any::type_name::<T>()
+        )
+    })
+}
+
+/// A woodlot tree from one dict of scikit-learn node arrays (see `from_node_arrays`).
+fn tree_from_dict(
+    py: Python<'_>,
+    d: &Bound<'_, PyDict>,
+    n_features: u32,
+    n_classes: u32,
+) -> Result<Tree, String> {
+    let left = node_array::<i64>(d, "children_left")?;
+    let right = node_array::<i64>(d, "children_right")?;
+    let feature = node_array::<i64>(d, "feature")?;
+    let threshold = node_array::<f64>(d, "threshold")?;
+    let impurity = node_array::<f64>(d, "impurity")?;
+    let n_node_samples = node_array::<i64>(d, "n_node_samples")?;
+    let weighted = node_array::<f64>(d, "weighted_n_node_samples")?;
+    let missing = match d
+        .get_item("missing_go_to_left")
+        .map_err(|e| e.to_string())?
+    {
+        Some(v) if !v.is_none() => Some(
+            v.extract::<PyReadonlyArray1<'_, u8>>()
+                .map_err(|_| "missing_go_to_left must be a 1-D numpy array of u8".to_string())?,
+        ),
+        _ => None,
+    };
+    let value = d
+        .get_item("value")
+        .map_err(|e| e.to_string())?
+        .ok_or("missing node array \"value\"")?
+        .extract::<PyReadonlyArray2<'_, f64>>()
+        .map_err(|_| "value must be a 2-D float64 numpy array (n_nodes, n_classes)".to_string())?;
+    let contiguous = |what: &str| format!("{what} must be C-contiguous");
+    let arrays = NodeArrays {
+        children_left: left.as_slice().map_err(|_| contiguous("children_left"))?,
+        children_right: right.as_slice().map_err(|_| contiguous("children_right"))?,
+        feature: feature.as_slice().map_err(|_| contiguous("feature"))?,
+        threshold: threshold.as_slice().map_err(|_| contiguous("threshold"))?,
+        missing_go_to_left: match &missing {
+            Some(m) => Some(m.as_slice().map_err(|_| contiguous("missing_go_to_left"))?),
+            None => None,
+        },
+        impurity: impurity.as_slice().map_err(|_| contiguous("impurity"))?,
+        n_node_samples: n_node_samples
+            .as_slice()
+            .map_err(|_| contiguous("n_node_samples"))?,
+        weighted_n_node_samples: weighted
+            .as_slice()
+            .map_err(|_| contiguous("weighted_n_node_samples"))?,
+        value: value.as_slice().map_err(|_| contiguous("value"))?,
+    };
+    if value.shape()[1] != n_classes as usize {
+        return Err(format!(
+            "value has {} columns, expected n_classes = {n_classes}",
+            value.shape()[1]
+        ));
+    }
+    py.detach(|| tree_from_nodes(&arrays, n_features, n_classes))
+        .map_err(|e| e.to_string())
 }
 
 /// scikit-learn's `n_jobs` resolved to a thread count (None → 1, -1 → all cores, 0 → error).

@@ -124,6 +124,9 @@ def test_monotonic_cst_values_are_judged_by_the_core_rule_alone(binary_data, bad
     X, y = binary_data
     cst = [bad, 0, 0, 0, 0]
     err = _estimator_error(RandomForestClassifier(n_estimators=5, monotonic_cst=cst), X, y)
-    assert "invalid parameter `monotonic_cst`: constraints must be -1, 0 or 1" in str(err)
+    assert (
+        "invalid parameter `monotonic_cst`: monotonic_cst must be None or an array-like of -1, 0 "
+        "or 1." in str(err)
+    )
     core = _core_error(X, y, {"n_estimators": 5, "monotonic_cst": cst})
     assert str(core) == str(err)
