@@ -17,6 +17,7 @@ from ._errors import (
 )
 from ._estimator import RandomForestClassifier
 from ._live import LiveModel
+from ._merge import merge_forests
 from ._native import __version__
 from ._persist import dump, dumps, load, loads
 from ._store import Comparison, Decision, Event, ModelVersion, VerifyReport, VersionStore
@@ -41,4 +42,5 @@ __all__ = [
     "Event",
     "VerifyReport",
     "__version__",
+    "merge_forests",
 ]

@@ -72,6 +72,9 @@ def describe(est, *, strict: bool) -> dict:
         "n_outputs": 1,
         "seed": int(est._seed),
         "oob_score": getattr(est, "oob_score_", None),
+        # How it was trained (local threads, a joblib engine's workers, merged); the store's
+        # lineage records it.
+        "training": getattr(est, "_training", None),
     }
 
 

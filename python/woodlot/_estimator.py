@@ -38,6 +38,7 @@ from ._description import (
     read_model,
     write_model,
 )
+from ._distributed import fit_forest
 from ._errors import CorruptModelError
 from ._native import NativeForest
 from ._params import native_params
@@ -246,15 +247,11 @@ class RandomForestClassifier(ClassifierMixin, BaseEstimator):
         params = native_params(
             self, y, classes, sample_weight, X.shape[0], seed, bool(self.oob_score)
         )
-        native = NativeForest.fit(
-            X,
-            y_codes,
-            n_classes,
-            sample_weight,
-            params,
-            self.n_jobs,
-            previous,
+        # Local Rust threads, or the trees split across the active joblib engine's workers.
+        native, training = fit_forest(
+            X, y_codes, n_classes, sample_weight, params, self.n_jobs, previous
         )
+        self._training = training
 
         self._native = native
         self._seed = seed
@@ -480,6 +477,7 @@ class RandomForestClassifier(ClassifierMixin, BaseEstimator):
         else:
             self.__dict__.pop("feature_names_in_", None)
         self._native = native
+        self._training = desc.get("training")
         self._seed = int(desc["seed"])
         self.classes_ = classes
         self.n_classes_ = len(classes)

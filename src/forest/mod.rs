@@ -3,6 +3,7 @@
 //!
 //! - [`params`]: hyperparameters and their resolution.
 //! - [`fit`]: parallel training, class weights, out-of-bag estimates.
+//! - [`merge`]: the tree shares of a distributed fit back in order, and merging forests.
 //! - [`compiled`]: a prediction-only layout for large batches.
 //! - [`predict`]: blocked batch prediction, leaf indices, the single-row path.
 //! - [`predictor`]: the serving handle: plain walk for small batches, compiled layout (cached)
@@ -14,6 +15,7 @@
 pub mod compiled;
 pub mod fit;
 pub mod linfa_impl;
+pub mod merge;
 pub mod params;
 pub mod predict;
 pub mod predictor;
