@@ -17,7 +17,8 @@ from sklearn.datasets import make_classification
 
 import woodlot
 from woodlot import RandomForestClassifier
-from woodlot._distributed import DistributedFitError
+from woodlot._distributed import DistributedFitError, _ship, active_engine
+from woodlot._native import prepare_training_set
 from tests.distributed._faults import KillOnChunk, set_allowed_failures
 
 # Forests of a few trees leave some rows never out of bag; that is what the warning says.
@@ -177,3 +178,22 @@ def test_the_store_records_how_a_version_was_trained(dask_client, workers, data,
     # The record travels in the model file: a loaded model and a pickle keep it.
     assert store.load(v2.name)._training == dist._training
     assert woodlot.loads(woodlot.dumps(dist))._training == dist._training
+
+
+def test_the_data_goes_to_each_worker_once_before_any_task(dask_client, workers, data):
+    """What a fit ships is broadcast: one replica per worker (a retried task finds it on any
+    worker), and the tasks carry only references to it."""
+    X, y, weights = data
+    y_codes = np.unique(y, return_inverse=True)[1].astype(np.uint32)
+    binned, _ = prepare_training_set(X, y_codes, 3, weights, None, 1)
+    with parallel_config(backend="dask"):
+        name, backend, _ = active_engine()
+    shipped, release = _ship(name, backend, (binned, y_codes, weights))
+    try:
+        assert all(type(f).__name__ == "Future" for f in shipped)
+        holders = dask_client.who_has(list(shipped))
+        assert len(holders) == 3
+        for key, where in holders.items():
+            assert sorted(where) == workers, key
+    finally:
+        release()
