@@ -24,9 +24,12 @@ What ``n_jobs`` means is what it means to scikit-learn under the active backend:
 parallel slots joblib itself reports for it (under dask, every worker thread of the cluster
 whatever ``n_jobs`` says; under Ray, ``n_jobs`` slots, ``-1`` meaning every CPU of the cluster).
 The trees are split into that many chunks (scikit-learn's ``_partition_estimators`` rule), one
-joblib task each, each growing its trees on one thread. The data goes to each worker once: with
-dask it is broadcast before the tasks are submitted (one copy per worker, which also survives a
-lost worker), with Ray it is put in the object store once.
+task each, each growing its trees on one thread. Under dask the tasks are submitted on the joblib
+backend's own client with its options (``parallel_config(backend="dask", workers=[...])``
+restricts them as it restricts joblib's tasks); under any other engine they go through
+``joblib.Parallel``. The data goes to each worker once: with dask it is broadcast before the
+tasks are submitted (one copy per worker, which also survives a lost worker), with Ray it is
+put in the object store once.
 
 Failures are the engine's to retry (dask reschedules the tasks of a lost worker up to its
 ``allowed-failures``); when it gives up, :class:`DistributedFitError` says so and the estimator
