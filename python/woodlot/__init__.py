@@ -18,6 +18,7 @@ from ._errors import (
 from ._estimator import RandomForestClassifier
 from ._from_sklearn import from_sklearn, import_pickle
 from ._live import LiveModel
+from ._merge import merge_forests
 from ._native import __version__
 from ._persist import dump, dumps, load, loads
 from ._store import Comparison, Decision, Event, ModelVersion, VerifyReport, VersionStore
@@ -44,4 +45,5 @@ __all__ = [
     "__version__",
     "from_sklearn",
     "import_pickle",
+    "merge_forests",
 ]

@@ -77,6 +77,9 @@ def describe(est, *, strict: bool) -> dict:
         "weighted_draws": est.__dict__.get("_bootstrap_weights") is not None
         or bool(est.__dict__.get("_weighted_draws_unknown", False)),
         "source": est.__dict__.get("_source"),
+        # How it was trained (local threads, a joblib engine's workers, merged); the store's
+        # lineage records it.
+        "training": getattr(est, "_training", None),
     }
 
 

@@ -40,6 +40,7 @@ from ._description import (
     read_model,
     write_model,
 )
+from ._distributed import fit_forest
 from ._errors import CorruptModelError
 from ._native import NativeForest
 from ._params import native_params
@@ -283,10 +284,12 @@ class RandomForestClassifier(ClassifierMixin, BaseEstimator):
         )
         n_new = self.n_estimators - (0 if previous is None else previous.n_trees)
         with fit_progress(self.verbose, n_new, self.n_jobs) as progress:  # verbose: _progress.py
-            native = NativeForest.fit(
-                X, y_codes, n_classes, sample_weight, params, self._n_jobs(), previous,
-                progress=progress,
+            # Local Rust threads, or the trees split across the active joblib engine's workers.
+            native, training = fit_forest(
+                X, y_codes, n_classes, sample_weight, params, self.n_jobs, previous,
+                local_n_jobs=self._n_jobs(), progress=progress,
             )
+        self._training = training
 
         self._native = native
         self._seed = seed
@@ -587,6 +590,7 @@ class RandomForestClassifier(ClassifierMixin, BaseEstimator):
         else:
             self.__dict__.pop("feature_names_in_", None)
         self._native = native
+        self._training = desc.get("training")
         self._seed = int(desc["seed"])
         self.classes_ = classes
         self.n_classes_ = len(classes)

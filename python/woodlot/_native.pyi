@@ -25,6 +25,10 @@ __all__ = [
     "_store_gc_pause_wait",
     "_store_gc_pause_release",
     "FitProgress",
+    "prepare_training_set",
+    "grow_tree_range",
+    "assemble_shares",
+    "merge_forests",
 ]
 
 __version__: str
@@ -232,3 +236,46 @@ class FitProgress:
     def __new__(cls) -> FitProgress: ...
     @property
     def trees_built(self) -> int: ...
+# --- distributed fits and merging (src/py/forest.rs, woodlot/_distributed.py) -----------------
+
+# (codes (n_samples, n_features) uint8, lower, upper, offsets, has_missing): the shipped bins.
+_BinnedParts = tuple[
+    npt.NDArray[np.uint8],
+    npt.NDArray[np.float32],
+    npt.NDArray[np.float32],
+    npt.NDArray[np.uint64],
+    npt.NDArray[np.bool_],
+]
+
+def prepare_training_set(
+    x: _Matrix,
+    y: npt.NDArray[np.uint32],
+    n_classes: int,
+    sample_weight: Optional[npt.NDArray[np.float64]] = None,
+    params: Optional[dict[str, object]] = None,
+    n_jobs: Optional[int] = None,
+) -> tuple[_BinnedParts, str]: ...
+def grow_tree_range(
+    binned: _BinnedParts,
+    y: npt.NDArray[np.uint32],
+    n_classes: int,
+    sample_weight: Optional[npt.NDArray[np.float64]],
+    params: dict[str, object],
+    start: int,
+    stop: int,
+    training_fingerprint: str,
+    n_jobs: Optional[int] = None,
+) -> tuple[NativeForest, Optional[npt.NDArray[np.uint64]]]: ...
+def assemble_shares(
+    shares: list[tuple[int, NativeForest, Optional[npt.NDArray[np.uint64]]]],
+    x: _Matrix,
+    y: npt.NDArray[np.uint32],
+    n_classes: int,
+    sample_weight: Optional[npt.NDArray[np.float64]],
+    params: dict[str, object],
+    training_fingerprint: str,
+    fit_seconds: float,
+    n_jobs: Optional[int] = None,
+    init: Optional[NativeForest] = None,
+) -> NativeForest: ...
+def merge_forests(forests: list[NativeForest]) -> NativeForest: ...

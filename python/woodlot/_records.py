@@ -104,6 +104,10 @@ class ModelVersion:
     training_fingerprint = property(lambda self: self.manifest["model"]["training_fingerprint"])
     n_samples = property(lambda self: self.manifest["model"]["n_samples"])
     fit_seconds = property(lambda self: self.manifest["model"]["fit_seconds"])
+    training = property(
+        lambda self: self.manifest["model"].get("training"),
+        doc="How the model was trained: mode (local, distributed, merged), engine, workers.",
+    )
     # the user's
     tags = property(lambda self: self.manifest.get("tags") or {})
     description = property(lambda self: self.manifest.get("description"))

@@ -3,12 +3,19 @@
 //! Tree `i` draws all of its randomness (bootstrap sample, then feature draws) from one
 //! generator seeded by `(random_state, i)`, so a forest is bit-identical for every `n_jobs`
 //! and warm-starting more trees gives the same trees as fitting them all at once.
+//!
+//! The same rule lets a fit be split across machines (see [`super::merge`]): the driver checks
+//! and bins once ([`prepare_training_set`]), each worker grows a range of tree indices on those
+//! bins ([`grow_tree_range`]), and [`Forest::from_shares`] puts them back in order with the
+//! out-of-bag estimate summed exactly as a local fit sums it.
 
+use std::ops::Range;
 use std::time::Instant;
 
 use ndarray::ArrayView2;
 use rayon::prelude::*;
 
+use super::merge::{assemble, TreeShare};
 use super::params::{ClassWeight, ForestParams, TreeLimits};
 use super::predict::argmax;
 use super::progress::Progress;
@@ -147,6 +154,18 @@ fn validate_inputs<T: FeatureValue>(
     sample_weight: Option<&[f64]>,
 ) -> Result<()> {
     let (n, f) = x.dim();
+    validate_sizes(n, f, y, n_classes, sample_weight)
+}
+
+/// [`validate_inputs`] for a training set of `n` samples and `f` features that is not a matrix
+/// here (a worker of a distributed fit holds only its bins).
+fn validate_sizes(
+    n: usize,
+    f: usize,
+    y: &[u32],
+    n_classes: usize,
+    sample_weight: Option<&[f64]>,
+) -> Result<()> {
     if n == 0 {
         return Err(WoodlotError::input(
             "Found array with 0 sample(s) (shape=(0, _)) while a minimum of 1 is required.",
@@ -232,13 +251,7 @@ fn grow_forest<T: FeatureValue>(
                 || training_fingerprint(x, y, sample_weight),
             );
             let binned = binned?;
-            if !limits.monotonic_cst.is_empty() && binned.has_missing.iter().any(|&m| m) {
-                return Err(WoodlotError::param(
-                    "monotonic_cst",
-                    "monotonic constraints are not supported with missing values in X; \
-                 impute them first or drop monotonic_cst",
-                ));
-            }
+            check_missing_values(&limits, &binned)?;
             let set = TrainingSet {
                 binned,
                 y,
@@ -279,6 +292,180 @@ fn grow_forest<T: FeatureValue>(
             fit_seconds: started.elapsed().as_secs_f64(),
         },
     })
+}
+
+/// Monotonic constraints and missing values do not mix (scikit-learn refuses them too).
+fn check_missing_values(limits: &TreeLimits, binned: &BinnedMatrix) -> Result<()> {
+    if !limits.monotonic_cst.is_empty() && binned.has_missing.iter().any(|&m| m) {
+        return Err(WoodlotError::param(
+            "monotonic_cst",
+            "monotonic constraints are not supported with missing values in X; \
+                 impute them first or drop monotonic_cst",
+        ));
+    }
+    Ok(())
+}
+
+/// The driver's half of a fit whose trees are grown elsewhere: every check a local fit makes
+/// before its first tree, then the bins and the training fingerprint, computed once on the full
+/// data. Shipping the bins (1 byte per value) instead of `x` is what makes every worker's trees
+/// the trees a local fit grows, and it ships a quarter to an eighth of the bytes.
+pub fn prepare_training_set<T: FeatureValue>(
+    x: ArrayView2<'_, T>,
+    y: &[u32],
+    n_classes: usize,
+    sample_weight: Option<&[f64]>,
+    params: &ForestParams,
+    n_threads: usize,
+) -> Result<(BinnedMatrix, String)> {
+    validate_inputs(&x, y, n_classes, sample_weight)?;
+    let (n, n_features) = x.dim();
+    let limits = params.resolve(n, n_features, n_classes)?;
+    run_in_pool(n_threads, || -> Result<(BinnedMatrix, String)> {
+        let (binned, fingerprint) = rayon::join(
+            || BinnedMatrix::from_matrix(x),
+            || training_fingerprint(x, y, sample_weight),
+        );
+        let binned = binned?;
+        check_missing_values(&limits, &binned)?;
+        Ok((binned, fingerprint))
+    })?
+}
+
+/// A worker's half: grows trees `range` of the forest a local fit of `params` would grow, on
+/// the driver's bins, with class weights and bootstrap draws from the full `y` and
+/// `sample_weight` (global counts, so tree `i` is the local fit's tree `i`). Returns them as a
+/// forest of their own, recording the driver's `training_fingerprint`, and with `oob_score`
+/// their out-of-bag masks (the in-bag information the driver's out-of-bag sum needs).
+#[allow(clippy::too_many_arguments)]
+pub fn grow_tree_range(
+    binned: BinnedMatrix,
+    y: &[u32],
+    n_classes: usize,
+    sample_weight: Option<&[f64]>,
+    params: &ForestParams,
+    range: Range<usize>,
+    training_fingerprint: String,
+    n_threads: usize,
+) -> Result<TreeShare> {
+    let started = Instant::now();
+    let (n, n_features) = (binned.n_samples, binned.n_features);
+    validate_sizes(n, n_features, y, n_classes, sample_weight)?;
+    if range.start >= range.end || range.end > params.n_estimators {
+        return Err(WoodlotError::input(format!(
+            "tree range {}..{} is empty or outside the forest's {} trees",
+            range.start, range.end, params.n_estimators
+        )));
+    }
+    let limits = params.resolve(n, n_features, n_classes)?;
+    check_missing_values(&limits, &binned)?;
+    let base_weight = base_weights(y, n_classes, sample_weight, &params.class_weight);
+    let sampler = if params.bootstrap {
+        WeightedSampler::new(&base_weight)
+    } else {
+        None
+    };
+    let set = TrainingSet {
+        binned,
+        y,
+        n_classes,
+        base_weight: &base_weight,
+        sampler: sampler.as_ref(),
+        limits,
+    };
+    let first = range.start;
+    let (trees, oob_masks) = run_in_pool(n_threads, || -> Result<_> {
+        let trees: Vec<Tree> = range
+            .clone()
+            .into_par_iter()
+            .map(|i| grow_tree(&set, params, i))
+            .collect();
+        let masks = if params.oob_score {
+            Some(oob_masks(range, n, params, sampler.as_ref())?)
+        } else {
+            None
+        };
+        Ok((trees, masks))
+    })??;
+    Ok(TreeShare {
+        first,
+        forest: Forest {
+            n_features: n_features as u32,
+            n_classes: n_classes as u32,
+            params: params.clone(),
+            trees,
+            oob: None,
+            fit_info: FitInfo {
+                training_fingerprint,
+                n_samples: n as u64,
+                fit_seconds: started.elapsed().as_secs_f64(),
+            },
+        },
+        oob_masks,
+    })
+}
+
+impl Forest {
+    /// The driver's last step: the forest whose trees `init`'s trees and then `shares` hold
+    /// (every index from `init`'s tree count to `params.n_estimators` exactly once; anything
+    /// else is refused, never a smaller forest), with the out-of-bag estimate of a local fit:
+    /// the same masks, summed in tree order over the full `x`. `fit_seconds` is the whole
+    /// fit's wall time, measured by the caller.
+    #[allow(clippy::too_many_arguments)]
+    pub fn from_shares<T: FeatureValue>(
+        init: Option<&Forest>,
+        shares: Vec<TreeShare>,
+        x: ArrayView2<'_, T>,
+        y: &[u32],
+        n_classes: usize,
+        sample_weight: Option<&[f64]>,
+        params: &ForestParams,
+        training_fingerprint: String,
+        fit_seconds: f64,
+        n_threads: usize,
+    ) -> Result<Forest> {
+        validate_inputs(&x, y, n_classes, sample_weight)?;
+        let (n, n_features) = x.dim();
+        let mut trees = init.map_or_else(Vec::new, |f| f.trees.clone());
+        let first = trees.len();
+        let expected = Forest {
+            n_features: n_features as u32,
+            n_classes: n_classes as u32,
+            params: params.clone(),
+            trees: Vec::new(),
+            oob: None,
+            fit_info: FitInfo {
+                training_fingerprint,
+                n_samples: n as u64,
+                fit_seconds,
+            },
+        };
+        let (new_trees, new_masks) = assemble(shares, first, &expected)?;
+        trees.extend(new_trees);
+        let oob = if params.oob_score {
+            let base_weight = base_weights(y, n_classes, sample_weight, &params.class_weight);
+            let sampler = if params.bootstrap {
+                WeightedSampler::new(&base_weight)
+            } else {
+                None
+            };
+            let new_masks = new_masks.ok_or_else(|| {
+                WoodlotError::input("oob_score is on but the tree shares carry no out-of-bag masks")
+            })?;
+            Some(run_in_pool(n_threads, || -> Result<OobEstimate> {
+                let mut masks = oob_masks(0..first, n, params, sampler.as_ref())?;
+                masks.extend(new_masks);
+                oob_from_masks(&trees, &masks, x, y, n_classes)
+            })??)
+        } else {
+            None
+        };
+        Ok(Forest {
+            trees,
+            oob,
+            ..expected
+        })
+    }
 }
 
 /// BLAKE3 fingerprint of exactly what the forest was trained on.
@@ -396,10 +583,21 @@ fn oob_estimate<T: FeatureValue>(
     params: &ForestParams,
     sampler: Option<&WeightedSampler>,
 ) -> Result<OobEstimate> {
-    let n = y.len();
+    let masks = oob_masks(0..trees.len(), y.len(), params, sampler)?;
+    oob_from_masks(trees, &masks, x, y, n_classes)
+}
+
+/// The out-of-bag rows of trees `range` as bit sets (`n.div_ceil(64)` words per tree; bit `r`
+/// set when tree `i`'s bootstrap sample missed row `r`), redrawn from each tree's seed.
+pub(crate) fn oob_masks(
+    range: Range<usize>,
+    n: usize,
+    params: &ForestParams,
+    sampler: Option<&WeightedSampler>,
+) -> Result<Vec<Vec<u64>>> {
     let draws = params.bootstrap_size(n)?;
     let words = n.div_ceil(64);
-    let masks: Vec<Vec<u64>> = (0..trees.len())
+    Ok(range
         .into_par_iter()
         .map(|i| {
             let mut rng = Rng::new(tree_seed(params.random_state, i as u64));
@@ -412,7 +610,26 @@ fn oob_estimate<T: FeatureValue>(
             }
             bits
         })
-        .collect();
+        .collect())
+}
+
+/// The out-of-bag estimate from every tree's mask (see [`oob_masks`]), summed in tree order.
+fn oob_from_masks<T: FeatureValue>(
+    trees: &[Tree],
+    masks: &[Vec<u64>],
+    x: ArrayView2<'_, T>,
+    y: &[u32],
+    n_classes: usize,
+) -> Result<OobEstimate> {
+    let n = y.len();
+    let words = n.div_ceil(64);
+    if masks.len() != trees.len() || masks.iter().any(|m| m.len() != words) {
+        return Err(WoodlotError::input(format!(
+            "{} out-of-bag masks for {} trees (each must hold {words} words for {n} samples)",
+            masks.len(),
+            trees.len()
+        )));
+    }
     let c = n_classes;
     let mut decision = vec![0.0f64; n * c];
     let block = super::predict::BLOCK_ROWS;
@@ -430,7 +647,7 @@ fn oob_estimate<T: FeatureValue>(
                 let acc = &mut out[r * c..(r + 1) * c];
                 let global = start + r;
                 let mut k = 0u32;
-                for (tree, mask) in trees.iter().zip(&masks) {
+                for (tree, mask) in trees.iter().zip(masks) {
                     if mask[global / 64] >> (global % 64) & 1 == 1 {
                         let leaf = tree.leaf_of(row);
                         for (a, v) in acc.iter_mut().zip(tree.leaf_value(leaf)) {

@@ -4,6 +4,7 @@
 //! - [`params`]: hyperparameters and their resolution.
 //! - [`fit`]: parallel training, class weights, out-of-bag estimates.
 //! - [`from_nodes`]: trees and forests from another library's node arrays (scikit-learn's).
+//! - [`merge`]: the tree shares of a distributed fit back in order, and merging forests.
 //! - [`compiled`]: a prediction-only layout for large batches.
 //! - [`predict`]: blocked batch prediction, leaf indices, the single-row path.
 //! - [`predictor`]: the serving handle: plain walk for small batches, compiled layout (cached)
@@ -17,6 +18,7 @@ pub mod compiled;
 pub mod fit;
 pub mod from_nodes;
 pub mod linfa_impl;
+pub mod merge;
 pub mod params;
 pub mod predict;
 pub mod predictor;

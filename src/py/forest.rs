@@ -542,4 +542,240 @@ impl FitProgress {
     fn trees_built(&self) -> usize {
         self.0.trees_built()
     }
+// ---------------------------------------------------------------------------------------------
+// Distributed fits and merging (see `crate::forest::merge`; the engine side is Python's
+// `woodlot/_distributed.py`). The driver bins once, workers grow tree ranges on those bins,
+// the driver assembles them; every step checks what it is handed.
+// ---------------------------------------------------------------------------------------------
+
+/// The shipped form of a binned training set: `(codes, lower, upper, offsets, has_missing)`.
+type BinnedParts<'py> = (
+    Bound<'py, PyArray2<u8>>,
+    Bound<'py, PyArray1<f32>>,
+    Bound<'py, PyArray1<f32>>,
+    Bound<'py, PyArray1<u64>>,
+    Bound<'py, PyArray1<bool>>,
+);
+
+/// [`BinnedParts`] as a worker receives them.
+type ShippedBins<'py> = (
+    numpy::PyReadonlyArray2<'py, u8>,
+    PyReadonlyArray1<'py, f32>,
+    PyReadonlyArray1<'py, f32>,
+    PyReadonlyArray1<'py, u64>,
+    PyReadonlyArray1<'py, bool>,
+);
+
+/// The driver's half of a distributed fit: the checks of a local fit, then the bins and the
+/// training fingerprint. Returns `((codes, lower, upper, offsets, has_missing), fingerprint)`:
+/// `codes` is `(n_samples, n_features)` uint8, feature `f`'s bins are
+/// `lower/upper[offsets[f]:offsets[f + 1]]`.
+#[pyfunction]
+#[pyo3(signature = (x, y, n_classes, sample_weight=None, params=None, n_jobs=None))]
+pub(crate) fn prepare_training_set<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    y: PyReadonlyArray1<'py, u32>,
+    n_classes: usize,
+    sample_weight: Option<PyReadonlyArray1<'py, f64>>,
+    params: Option<&Bound<'py, PyDict>>,
+    n_jobs: Option<i64>,
+) -> PyResult<(BinnedParts<'py>, String)> {
+    let params = match params {
+        Some(d) => params_from_dict(d)?,
+        None => Default::default(),
+    };
+    let n_threads = n_threads(n_jobs)?;
+    let x = Matrix::extract(x)?;
+    let y = slice(&y, "y")?;
+    let w = match &sample_weight {
+        Some(w) => Some(slice(w, "sample_weight")?),
+        None => None,
+    };
+    let (binned, fingerprint) = with_view!(&x, view => py.detach(|| {
+        crate::forest::fit::prepare_training_set(view, y, n_classes, w, &params, n_threads)
+    }))
+    .py()?;
+    let codes = Array2::from_shape_vec(
+        (binned.n_samples, binned.n_features),
+        binned.codes().to_vec(),
+    )
+    .map_err(|e| PyValueError::new_err(format!("inconsistent bins: {e}")))?;
+    let mut offsets = vec![0u64];
+    let (mut lower, mut upper) = (Vec::new(), Vec::new());
+    for b in &binned.bins {
+        lower.extend_from_slice(&b.lower);
+        upper.extend_from_slice(&b.upper);
+        offsets.push(lower.len() as u64);
+    }
+    let parts = (
+        codes.into_pyarray(py),
+        lower.into_pyarray(py),
+        upper.into_pyarray(py),
+        offsets.into_pyarray(py),
+        binned.has_missing.clone().into_pyarray(py),
+    );
+    Ok((parts, fingerprint))
+}
+
+/// A worker's half: trees `start..stop` of the forest a local fit of `params` grows, on the
+/// driver's bins (the parts [`prepare_training_set`] returned). Returns `(forest, masks)`:
+/// the trees as a forest of their own, and with `oob_score` their out-of-bag bit sets,
+/// `(stop - start, ceil(n_samples / 64))` uint64 (else None).
+#[pyfunction]
+#[pyo3(signature = (binned, y, n_classes, sample_weight, params, start, stop, training_fingerprint, n_jobs=None))]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn grow_tree_range<'py>(
+    py: Python<'py>,
+    binned: ShippedBins<'py>,
+    y: PyReadonlyArray1<'py, u32>,
+    n_classes: usize,
+    sample_weight: Option<PyReadonlyArray1<'py, f64>>,
+    params: &Bound<'py, PyDict>,
+    start: usize,
+    stop: usize,
+    training_fingerprint: String,
+    n_jobs: Option<i64>,
+) -> PyResult<(NativeForest, Option<Bound<'py, PyArray2<u64>>>)> {
+    let params = params_from_dict(params)?;
+    let n_threads = n_threads(n_jobs)?;
+    let (codes, lower, upper, offsets, has_missing) = binned;
+    let (n_samples, n_features) = codes.as_array().dim();
+    let codes = codes
+        .as_slice()
+        .map_err(|_| PyValueError::new_err("codes must be a C-contiguous 2-D array"))?
+        .to_vec();
+    let (lower, upper) = (slice(&lower, "lower")?, slice(&upper, "upper")?);
+    let offsets = slice(&offsets, "offsets")?;
+    let has_missing = slice(&has_missing, "has_missing")?.to_vec();
+    let bad_offsets = offsets.len() != n_features + 1
+        || offsets.first() != Some(&0)
+        || offsets.last().map(|&o| o as usize) != Some(lower.len())
+        || lower.len() != upper.len()
+        || offsets.windows(2).any(|w| w[0] > w[1]);
+    if bad_offsets {
+        return Err(PyValueError::new_err(format!(
+            "binned training set: offsets must rise from 0 to the {} bin bounds, one per feature \
+             plus one ({} features)",
+            lower.len(),
+            n_features
+        )));
+    }
+    let bins = offsets
+        .windows(2)
+        .map(|w| crate::tree::binning::FeatureBins {
+            lower: lower[w[0] as usize..w[1] as usize].to_vec(),
+            upper: upper[w[0] as usize..w[1] as usize].to_vec(),
+        })
+        .collect();
+    let y = slice(&y, "y")?;
+    let w = match &sample_weight {
+        Some(w) => Some(slice(w, "sample_weight")?),
+        None => None,
+    };
+    let share = py
+        .detach(|| {
+            let binned = crate::tree::BinnedMatrix::from_parts(
+                n_samples,
+                n_features,
+                codes,
+                bins,
+                has_missing,
+            )?;
+            crate::forest::fit::grow_tree_range(
+                binned,
+                y,
+                n_classes,
+                w,
+                &params,
+                start..stop,
+                training_fingerprint,
+                n_threads,
+            )
+        })
+        .py()?;
+    let masks = match share.oob_masks {
+        Some(m) => {
+            let words = n_samples.div_ceil(64);
+            let flat: Vec<u64> = m.into_iter().flatten().collect();
+            let arr = Array2::from_shape_vec((flat.len() / words.max(1), words), flat)
+                .map_err(|e| PyValueError::new_err(format!("inconsistent masks: {e}")))?;
+            Some(arr.into_pyarray(py))
+        }
+        None => None,
+    };
+    Ok((NativeForest::new(share.forest), masks))
+}
+
+/// The driver's last step: the forest of `init`'s trees (warm start) followed by the trees of
+/// `shares`, `[(first tree index, forest, masks or None), ...]` from [`grow_tree_range`], with a
+/// local fit's out-of-bag estimate over `x`. Refuses shares that leave a tree index uncovered
+/// or cover one twice, or that were grown with other parameters or on other data.
+#[pyfunction]
+#[pyo3(signature = (shares, x, y, n_classes, sample_weight, params, training_fingerprint, fit_seconds, n_jobs=None, init=None))]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn assemble_shares(
+    py: Python<'_>,
+    shares: Vec<(
+        usize,
+        PyRef<'_, NativeForest>,
+        Option<numpy::PyReadonlyArray2<'_, u64>>,
+    )>,
+    x: &Bound<'_, PyAny>,
+    y: PyReadonlyArray1<'_, u32>,
+    n_classes: usize,
+    sample_weight: Option<PyReadonlyArray1<'_, f64>>,
+    params: &Bound<'_, PyDict>,
+    training_fingerprint: String,
+    fit_seconds: f64,
+    n_jobs: Option<i64>,
+    init: Option<&Bound<'_, NativeForest>>,
+) -> PyResult<NativeForest> {
+    let params = params_from_dict(params)?;
+    let n_threads = n_threads(n_jobs)?;
+    let shares: Vec<crate::forest::merge::TreeShare> = shares
+        .iter()
+        .map(|(first, forest, masks)| crate::forest::merge::TreeShare {
+            first: *first,
+            forest: Forest::clone(forest.forest()),
+            oob_masks: masks.as_ref().map(|m| {
+                m.as_array()
+                    .rows()
+                    .into_iter()
+                    .map(|r| r.to_vec())
+                    .collect()
+            }),
+        })
+        .collect();
+    let x = Matrix::extract(x)?;
+    let y = slice(&y, "y")?;
+    let w = match &sample_weight {
+        Some(w) => Some(slice(w, "sample_weight")?),
+        None => None,
+    };
+    let init = init.map(|f| Arc::clone(f.get().forest()));
+    let forest = with_view!(&x, view => py.detach(|| Forest::from_shares(
+        init.as_deref(),
+        shares,
+        view,
+        y,
+        n_classes,
+        w,
+        &params,
+        training_fingerprint,
+        fit_seconds,
+        n_threads,
+    )))
+    .py()?;
+    Ok(NativeForest::new(forest))
+}
+
+/// Independently fitted forests merged into one (see `crate::forest::merge::merge_forests`):
+/// refuses, naming the difference, forests that disagree on features, classes, tree
+/// parameters or binning, or that share a seed.
+#[pyfunction]
+pub(crate) fn merge_forests(forests: Vec<PyRef<'_, NativeForest>>) -> PyResult<NativeForest> {
+    let parts: Vec<&Forest> = forests.iter().map(|f| f.forest().as_ref()).collect();
+    let merged = crate::forest::merge::merge_forests(&parts).py()?;
+    Ok(NativeForest::new(merged))
 }

@@ -33,6 +33,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<forest::NativeForest>()?;
     m.add_function(wrap_pyfunction!(forest::effective_n_jobs, m)?)?;
+    m.add_function(wrap_pyfunction!(forest::prepare_training_set, m)?)?;
+    m.add_function(wrap_pyfunction!(forest::grow_tree_range, m)?)?;
+    m.add_function(wrap_pyfunction!(forest::assemble_shares, m)?)?;
+    m.add_function(wrap_pyfunction!(forest::merge_forests, m)?)?;
     store::register(m)?;
     durable::register(m)?;
     faults::register(m)?;

@@ -62,6 +62,11 @@ pub struct ModelInfo {
     pub n_samples: u64,
     /// Seconds the fit took.
     pub fit_seconds: f64,
+    /// How the model was trained, from its estimator description: `mode` (`local`,
+    /// `distributed` or `merged`), `engine` (e.g. `dask`, `ray`), `workers`, `chunks`; `null`
+    /// for models written before woodlot recorded it.
+    #[serde(default)]
+    pub training: Value,
 }
 
 /// One version's manifest.
@@ -177,6 +182,7 @@ pub(crate) mod tests {
                 training_fingerprint: "f".repeat(64),
                 n_samples: 10,
                 fit_seconds: 0.1,
+                training: Value::Null,
             },
             blob: BlobRef {
                 digest: "a".repeat(64),
@@ -216,5 +222,16 @@ pub(crate) mod tests {
             Manifest::parse(&future.to_bytes(), 3),
             Err(WoodlotError::Store(_))
         ));
+    }
+
+    #[test]
+    fn manifests_written_before_training_was_recorded_still_parse() {
+        let mut m = sample(5);
+        m.model.training = serde_json::json!({"mode": "distributed", "engine": "dask"});
+        assert_eq!(Manifest::parse(&m.to_bytes(), 5).unwrap(), m);
+        let mut old: Value = serde_json::from_slice(&m.to_bytes()).unwrap();
+        old["model"].as_object_mut().unwrap().remove("training");
+        let parsed = Manifest::parse(&serde_json::to_vec(&old).unwrap(), 5).unwrap();
+        assert_eq!(parsed.model.training, Value::Null);
     }
 }

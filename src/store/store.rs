@@ -436,6 +436,11 @@ impl Store {
             training_fingerprint: meta.fit.training_fingerprint.clone(),
             n_samples: meta.fit.n_samples,
             fit_seconds: meta.fit.fit_seconds,
+            training: meta
+                .estimator
+                .get("training")
+                .cloned()
+                .unwrap_or(Value::Null),
         };
 
         let _lock = self.backend.lock()?;

@@ -117,6 +117,71 @@ impl BinnedMatrix {
         })
     }
 
+    /// Rebuilds a matrix binned elsewhere (the driver of a distributed fit bins once and ships
+    /// its codes and bins to every worker, so every worker grows its trees on exactly the bins a
+    /// local fit would use). Checks everything a tree relies on without checking again: the code
+    /// count, ordered bins of at most [`MAX_VALUE_BINS`], every code inside its feature's bins
+    /// (or [`MISSING_BIN`] on a feature marked as having missing values).
+    pub fn from_parts(
+        n_samples: usize,
+        n_features: usize,
+        codes: Vec<u8>,
+        bins: Vec<FeatureBins>,
+        has_missing: Vec<bool>,
+    ) -> Result<Self> {
+        let bad = |what: String| Err(WoodlotError::input(format!("binned training set: {what}")));
+        if n_samples.checked_mul(n_features) != Some(codes.len()) {
+            return bad(format!(
+                "{} codes for {n_samples} samples x {n_features} features",
+                codes.len()
+            ));
+        }
+        if bins.len() != n_features || has_missing.len() != n_features {
+            return bad(format!(
+                "{} bin ranges and {} missing-value flags for {n_features} features",
+                bins.len(),
+                has_missing.len()
+            ));
+        }
+        for (f, b) in bins.iter().enumerate() {
+            let ordered = b.lower.len() == b.upper.len()
+                && b.len() <= MAX_VALUE_BINS
+                && b.lower.iter().zip(&b.upper).all(|(l, u)| l <= u)
+                && b.upper
+                    .windows(2)
+                    .zip(b.lower.get(1..).unwrap_or(&[]))
+                    .all(|(w, l)| w[0] < *l);
+            if !ordered {
+                return bad(format!(
+                    "the bins of feature {f} are not ordered value ranges"
+                ));
+            }
+        }
+        if n_features > 0 {
+            for (i, row) in codes.chunks_exact(n_features).enumerate() {
+                for (f, &c) in row.iter().enumerate() {
+                    let ok = if c == MISSING_BIN {
+                        has_missing[f]
+                    } else {
+                        (c as usize) < bins[f].len()
+                    };
+                    if !ok {
+                        return bad(format!(
+                            "code {c} of sample {i} is outside feature {f}'s bins"
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(Self {
+            n_samples,
+            n_features,
+            codes,
+            bins,
+            has_missing,
+        })
+    }
+
     /// All codes, row-major (`n_features` per row).
     #[inline]
     pub fn codes(&self) -> &[u8] {
@@ -260,6 +325,50 @@ mod tests {
         assert!(err.contains("infinity") && err.contains("row 1"), "{err}");
         let big = array![[1e300f64]];
         assert!(BinnedMatrix::from_matrix(big.view()).is_err());
+    }
+
+    #[test]
+    fn from_parts_rebuilds_the_same_matrix_and_refuses_codes_outside_the_bins() {
+        let x = array![[3.0f64, 1.0], [1.0, f64::NAN], [2.0, 1.0], [3.0, 5.0]];
+        let m = BinnedMatrix::from_matrix(x.view()).unwrap();
+        let back = BinnedMatrix::from_parts(
+            4,
+            2,
+            m.codes().to_vec(),
+            m.bins.clone(),
+            m.has_missing.clone(),
+        )
+        .unwrap();
+        assert_eq!(back.codes(), m.codes());
+        assert_eq!(back.bins, m.bins);
+        let mut codes = m.codes().to_vec();
+        codes[0] = 7; // feature 0 has 3 bins
+        let err = BinnedMatrix::from_parts(4, 2, codes, m.bins.clone(), m.has_missing.clone())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("sample 0") && err.contains("feature 0"),
+            "{err}"
+        );
+        let no_missing = vec![false, false];
+        let err = BinnedMatrix::from_parts(4, 2, m.codes().to_vec(), m.bins.clone(), no_missing)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("outside feature 1"), "{err}");
+        assert!(
+            BinnedMatrix::from_parts(3, 2, m.codes().to_vec(), m.bins.clone(), vec![true; 2])
+                .is_err()
+        );
+        let mut unordered = m.bins.clone();
+        unordered[0].upper.reverse();
+        assert!(BinnedMatrix::from_parts(
+            4,
+            2,
+            m.codes().to_vec(),
+            unordered,
+            m.has_missing.clone()
+        )
+        .is_err());
     }
 
     #[test]
