@@ -704,7 +704,7 @@ mod tests {
             TcpStream::connect(addr).is_err(),
             "no new connections meanwhile"
         );
-        s.write_all(body[5..].as_bytes()).unwrap();
+        s.write_all(&body.as_bytes()[5..]).unwrap();
         let mut out = Vec::new();
         let _ = s.read_to_end(&mut out);
         let text = String::from_utf8_lossy(&out);
