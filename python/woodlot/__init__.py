@@ -19,6 +19,7 @@ from ._estimator import RandomForestClassifier
 from ._live import LiveModel
 from ._native import __version__
 from ._persist import dump, dumps, load, loads
+from ._serve import Server, serve
 from ._store import Comparison, Decision, Event, ModelVersion, VerifyReport, VersionStore
 
 __all__ = [
@@ -40,5 +41,7 @@ __all__ = [
     "Decision",
     "Event",
     "VerifyReport",
+    "serve",
+    "Server",
     "__version__",
 ]

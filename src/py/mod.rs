@@ -6,6 +6,7 @@
 //! - [`store`]: `NativeStore` and `NativeComparison`, the handles on the version store.
 //! - [`live`]: `NativeLiveModel`, the handle on a [`serve::LiveModel`](crate::serve::LiveModel)
 //!   that follows a store reference.
+//! - `serve` (feature `http`): `NativeHttpServer`, the handle on the HTTP scoring server.
 //! - [`durable`]: `write_file_durably`, the store's temp + fsync + rename for `woodlot.dump`.
 //! - [`faults`]: the underscored, test-only process-wide fault arming of the storage layer.
 //! - [`convert`]: numpy arrays and parameter dicts to core types, without copying data.
@@ -22,6 +23,8 @@ mod errors;
 mod faults;
 mod forest;
 mod live;
+#[cfg(feature = "http")]
+mod serve;
 mod store;
 
 use pyo3::prelude::*;
@@ -36,5 +39,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     durable::register(m)?;
     faults::register(m)?;
     m.add_class::<live::NativeLiveModel>()?;
+    #[cfg(feature = "http")]
+    m.add_class::<serve::NativeHttpServer>()?;
     Ok(())
 }

@@ -15,11 +15,13 @@ from typing import Callable, List, Optional, Sequence
 
 from .._native import __version__
 from . import _exit
+from . import serve as _serve_command
 
 __all__ = ["main", "build_parser", "COMMANDS"]
 
 #: Every command module's ``add_parser``, in the order ``--help`` lists them.
 COMMANDS: List[Callable[[argparse._SubParsersAction], None]] = []
+COMMANDS.append(_serve_command.add_parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
