@@ -124,17 +124,15 @@ impl NativeHttpServer {
 
     /// The live model's status as JSON.
     fn status(&self) -> PyResult<String> {
-        serde_json::to_string(&self.live.status()).map_err(|e| {
-            PyValueError::new_err(format!("could not serialise a status: {e}"))
-        })
+        serde_json::to_string(&self.live.status())
+            .map_err(|e| PyValueError::new_err(format!("could not serialise a status: {e}")))
     }
 
     /// `(notices newer than seq as JSON, how many of them were dropped unseen)`.
     fn notices_since(&self, seq: u64) -> PyResult<(String, u64)> {
         let (notices, dropped) = self.live.notices_since(seq);
-        let json = serde_json::to_string(&notices).map_err(|e| {
-            PyValueError::new_err(format!("could not serialise notices: {e}"))
-        })?;
+        let json = serde_json::to_string(&notices)
+            .map_err(|e| PyValueError::new_err(format!("could not serialise notices: {e}")))?;
         Ok((json, dropped))
     }
 
