@@ -6,7 +6,7 @@ Run as ``python _http_mover.py STORE URL MOVES OUT.json``. Odd moves promote v2 
 (alternately), even moves roll back to v1. For each move it records the wall-clock times
 just before the call (``t0``) and after it returned (``t1``: the move's commit lies in
 [t0, t1]), then asks ``GET /version`` every 2 ms until the server serves the new version
-(``seen``: the first request that saw it started before this), then moves on. Wall-clock
+(``seen``: when the first answer naming it arrived), then moves on. Wall-clock
 times (``time.time()``) are comparable across processes of one machine."""
 
 from __future__ import annotations
@@ -36,16 +36,18 @@ def main() -> None:
         want = target.version
         deadline = time.monotonic() + 30
         while True:
-            asked = time.time()
             conn.request("GET", "/version")
             r = conn.getresponse()
             doc = json.loads(r.read())
+            # After the answer: the server had swapped before it took the model for this
+            # request, so every request that starts from now on gets the new version.
+            answered = time.time()
             if r.status == 200 and doc["version"] == want:
                 break
             if time.monotonic() > deadline:
                 raise SystemExit(f"move {i}: v{want} not served after 30 s")
             time.sleep(0.002)
-        log.append({"version": f"v{want}", "t0": t0, "t1": t1, "seen": asked})
+        log.append({"version": f"v{want}", "t0": t0, "t1": t1, "seen": answered})
     with open(out, "w") as f:
         json.dump(log, f)
 

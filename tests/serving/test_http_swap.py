@@ -97,7 +97,8 @@ def test_clients_see_every_move_and_only_versions_that_were_active(tmp_path):
         f"visibility after a move: median {np.median(delays) * 1e3:.0f} ms, max {max(delays) * 1e3:.0f} ms "
         f"(poll {POLL * 1e3:.0f} ms, load {load * 1e3:.1f} ms)"
     )
-    assert max(delays) <= POLL + load + SLACK, delays
+    late = [(i, round(d, 3)) for i, d in enumerate(delays) if d > POLL + load + SLACK]
+    assert not late, f"moves seen later than poll + load + {SLACK} s: {late}"
     # When each version may have been served: from the start of the move that made it active
     # (its commit lies after t0) until the server was seen serving the next one.
     windows = [("v1", float("-inf"), moves[0]["seen"])]
@@ -111,7 +112,7 @@ def test_clients_see_every_move_and_only_versions_that_were_active(tmp_path):
         while i >= 0 and windows[i][2] >= s:
             candidates.append(windows[i][0])
             i -= 1
-        assert version in candidates, (s, e, version, candidates)
+        assert version in candidates, f"a response of {version} in [{s:.4f}, {e:.4f}], when only {candidates} may be served"
     # The load was real: requests started between (almost) every two moves.
     response_starts = sorted(s for s, _, _ in responses)
     busy = sum(
@@ -119,5 +120,5 @@ def test_clients_see_every_move_and_only_versions_that_were_active(tmp_path):
         for a, b in zip(begins[1:], begins[2:])
         if bisect.bisect_left(response_starts, b) > bisect.bisect_left(response_starts, a)
     )
-    assert busy >= (MOVES - 1) * 0.9, busy
+    assert busy >= (MOVES - 1) * 0.9, f"requests ran between only {busy} of {MOVES - 1} pairs of moves"
     assert {v for _, _, v in responses} == {"v1", "v2", "v3"}
