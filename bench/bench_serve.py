@@ -186,7 +186,8 @@ def main() -> None:
         if not args.skip_mlflow:
             if mlflow_sklearn is None:
                 sys.exit("mlflow is not installed: pip install mlflow (or pass --skip-mlflow)")
-            mlflow_sklearn.save_model(theirs, str(root / "mlflow_model"))
+            # We fitted this model in this run, so its tree type is trusted (skops asks).
+            mlflow_sklearn.save_model(theirs, str(root / "mlflow_model"), skops_trusted_types=["sklearn.tree._tree.Tree"])
             port = free_port()
             procs["mlflow"] = subprocess.Popen(
                 [shutil.which("mlflow") or "mlflow", "models", "serve", "-m", str(root / "mlflow_model"), "--env-manager", "local",
