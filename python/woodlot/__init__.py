@@ -21,6 +21,7 @@ from ._live import LiveModel
 from ._merge import merge_forests
 from ._native import __version__
 from ._persist import dump, dumps, load, loads
+from ._serve import Server, serve
 from ._store import Comparison, Decision, Event, ModelVersion, VerifyReport, VersionStore
 
 __all__ = [
@@ -42,6 +43,8 @@ __all__ = [
     "Decision",
     "Event",
     "VerifyReport",
+    "serve",
+    "Server",
     "__version__",
     "from_sklearn",
     "import_pickle",

@@ -15,6 +15,7 @@ __all__ = [
     "NativeStore",
     "NativeComparison",
     "NativeLiveModel",
+    "NativeHttpServer",
     "_store_fault_arm",
     "_store_fault_steps",
     "_store_fault_arm_process",
@@ -210,6 +211,37 @@ class NativeLiveModel:
     def closed(self) -> bool: ...
     @property
     def reference(self) -> str: ...
+
+@final
+class NativeHttpServer:
+    """The HTTP scoring server (src/serve/http.rs), following a store reference."""
+
+    def __new__(
+        cls,
+        store: NativeStore,
+        reference: _RefArg,
+        host: str,
+        port: int,
+        poll_seconds: float = 1.0,
+        max_body_bytes: int = 8388608,
+        max_body_bytes_in_flight: int = 67108864,
+        header_timeout: float = 10.0,
+        body_timeout: float = 30.0,
+        max_connections: int = 1024,
+        workers: int = 2,
+        drain_timeout: float = 30.0,
+    ) -> NativeHttpServer: ...
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def url(self) -> str: ...
+    @property
+    def running(self) -> bool: ...
+    def status(self) -> str: ...
+    def notices_since(self, seq: int) -> tuple[str, int]: ...
+    def stop(self) -> None: ...
 
 def _store_fault_arm(at: int, crash: bool = False) -> None:
     """Test-only: make I/O step `at` of the next store operation fail (or abort the process)."""

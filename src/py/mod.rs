@@ -6,6 +6,7 @@
 //! - [`store`]: `NativeStore` and `NativeComparison`, the handles on the version store.
 //! - [`live`]: `NativeLiveModel`, the handle on a [`serve::LiveModel`](crate::serve::LiveModel)
 //!   that follows a store reference.
+//! - `serve` (feature `http`): `NativeHttpServer`, the handle on the HTTP scoring server.
 //! - [`durable`]: `write_file_durably`, the store's temp + fsync + rename for `woodlot.dump`.
 //! - [`faults`]: the underscored, test-only hooks of the reliability suite (fault arming per
 //!   thread and per process, the gc pause).
@@ -23,6 +24,8 @@ mod errors;
 mod faults;
 mod forest;
 mod live;
+#[cfg(feature = "http")]
+mod serve;
 mod store;
 
 use pyo3::prelude::*;
@@ -42,5 +45,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     faults::register(m)?;
     m.add_class::<live::NativeLiveModel>()?;
     m.add_class::<forest::FitProgress>()?;
+    #[cfg(feature = "http")]
+    m.add_class::<serve::NativeHttpServer>()?;
     Ok(())
 }

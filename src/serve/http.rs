@@ -1,57 +1,129 @@
-//! The HTTP/1.1 scoring server: hyper on a tokio runtime of its own, in front of a
-//! [`LiveModel`]. A first cut of `woodlot serve` (issue 10): `GET /ping`, `GET /version`,
-//! `GET /metrics` (Prometheus text: requests by status,
-//! latency histogram, rows scored, served version, swaps, refusals, staleness), `POST
-//! /invocations` (JSON bodies in MLflow's formats, see [`input`](super::input)); every
-//! response names the served version (`x-woodlot-version`) and carries a request id
-//! (`x-request-id`, the client's if it sent one). Bad input gets a 400 with a JSON body naming
-//! the problem; a body over the limit gets a 413; scoring runs on the runtime's worker
-//! threads, never under a Python lock. [`HttpServer::shutdown`] stops accepting and lets the
-//! requests in flight finish. No endpoint writes to the store.
+//! The HTTP/1.1 scoring server behind `woodlot serve`: hyper on a tokio runtime of its own, in
+//! front of a [`LiveModel`].
+//!
+//! Endpoints: `GET /ping` (200 once a verified model is served, 503 before), `GET /version`
+//! (the served version's manifest), `GET /metrics` (Prometheus text, see
+//! [`metrics`](super::metrics)), `POST /invocations` (MLflow's JSON formats and `text/csv`,
+//! see [`invocations`](super::invocations)). Every response names the served version
+//! (`x-woodlot-version`) and carries a request id (`x-request-id`, the client's if it sent
+//! one). No endpoint writes to the store.
+//!
+//! Errors have MLflow's shape, `{"error_code": "BAD_REQUEST", "message": "..."}`, with
+//! the status: 400 bad input, 404/405 unknown endpoint or method, 408 a body slower than
+//! `body_timeout`, 413 a body over `max_body_bytes` (refused from `Content-Length` before
+//! reading, or when a chunked body passes the limit), 415 an unsupported content type, 503 no
+//! model yet or the server too busy to take the body within `body_timeout`, 500 a bug (a
+//! panic while scoring is caught and answered, never propagated).
+//!
+//! What bounds the server's memory and time, whatever clients do:
+//! - at most `max_connections` connections are served at once (more wait in the kernel's
+//!   backlog), and a client must send its headers within `header_timeout` (hyper closes the
+//!   connection otherwise, idle keep-alive connections included);
+//! - bodies being read hold a share of a byte budget (`max_body_bytes_in_flight`): a request
+//!   reserves its `Content-Length` (or `max_body_bytes` when chunked) before reading, so the
+//!   bytes buffered at once are bounded; parsing and scoring run on the runtime's `workers`
+//!   threads, so at most `workers` parsed requests exist at once;
+//! - a body must arrive within `body_timeout`.
+//!
+//! [`HttpServer::shutdown`] stops accepting, lets requests in flight finish (up to
+//! `drain_timeout`), then returns. Scoring runs on the runtime's threads and never touches
+//! Python.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
-use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 
 use crate::error::{Result, WoodlotError};
-use crate::forest::predict::argmax_rows;
-use crate::serve::input::{parse_json, Features};
+use crate::serve::invocations::{body_kind, query_output, score};
 use crate::serve::live::LiveModel;
+use crate::serve::metrics::Counters;
+use crate::serve::Served;
 
-/// How the server listens.
+/// How the server listens and what bounds it.
 #[derive(Debug, Clone)]
 pub struct HttpOptions {
     /// Address to bind; loopback unless told otherwise.
     pub addr: SocketAddr,
     /// Largest request body accepted (413 beyond).
     pub max_body_bytes: usize,
-    /// How long a client may take to send its request headers.
+    /// Bytes of request bodies that may be buffered at once, over all requests (at least
+    /// `max_body_bytes`; requests wait for their share).
+    pub max_body_bytes_in_flight: usize,
+    /// How long a client may take to send its request headers (idle keep-alive included).
     pub header_timeout: Duration,
-    /// Worker threads of the runtime.
+    /// How long a client may take to send its request body (408 beyond).
+    pub body_timeout: Duration,
+    /// Connections served at once; more wait to be accepted.
+    pub max_connections: usize,
+    /// Worker threads of the runtime (the threads that parse and score).
     pub workers: usize,
+    /// How long [`HttpServer::shutdown`] waits for requests in flight.
+    pub drain_timeout: Duration,
 }
 
 impl Default for HttpOptions {
     fn default() -> Self {
         Self {
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            max_body_bytes: 16 << 20,
+            max_body_bytes: 8 << 20,
+            max_body_bytes_in_flight: 64 << 20,
             header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            max_connections: 1024,
             workers: 2,
+            drain_timeout: Duration::from_secs(30),
         }
+    }
+}
+
+impl HttpOptions {
+    /// Refuses values the server cannot run with.
+    fn check(&self) -> Result<()> {
+        let bad = |name: &'static str, message: String| {
+            Err(WoodlotError::InvalidParameter { name, message })
+        };
+        if self.max_body_bytes == 0 || self.max_body_bytes > u32::MAX as usize {
+            return bad(
+                "max_body_bytes",
+                format!(
+                    "must lie between 1 and {}, got {}",
+                    u32::MAX,
+                    self.max_body_bytes
+                ),
+            );
+        }
+        if self.workers == 0 || self.workers > 1024 {
+            return bad(
+                "workers",
+                format!("must lie between 1 and 1024, got {}", self.workers),
+            );
+        }
+        if self.max_connections == 0 {
+            return bad("max_connections", "must be at least 1".into());
+        }
+        for (name, d) in [
+            ("header_timeout", self.header_timeout),
+            ("body_timeout", self.body_timeout),
+        ] {
+            if d.is_zero() {
+                return bad(name, "must be more than 0 seconds".into());
+            }
+        }
+        Ok(())
     }
 }
 
@@ -59,43 +131,17 @@ impl Default for HttpOptions {
 #[derive(Debug)]
 pub struct HttpServer {
     addr: SocketAddr,
+    live: Arc<LiveModel>,
     stop: watch::Sender<bool>,
     thread: Option<JoinHandle<()>>,
-}
-
-/// Upper bounds (seconds) of the latency histogram's buckets.
-const LATENCY_BUCKETS: [f64; 10] = [
-    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.05, 0.25, 1.0,
-];
-/// Status codes counted one by one; anything else is counted as `other`.
-const CODES: [u16; 8] = [200, 400, 404, 405, 413, 415, 500, 503];
-
-/// Counters for `/metrics`: atomics only, so counting never contends with scoring.
-#[derive(Default)]
-struct Counters {
-    by_code: [AtomicU64; CODES.len() + 1],
-    rows: AtomicU64,
-    latency: [AtomicU64; LATENCY_BUCKETS.len() + 1],
-    latency_micros: AtomicU64,
-}
-
-impl Counters {
-    fn record(&self, code: u16, seconds: f64) {
-        let i = CODES.iter().position(|&c| c == code).unwrap_or(CODES.len());
-        self.by_code[i].fetch_add(1, Ordering::Relaxed);
-        let b = LATENCY_BUCKETS
-            .iter()
-            .position(|&le| seconds <= le)
-            .unwrap_or(LATENCY_BUCKETS.len());
-        self.latency[b].fetch_add(1, Ordering::Relaxed);
-        self.latency_micros
-            .fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
-    }
 }
 
 struct App {
     live: Arc<LiveModel>,
     max_body: usize,
+    body_timeout: Duration,
+    /// The byte budget of bodies being read (permits are bytes).
+    body_budget: Arc<Semaphore>,
     next_id: AtomicU64,
     counters: Counters,
 }
@@ -114,11 +160,37 @@ fn json_reply(status: StatusCode, v: &Value) -> Reply {
     reply(status, "application/json", v.to_string())
 }
 
+/// MLflow's error code for a status (its scoring server answers with these names).
+fn error_code(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "BAD_REQUEST",
+        404 => "ENDPOINT_NOT_FOUND",
+        405 => "METHOD_NOT_ALLOWED",
+        408 => "REQUEST_TIMEOUT",
+        413 => "REQUEST_LIMIT_EXCEEDED",
+        415 => "UNSUPPORTED_MEDIA_TYPE",
+        503 => "TEMPORARILY_UNAVAILABLE",
+        _ => "INTERNAL_ERROR",
+    }
+}
+
 fn error_reply(status: StatusCode, message: &str) -> Reply {
     json_reply(
         status,
-        &json!({"error_code": status.as_u16(), "message": message}),
+        &json!({"error_code": error_code(status), "message": message}),
     )
+}
+
+const NO_MODEL: &str = "no verified model is loaded yet; promote a version (or check the \
+                        store) and retry";
+
+/// Counts a request in flight for as long as it lives.
+struct InFlight<'a>(&'a Counters);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight(false);
+    }
 }
 
 impl App {
@@ -126,44 +198,47 @@ impl App {
         self: Arc<Self>,
         req: Request<Incoming>,
     ) -> std::result::Result<Reply, Infallible> {
+        self.counters.in_flight(true);
+        let _in_flight = InFlight(&self.counters);
         let id = req
             .headers()
             .get("x-request-id")
-            .filter(|v| v.len() <= 128)
+            .filter(|v| !v.is_empty() && v.len() <= 128)
             .cloned()
             .unwrap_or_else(|| {
                 let n = self.next_id.fetch_add(1, Ordering::Relaxed);
                 HeaderValue::from_str(&format!("{}-{n}", std::process::id()))
                     .unwrap_or(HeaderValue::from_static("0"))
             });
-        let started = std::time::Instant::now();
+        let started = Instant::now();
+        // The model this request is answered with, taken once: a swap meanwhile does not
+        // change it, so the version header always names the model that scored.
         let served = self.live.served().ok();
         let mut resp = match (req.method(), req.uri().path()) {
-            (&Method::GET, "/metrics") => {
-                reply(StatusCode::OK, "text/plain; version=0.0.4", self.metrics())
-            }
-            (&Method::GET, "/ping") => match &served {
+            (&Method::GET, "/metrics") => reply(
+                StatusCode::OK,
+                "text/plain; version=0.0.4",
+                self.counters.render(&self.live.status()),
+            ),
+            (&Method::GET, "/ping" | "/health") => match &served {
                 Some(_) => reply(StatusCode::OK, "text/plain", "ok\n"),
-                None => error_reply(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "no verified model loaded yet",
-                ),
+                None => error_reply(StatusCode::SERVICE_UNAVAILABLE, NO_MODEL),
             },
             (&Method::GET, "/version") => match &served {
                 Some(s) => json_reply(
                     StatusCode::OK,
                     &serde_json::to_value(&*s.manifest).unwrap_or(Value::Null),
                 ),
-                None => error_reply(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "no verified model loaded yet",
-                ),
+                None => error_reply(StatusCode::SERVICE_UNAVAILABLE, NO_MODEL),
             },
             (&Method::POST, "/invocations") => self.invocations(req, served.clone()).await,
-            (_, "/ping" | "/version" | "/invocations" | "/metrics") => {
+            (_, "/ping" | "/health" | "/version" | "/invocations" | "/metrics") => {
                 error_reply(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
             }
-            _ => error_reply(StatusCode::NOT_FOUND, "no such endpoint"),
+            _ => error_reply(
+                StatusCode::NOT_FOUND,
+                "no such endpoint; use POST /invocations, GET /ping, /version or /metrics",
+            ),
         };
         self.counters
             .record(resp.status().as_u16(), started.elapsed().as_secs_f64());
@@ -177,201 +252,143 @@ impl App {
         Ok(resp)
     }
 
-    async fn invocations(
-        &self,
-        req: Request<Incoming>,
-        served: Option<Arc<crate::serve::Served>>,
-    ) -> Reply {
+    async fn invocations(&self, req: Request<Incoming>, served: Option<Arc<Served>>) -> Reply {
         let Some(served) = served else {
-            return error_reply(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "no verified model loaded yet",
-            );
+            return error_reply(StatusCode::SERVICE_UNAVAILABLE, NO_MODEL);
         };
-        let json_body = req
+        let content_type = req.headers().get(CONTENT_TYPE).map(|v| v.to_str());
+        let kind = match content_type {
+            None => body_kind(None),
+            Some(Ok(ct)) => body_kind(Some(ct)),
+            Some(Err(_)) => Err("the content type is not readable text".to_string()),
+        };
+        let kind = match kind {
+            Ok(k) => k,
+            Err(m) => return error_reply(StatusCode::UNSUPPORTED_MEDIA_TYPE, &m),
+        };
+        let output = match query_output(req.uri().query()) {
+            Ok(o) => o,
+            Err(e) => return error_reply(StatusCode::BAD_REQUEST, &e.to_string()),
+        };
+        let declared = req
             .headers()
-            .get(CONTENT_TYPE)
+            .get(CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
-            .is_none_or(|v| v.starts_with("application/json"));
-        if !json_body {
-            return error_reply(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "send application/json (text/csv is not supported yet)",
-            );
+            .and_then(|v| v.parse::<u64>().ok());
+        let too_large = || {
+            error_reply(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!(
+                    "the body is larger than {} bytes; send fewer rows per request (or start \
+                     the server with a larger max_body_bytes)",
+                    self.max_body
+                ),
+            )
+        };
+        if declared.is_some_and(|n| n > self.max_body as u64) {
+            return too_large();
         }
-        let body = match Limited::new(req.into_body(), self.max_body).collect().await {
-            Ok(b) => b.to_bytes(),
-            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+        let share = declared.map_or(self.max_body, |n| n as usize).max(1) as u32;
+        let deadline = tokio::time::Instant::now() + self.body_timeout;
+        let permit = match tokio::time::timeout_at(
+            deadline,
+            self.body_budget.clone().acquire_many_owned(share),
+        )
+        .await
+        {
+            Ok(Ok(p)) => p,
+            _ => {
                 return error_reply(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    &format!("the body is larger than {} bytes", self.max_body),
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the server is too busy to take this body now; retry",
                 )
             }
-            Err(e) => {
+        };
+        let collected = tokio::time::timeout_at(
+            deadline,
+            Limited::new(req.into_body(), self.max_body).collect(),
+        )
+        .await;
+        let body = match collected {
+            Err(_) => {
+                return error_reply(
+                    StatusCode::REQUEST_TIMEOUT,
+                    &format!(
+                        "the body did not arrive within {:.0} s",
+                        self.body_timeout.as_secs_f64()
+                    ),
+                )
+            }
+            Ok(Ok(b)) => b.to_bytes(),
+            Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
+            Ok(Err(e)) => {
                 return error_reply(StatusCode::BAD_REQUEST, &format!("reading the body: {e}"))
             }
         };
-        let features = Features::of(&served.manifest);
-        let parsed = match parse_json(&body, &features) {
-            Ok(p) => p,
-            Err(e) => return error_reply(StatusCode::BAD_REQUEST, &e.to_string()),
-        };
-        let proba_wanted = parsed
-            .params
-            .get("predict_proba")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
-        let proba = match served.forest.predict_proba(parsed.x.view(), 1) {
-            Ok(p) => p,
-            Err(e) => return error_reply(StatusCode::BAD_REQUEST, &e.to_string()),
-        };
-        self.counters
-            .rows
-            .fetch_add(proba.nrows() as u64, Ordering::Relaxed);
-        let predictions: Vec<Value> = if proba_wanted {
-            proba
-                .rows()
-                .into_iter()
-                .map(|r| json!(r.to_vec()))
-                .collect()
-        } else {
-            let classes = served.manifest.model.classes.as_array();
-            argmax_rows(&proba)
-                .into_iter()
-                .map(|k| {
-                    classes
-                        .and_then(|c| c.get(k as usize).cloned())
-                        .unwrap_or_else(|| json!(k))
-                })
-                .collect()
-        };
-        json_reply(StatusCode::OK, &json!({ "predictions": predictions }))
-    }
-}
-
-impl App {
-    /// Prometheus' text exposition format.
-    fn metrics(&self) -> String {
-        use std::fmt::Write;
-        let c = &self.counters;
-        let st = self.live.status();
-        let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "# HELP woodlot_requests_total HTTP requests answered, by status code."
-        );
-        let _ = writeln!(out, "# TYPE woodlot_requests_total counter");
-        for (i, n) in c.by_code.iter().enumerate() {
-            let code = CODES.get(i).map_or("other".to_string(), |c| c.to_string());
-            let _ = writeln!(
-                out,
-                "woodlot_requests_total{{code=\"{code}\"}} {}",
-                n.load(Ordering::Relaxed)
-            );
+        let scored =
+            std::panic::catch_unwind(AssertUnwindSafe(|| score(&served, kind, &body, output)));
+        drop(body);
+        drop(permit);
+        match scored {
+            Ok(Ok(s)) => {
+                self.counters.scored(s.rows);
+                reply(StatusCode::OK, "application/json", s.body)
+            }
+            Ok(Err(WoodlotError::InvalidInput(m))) => error_reply(StatusCode::BAD_REQUEST, &m),
+            Ok(Err(e)) => error_reply(StatusCode::BAD_REQUEST, &e.to_string()),
+            Err(_) => error_reply(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "scoring failed unexpectedly (a bug: please report it with the request)",
+            ),
         }
-        let _ = writeln!(
-            out,
-            "# HELP woodlot_request_seconds Time to answer a request."
-        );
-        let _ = writeln!(out, "# TYPE woodlot_request_seconds histogram");
-        let mut cumulative = 0;
-        for (i, n) in c.latency.iter().enumerate() {
-            cumulative += n.load(Ordering::Relaxed);
-            let le = LATENCY_BUCKETS
-                .get(i)
-                .map_or("+Inf".to_string(), |b| b.to_string());
-            let _ = writeln!(
-                out,
-                "woodlot_request_seconds_bucket{{le=\"{le}\"}} {cumulative}"
-            );
-        }
-        let _ = writeln!(
-            out,
-            "woodlot_request_seconds_sum {}\nwoodlot_request_seconds_count {cumulative}",
-            c.latency_micros.load(Ordering::Relaxed) as f64 / 1e6
-        );
-        let gauges: [(&str, &str, &str, f64); 6] = [
-            (
-                "rows_scored_total",
-                "counter",
-                "Rows scored.",
-                c.rows.load(Ordering::Relaxed) as f64,
-            ),
-            (
-                "served_version",
-                "gauge",
-                "The version served (0: none).",
-                st.version.unwrap_or(0) as f64,
-            ),
-            (
-                "swaps_total",
-                "counter",
-                "Times the served model was replaced.",
-                st.swaps as f64,
-            ),
-            (
-                "refused_swaps_total",
-                "counter",
-                "Targets refused because they failed to load or verify.",
-                st.refused_swaps as f64,
-            ),
-            (
-                "failed_checks_total",
-                "counter",
-                "Store checks that failed.",
-                st.failed_checks as f64,
-            ),
-            (
-                "seconds_since_last_successful_check",
-                "gauge",
-                "Staleness of the served version.",
-                st.staleness_seconds,
-            ),
-        ];
-        for (name, kind, help, v) in gauges {
-            let _ = writeln!(
-                out,
-                "# HELP woodlot_{name} {help}\n# TYPE woodlot_{name} {kind}\nwoodlot_{name} {v}"
-            );
-        }
-        out
     }
 }
 
 impl HttpServer {
     /// Binds and starts serving `live` on a runtime of its own.
     pub fn start(live: Arc<LiveModel>, options: HttpOptions) -> Result<Self> {
+        options.check()?;
         let io = |context: &str, source| WoodlotError::Io {
             context: context.into(),
             source,
         };
         let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(options.workers.max(1))
+            .worker_threads(options.workers)
             .thread_name("woodlot-http")
             .enable_io()
             .enable_time()
             .build()
             .map_err(|e| io("starting the HTTP runtime", e))?;
         let listener = runtime
-            .block_on(tokio::net::TcpListener::bind(options.addr))
+            .block_on(async { tokio::net::TcpListener::bind(options.addr).await })
             .map_err(|e| io(&format!("binding {}", options.addr), e))?;
         let addr = listener
             .local_addr()
             .map_err(|e| io("reading the bound address", e))?;
+        let budget = options
+            .max_body_bytes_in_flight
+            .max(options.max_body_bytes)
+            .min(Semaphore::MAX_PERMITS);
         let app = Arc::new(App {
-            live,
+            live: live.clone(),
             max_body: options.max_body_bytes,
+            body_timeout: options.body_timeout,
+            body_budget: Arc::new(Semaphore::new(budget)),
             next_id: AtomicU64::new(1),
             counters: Counters::default(),
         });
         let (stop, stopped) = watch::channel(false);
-        let header_timeout = options.header_timeout;
         let thread = std::thread::Builder::new()
             .name("woodlot-http-main".into())
-            .spawn(move || runtime.block_on(accept_loop(listener, app, stopped, header_timeout)))
+            .spawn(move || {
+                runtime.block_on(accept_loop(listener, app, stopped, options));
+                // Connections still open after the drain are cut here.
+                runtime.shutdown_timeout(Duration::from_secs(1));
+            })
             .map_err(|e| io("starting the HTTP thread", e))?;
         Ok(Self {
             addr,
+            live,
             stop,
             thread: Some(thread),
         })
@@ -382,7 +399,18 @@ impl HttpServer {
         self.addr
     }
 
-    /// Stops accepting, lets in-flight requests finish, and waits for that.
+    /// The live model served.
+    pub fn live(&self) -> &Arc<LiveModel> {
+        &self.live
+    }
+
+    /// Whether the server still runs.
+    pub fn is_running(&self) -> bool {
+        self.thread.as_ref().is_some_and(|t| !t.is_finished())
+    }
+
+    /// Stops accepting, lets in-flight requests finish (up to the drain timeout), and waits
+    /// for that. Idempotent.
     pub fn shutdown(&mut self) {
         let _ = self.stop.send(true);
         if let Some(t) = self.thread.take() {
@@ -401,36 +429,62 @@ async fn accept_loop(
     listener: tokio::net::TcpListener,
     app: Arc<App>,
     mut stopped: watch::Receiver<bool>,
-    header_timeout: Duration,
+    options: HttpOptions,
 ) {
+    let slots = Arc::new(Semaphore::new(
+        options.max_connections.min(Semaphore::MAX_PERMITS),
+    ));
     let mut connections = tokio::task::JoinSet::new();
     loop {
-        tokio::select! {
+        let slot = tokio::select! {
             _ = stopped.changed() => break,
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
-                let app = app.clone();
-                let mut stop = stopped.clone();
-                connections.spawn(async move {
-                    let service = service_fn(move |req| app.clone().handle(req));
-                    let conn = http1::Builder::new()
-                        .timer(hyper_util::rt::TokioTimer::new())
-                        .header_read_timeout(header_timeout)
-                        .serve_connection(TokioIo::new(stream), service);
-                    tokio::pin!(conn);
-                    tokio::select! {
-                        _ = conn.as_mut() => {}
-                        _ = stop.changed() => {
-                            conn.as_mut().graceful_shutdown();
-                            let _ = conn.await;
-                        }
-                    }
-                });
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(s) => s,
+                Err(_) => break,
+            },
+        };
+        let accepted = tokio::select! {
+            _ = stopped.changed() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(_) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
             }
-        }
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let mut stop = stopped.clone();
+        let header_timeout = options.header_timeout;
+        connections.spawn(async move {
+            let _slot = slot;
+            let service = service_fn(move |req| app.clone().handle(req));
+            let conn = http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = stop.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
         while connections.try_join_next().is_some() {}
     }
-    while connections.join_next().await.is_some() {}
+    drop(listener);
+    let drained = tokio::time::timeout(options.drain_timeout, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        connections.abort_all();
+    }
 }
 
 #[cfg(test)]
@@ -471,10 +525,8 @@ mod tests {
         )
     }
 
-    #[test]
-    fn serves_ping_version_and_invocations_with_version_and_request_id() {
-        let _turn = crate::serve::tests::turn();
-        let t = crate::serve::tests::TempDir::new("http");
+    /// A server on 127.0.0.1:0 over a fresh store whose v1 (a stump on x0 at 0.5) is active.
+    fn server(t: &crate::serve::tests::TempDir, options: HttpOptions) -> HttpServer {
         let store = Store::open(&t.0).unwrap();
         store
             .save(&crate::serve::tests::model(0.5), SaveOptions::default())
@@ -483,15 +535,198 @@ mod tests {
         let live = Arc::new(
             LiveModel::open(Arc::new(store), Ref::Active, LiveOptions::default()).unwrap(),
         );
-        let mut server = HttpServer::start(
+        HttpServer::start(
             live,
             HttpOptions {
                 addr: "127.0.0.1:0".parse().unwrap(),
+                ..options
+            },
+        )
+        .unwrap()
+    }
+
+    fn post_as(addr: SocketAddr, path: &str, ct: &str, body: &str) -> (u16, String, String) {
+        send(
+            addr,
+            format!(
+                "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {ct}\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        )
+    }
+
+    #[test]
+    fn csv_bodies_and_the_output_parameter_are_answered_like_mlflow() {
+        let _turn = crate::serve::tests::turn();
+        let t = crate::serve::tests::TempDir::new("http-csv");
+        let mut server = server(&t, HttpOptions::default());
+        let addr = server.local_addr();
+        let csv = "x0,x1\n1.0,0\n0,0\n";
+        let (status, head, body) = post_as(addr, "/invocations", "text/csv", csv);
+        assert_eq!(
+            (status, body.as_str()),
+            (200, r#"{"predictions":[1,0]}"#),
+            "{head}"
+        );
+        let (status, _, body) = post_as(addr, "/invocations?output=proba", "text/csv", csv);
+        assert_eq!(
+            (status, body.as_str()),
+            (200, r#"{"predictions":[[0.25,0.75],[0.75,0.25]]}"#)
+        );
+        let (status, _, body) = post_as(
+            addr,
+            "/invocations?output=proba",
+            "application/json; charset=utf-8",
+            r#"{"instances": [[1.0, 0.0]]}"#,
+        );
+        assert_eq!(
+            (status, body.as_str()),
+            (200, r#"{"predictions":[[0.25,0.75]]}"#)
+        );
+        let (status, _, body) = post_as(addr, "/invocations", "text/csv", "x0,x1\n1,inf\n");
+        assert_eq!(status, 400);
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["error_code"], "BAD_REQUEST");
+        assert!(
+            v["message"]
+                .as_str()
+                .unwrap()
+                .contains("not a finite number"),
+            "{body}"
+        );
+        let (status, _, body) = post_as(addr, "/invocations?output=x", "text/csv", csv);
+        assert!(status == 400 && body.contains("output=proba"), "{body}");
+        let (status, _, body) = post_as(addr, "/invocations", "application/xml", "<a/>");
+        assert_eq!(status, 415);
+        assert!(
+            body.contains("UNSUPPORTED_MEDIA_TYPE") && body.contains("text/csv"),
+            "{body}"
+        );
+        server.shutdown();
+    }
+
+    #[test]
+    fn a_declared_length_over_the_limit_is_refused_before_reading() {
+        let _turn = crate::serve::tests::turn();
+        let t = crate::serve::tests::TempDir::new("http-413");
+        let mut server = server(
+            &t,
+            HttpOptions {
+                max_body_bytes: 100,
+                ..HttpOptions::default()
+            },
+        );
+        // Only the headers are sent: the 413 comes without waiting for the 10 MB.
+        let (status, _, body) = send(
+            server.local_addr(),
+            b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+              Content-Length: 10000000\r\n\r\n",
+        );
+        assert_eq!(status, 413, "{body}");
+        assert!(body.contains("REQUEST_LIMIT_EXCEEDED"), "{body}");
+        server.shutdown();
+    }
+
+    #[test]
+    fn slow_clients_time_out_on_headers_and_on_the_body() {
+        let _turn = crate::serve::tests::turn();
+        let t = crate::serve::tests::TempDir::new("http-slow");
+        let mut server = server(
+            &t,
+            HttpOptions {
+                header_timeout: Duration::from_millis(300),
+                body_timeout: Duration::from_millis(300),
+                ..HttpOptions::default()
+            },
+        );
+        let addr = server.local_addr();
+        // Half a request line, then nothing: the connection is closed after the header timeout.
+        for partial in [&b"GET /pi"[..], b""] {
+            let started = Instant::now();
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            s.write_all(partial).unwrap();
+            let mut out = Vec::new();
+            let _ = s.read_to_end(&mut out);
+            let took = started.elapsed();
+            assert!(
+                took >= Duration::from_millis(250) && took < Duration::from_secs(4),
+                "{partial:?}: closed after {took:?}"
+            );
+        }
+        // Headers, then half the body: 408 after the body timeout.
+        let started = Instant::now();
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(
+            b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+              Content-Length: 40\r\n\r\n{\"instances\"",
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        let text = String::from_utf8_lossy(&out);
+        assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+        assert!(started.elapsed() < Duration::from_secs(4));
+        server.shutdown();
+    }
+
+    #[test]
+    fn shutdown_lets_a_request_in_flight_finish() {
+        let _turn = crate::serve::tests::turn();
+        let t = crate::serve::tests::TempDir::new("http-drain");
+        let mut server = server(&t, HttpOptions::default());
+        let addr = server.local_addr();
+        let body = r#"{"instances": [[1.0, 0.0]]}"#;
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(
+            s,
+            "POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n{}",
+            body.len(),
+            &body[..5]
+        )
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        let stopper = std::thread::spawn(move || {
+            server.shutdown();
+            server
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(
+            !stopper.is_finished(),
+            "shutdown waits for the request in flight"
+        );
+        assert!(
+            TcpStream::connect(addr).is_err(),
+            "no new connections meanwhile"
+        );
+        s.write_all(&body.as_bytes()[5..]).unwrap();
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        let text = String::from_utf8_lossy(&out);
+        assert!(
+            text.starts_with("HTTP/1.1 200") && text.ends_with(r#"{"predictions":[1]}"#),
+            "{text}"
+        );
+        let server = stopper.join().unwrap();
+        assert!(!server.is_running());
+    }
+
+    #[test]
+    fn serves_ping_version_and_invocations_with_version_and_request_id() {
+        let _turn = crate::serve::tests::turn();
+        let t = crate::serve::tests::TempDir::new("http");
+        let mut server = server(
+            &t,
+            HttpOptions {
                 max_body_bytes: 1000,
                 ..HttpOptions::default()
             },
-        )
-        .unwrap();
+        );
         let addr = server.local_addr();
         let (status, head, body) = send(
             addr,

@@ -1,8 +1,8 @@
 //! Scoring requests in the JSON formats of MLflow's scoring server, turned into a feature
 //! matrix the served model accepts, with the column checks the estimator itself makes.
 //!
-//! This is the parsing half of `POST /invocations` (the HTTP front end is not written yet); it
-//! is pure and has no I/O, so it is tested here on its own. Accepted bodies (exactly one of the
+//! This is the parsing half of `POST /invocations` (`http.rs` is the server, `csv_input.rs`
+//! the `text/csv` twin); it is pure and has no I/O, so it is tested here on its own. Accepted bodies (exactly one of the
 //! four keys, plus an optional `params` object):
 //!
 //! - `{"dataframe_split": {"columns": [...], "data": [[...], ...]}}` (`index` is ignored);
@@ -60,7 +60,7 @@ pub struct Request {
     pub params: Map<String, Value>,
 }
 
-fn bad(message: impl Into<String>) -> WoodlotError {
+pub(crate) fn bad(message: impl Into<String>) -> WoodlotError {
     WoodlotError::InvalidInput(message.into())
 }
 
@@ -92,7 +92,7 @@ fn kind(v: &Value) -> &'static str {
     }
 }
 
-fn check_size(rows: usize, cols: usize) -> Result<()> {
+pub(crate) fn check_size(rows: usize, cols: usize) -> Result<()> {
     if rows == 0 {
         return Err(bad("the request has no rows"));
     }
@@ -106,23 +106,7 @@ fn check_size(rows: usize, cols: usize) -> Result<()> {
 
 /// Rows given as lists, with optional column names, checked against the model.
 fn from_lists(rows: &[Value], columns: Option<Vec<String>>, f: &Features) -> Result<Array2<f64>> {
-    if let (Some(cols), Some(names)) = (&columns, &f.names) {
-        if cols != names {
-            return Err(bad(format!(
-                "the column names must match the ones the model was fitted with, in the same \
-                 order: expected {names:?}, got {cols:?}"
-            )));
-        }
-    }
-    if let Some(cols) = &columns {
-        if cols.len() != f.n {
-            return Err(bad(format!(
-                "{} columns given; the model takes {} features",
-                cols.len(),
-                f.n
-            )));
-        }
-    }
+    check_columns(columns.as_deref(), f)?;
     check_size(rows.len(), f.n)?;
     let mut x = Array2::<f64>::zeros((rows.len(), f.n));
     for (i, row) in rows.iter().enumerate() {
@@ -144,6 +128,30 @@ fn from_lists(rows: &[Value], columns: Option<Vec<String>>, f: &Features) -> Res
         }
     }
     Ok(x)
+}
+
+/// Column names sent with positional rows, checked as scikit-learn checks them: a model
+/// fitted with names wants the same names in the same order; one fitted without takes
+/// columns by position, so only their number matters.
+pub(crate) fn check_columns(columns: Option<&[String]>, f: &Features) -> Result<()> {
+    if let (Some(cols), Some(names)) = (columns, &f.names) {
+        if cols != names {
+            return Err(bad(format!(
+                "the column names must match the ones the model was fitted with, in the same \
+                 order: expected {names:?}, got {cols:?}"
+            )));
+        }
+    }
+    if let Some(cols) = columns {
+        if cols.len() != f.n {
+            return Err(bad(format!(
+                "{} columns given; the model takes {} features",
+                cols.len(),
+                f.n
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The model's names, required for rows given as objects.

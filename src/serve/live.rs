@@ -1,7 +1,7 @@
 //! [`LiveModel`]: a model that follows a reference of the store (by default `active`).
 //!
 //! A background thread asks the store every poll interval what the reference points to (see
-//! [`current_target`]). When the answer changes it loads the new target, validates it and
+//! [`Watch::target`]: one small read while nothing moves). When the answer changes it loads the new target, validates it and
 //! replays its probes ([`load_served`]), and only then swaps the served model: one pointer
 //! write under a lock held for nanoseconds. A call that started on the old model keeps its
 //! `Arc` and finishes on it; the next call gets the new one. Nothing half-loaded or unverified
@@ -29,7 +29,7 @@ use ndarray::{Array2, ArrayView2};
 
 use crate::error::{Result, WoodlotError};
 use crate::serve::status::{unix_now, Notice, NoticeKind, Notices, Status};
-use crate::serve::target::{current_target, load_served, Served};
+use crate::serve::target::{load_served, Served, Watch};
 use crate::store::names::version_name;
 use crate::store::{Ref, Store};
 use crate::value::FeatureValue;
@@ -110,7 +110,8 @@ struct Shared {
     epoch: AtomicU64,
     closed: AtomicBool,
     /// One check at a time (the watcher's or `refresh`'s).
-    check_turn: Mutex<()>,
+    /// Held for a whole check (checks take turns); keeps the watcher's memory of the head.
+    check_turn: Mutex<Watch>,
     book: Mutex<Book>,
     stop: Mutex<bool>,
     wake: Condvar,
@@ -166,15 +167,18 @@ impl Shared {
     /// the served model changed; an error means the check failed or the target was refused
     /// (either way the served model is unchanged). `force` retries a refused target at once.
     fn check(&self, force: bool) -> Result<bool> {
-        let _turn = lock(&self.check_turn);
+        let mut watch = lock(&self.check_turn);
         if self.closed.load(Ordering::Acquire) {
             return Err(closed_error());
+        }
+        if force {
+            watch.forget();
         }
         let served = self.current();
         let known = served.as_ref().map(|s| s.version());
         let now = unix_now();
         let resolved = guarded("checking the store", || {
-            current_target(&self.store, &self.reference, known)
+            watch.target(&self.store, &self.reference, known)
         });
         let mut book = lock(&self.book);
         book.checks += 1;
@@ -337,7 +341,7 @@ impl LiveModel {
             served: RwLock::new(None),
             epoch: AtomicU64::new(0),
             closed: AtomicBool::new(false),
-            check_turn: Mutex::new(()),
+            check_turn: Mutex::new(Watch::default()),
             book: Mutex::new(Book {
                 started: Instant::now(),
                 last_check: None,

@@ -10,15 +10,25 @@
 //! - [`status`]: what a live model reports: [`Status`] and the [`Notice`]s (swaps, refusals,
 //!   failed checks, recoveries) a caller can turn into log records.
 //! - [`live`]: [`LiveModel`], the watcher thread and the atomic swap.
-//! - `http` (feature `http`): the HTTP/1.1 scoring server in front of a [`LiveModel`] (first
-//!   cut: `/ping`, `/version`, JSON `/invocations`).
+//! - `http` (feature `http`): the HTTP/1.1 scoring server behind `woodlot serve`, in front of
+//!   a [`LiveModel`]: `/ping`, `/version`, `/metrics`, `/invocations`; its bounds and timeouts.
+//! - `invocations` (feature `http`): what `/invocations` does with a body it has read
+//!   (content type, labels or probabilities, MLflow's answer).
+//! - `metrics` (feature `http`): the server's counters in Prometheus' text format.
+//! - `csv_input` (feature `http`): `text/csv` scoring requests, read as pandas reads them.
 //! - [`input`]: scoring requests in MLflow's JSON formats, checked against the served model's
-//!   features (the parsing half of the HTTP front end to come).
+//!   features.
 
+#[cfg(feature = "http")]
+pub mod csv_input;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod input;
+#[cfg(feature = "http")]
+pub mod invocations;
 pub mod live;
+#[cfg(feature = "http")]
+pub mod metrics;
 pub mod status;
 pub mod target;
 

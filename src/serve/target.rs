@@ -1,23 +1,30 @@
 //! What a reference points to now, and loading one version for serving.
 //!
 //! A live model asks the store the same question every poll interval, so the question must be
-//! cheap: for `active` and aliases it is one read of the store's state (the newest event, found
-//! through the head hint: on a local store a few small file reads, on S3 a handful of small
-//! requests) and nothing else while the answer is the version already served. Only a changed
-//! answer pays for a full [`Store::resolve`] (which also checks the version's manifest and
-//! tombstone) and then for loading it.
+//! cheap. For `active` and aliases, [`Watch::target`] first reads only the head anchor
+//! (`ACTIVE`: one small file read locally, one GET on S3, see [`Store::head_anchor`]); an
+//! anchor unchanged since the last full answer means nothing moved, and that answer stands.
+//! Otherwise, and at least every [`FULL_CHECK_EVERY`] (an anchor write can be late or lost;
+//! the state is the truth, the anchor only a hint), one read of the store's state decides
+//! (the newest event, found through the anchor: three small reads), and only a changed answer
+//! pays for a full [`Store::resolve`] (which also checks the version's manifest and
+//! tombstone) and then for loading it. `latest` and fixed versions always take the full path.
 //!
-//! Loading uses [`Store::read_model`] with `verify`: the blob's size and BLAKE3, the whole model
-//! file's validation and the replay of the probe predictions stored at save time. Only a model
-//! that passed all of it becomes a [`Served`].
+//! Loading uses [`Store::read_verified_model`]: the blob's size and BLAKE3, the whole model
+//! file's validation and the replay of the probe predictions stored at save time, keeping the
+//! forest that validation decoded (one decode per swap). Only a model that passed all of it
+//! becomes a [`Served`].
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::error::Result;
 use crate::forest::Forest;
-use crate::format;
+use crate::store::events::Anchor;
 use crate::store::{Manifest, Ref, Store};
+
+/// How long an unchanged head anchor is trusted before the state is read in full anyway.
+pub const FULL_CHECK_EVERY: Duration = Duration::from_secs(5);
 
 /// A verified model ready to serve: immutable, shared by every call that started on it.
 #[derive(Debug)]
@@ -66,13 +73,47 @@ pub fn current_target(store: &Store, reference: &Ref, known: Option<u64>) -> Res
     }
 }
 
+/// The watcher's memory between checks: the head anchor read just before the last full
+/// answer, that answer, and when it was given.
+#[derive(Debug, Default)]
+pub struct Watch {
+    last: Option<(Anchor, u64, Instant)>,
+}
+
+impl Watch {
+    /// The version `reference` points to now; `known` is the version served now. Costs one
+    /// small read while nothing moves (see the module documentation).
+    pub fn target(&mut self, store: &Store, reference: &Ref, known: Option<u64>) -> Result<u64> {
+        let cheap = matches!(reference, Ref::Active | Ref::Alias(_));
+        if let (true, Some((anchor, answer, at))) = (cheap, &self.last) {
+            if known == Some(*answer) && at.elapsed() < FULL_CHECK_EVERY {
+                if let Some(now) = store.head_anchor() {
+                    if now == *anchor {
+                        return Ok(*answer);
+                    }
+                }
+            }
+        }
+        // Read before the state, so the anchor kept is never newer than the answer.
+        let anchor = if cheap { store.head_anchor() } else { None };
+        self.last = None;
+        let n = current_target(store, reference, known)?;
+        if let Some(anchor) = anchor {
+            self.last = Some((anchor, n, Instant::now()));
+        }
+        Ok(n)
+    }
+
+    /// Forgets the last answer, so the next check reads the state in full.
+    pub fn forget(&mut self) {
+        self.last = None;
+    }
+}
+
 /// Loads version `n`, validates the model file completely and replays its probes.
 pub fn load_served(store: &Store, n: u64, generation: u64) -> Result<Served> {
     let started = Instant::now();
-    let (manifest, bytes) = store.read_model(&Ref::Number(n), true)?;
-    // `read_model(.., true)` has validated and probe-replayed these exact bytes; decoding them
-    // again is the only public way to keep the forest (about a millisecond for a small model).
-    let (forest, _meta) = format::decode(&bytes)?;
+    let (manifest, bytes, forest) = store.read_verified_model(&Ref::Number(n))?;
     Ok(Served {
         manifest,
         forest,

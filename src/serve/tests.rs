@@ -246,8 +246,9 @@ fn an_unreachable_store_keeps_the_model_and_reports_staleness() {
     let t = TempDir::new("unreachable");
     let store = store_with_two(&t);
     let live = LiveModel::open(store.clone(), Ref::Active, fast()).unwrap();
-    let events = t.0.join("events");
-    let hidden = t.0.join("events-away");
+    // The whole store goes away (a lost mount): the head anchor cannot be read either.
+    let events = t.0.clone();
+    let hidden = t.0.with_extension("away");
     std::fs::rename(&events, &hidden).unwrap();
     assert!(eventually(Duration::from_secs(5), || live
         .status()
@@ -332,4 +333,55 @@ fn poll_intervals_outside_the_range_are_refused() {
         LiveOptions::with_poll_seconds(0.25).unwrap().poll,
         Duration::from_millis(250)
     );
+}
+
+/// The read steps (by name) that `f` makes on this thread.
+fn reads_of(f: impl FnOnce()) -> Vec<String> {
+    crate::store::faults::reset();
+    f();
+    crate::store::faults::steps()
+        .into_iter()
+        .map(|s| s.to_string())
+        .filter(|s| crate::store::faults::is_read_step(s))
+        .collect()
+}
+
+#[test]
+fn a_check_while_nothing_moves_is_one_small_read() {
+    use crate::serve::target::Watch;
+    let t = TempDir::new("cheap");
+    let store = store_with_two(&t);
+    let mut watch = Watch::default();
+    let full = reads_of(|| assert_eq!(watch.target(&store, &Ref::Active, None).unwrap(), 1));
+    assert!(full.len() > 2, "the first check reads the state: {full:?}");
+    // Steady: only ACTIVE is read (open + data), whatever the history's length.
+    let steady = reads_of(|| assert_eq!(watch.target(&store, &Ref::Active, Some(1)).unwrap(), 1));
+    assert_eq!(steady, ["read_open", "read_data"], "{steady:?}");
+    // A move rewrites the anchor, so the next check sees it.
+    store.promote(&Ref::Number(2), None, None).unwrap();
+    assert_eq!(watch.target(&store, &Ref::Active, Some(1)).unwrap(), 2);
+    // An event appended without its anchor (a writer that died between the two) is still
+    // found by the periodic full read; here `forget` stands in for the period passing.
+    let anchor = std::fs::read(t.0.join("ACTIVE")).unwrap();
+    store.promote(&Ref::Number(1), None, None).unwrap();
+    std::fs::write(t.0.join("ACTIVE"), &anchor).unwrap();
+    assert_eq!(
+        watch.target(&store, &Ref::Active, Some(2)).unwrap(),
+        2,
+        "a hint only"
+    );
+    watch.forget();
+    assert_eq!(watch.target(&store, &Ref::Active, Some(2)).unwrap(), 1);
+}
+
+#[test]
+fn a_swap_decodes_the_model_once() {
+    let t = TempDir::new("decode-once");
+    let store = store_with_two(&t);
+    // One read of the blob and one of the probes, and the forest comes back with them.
+    let (m, bytes, forest) = store.read_verified_model(&Ref::Number(2)).unwrap();
+    assert_eq!(m.version, 2);
+    let (decoded, _) = format::decode(&bytes).unwrap();
+    assert_eq!(forest.trees.len(), decoded.trees.len());
+    assert_eq!(forest.trees[0].nodes.len(), decoded.trees[0].nodes.len());
 }

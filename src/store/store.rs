@@ -334,6 +334,25 @@ impl Store {
         Ok((m, bytes))
     }
 
+    /// Like [`Store::read_model`] with `verify`, and also hands over the forest that the
+    /// verification decoded, so a caller that serves it (the live model) decodes once.
+    pub fn read_verified_model(&self, r: &Ref) -> Result<(Arc<Manifest>, Vec<u8>, Forest)> {
+        let m = self.get(r)?;
+        let bytes = self.read_blob(m.version, &m.blob, "model")?;
+        let forest = self.check_model(&m, &bytes)?;
+        Ok((m, bytes, forest))
+    }
+
+    /// The head anchor (`ACTIVE`) as written, read with one small read (one request on S3);
+    /// `None` when there is none or it cannot be read. A cheap change detector for watchers:
+    /// every move appends an event and then rewrites the anchor, so an anchor unchanged since
+    /// a full [`Store::state`] read means no move was anchored since. It is a hint, never the
+    /// state: an anchor write can be late or lost, so a watcher must still read the state now
+    /// and then.
+    pub fn head_anchor(&self) -> Option<events::Anchor> {
+        events::read_anchor(&*self.backend).ok().flatten()
+    }
+
     /// Loads and verifies version `n` (decode + probe replay): the gate rollback and promote use.
     pub(crate) fn load_verified(&self, n: u64) -> Result<Forest> {
         let m = self.manifest(n)?;

@@ -22,6 +22,7 @@ from . import gc
 from . import history
 from . import promote
 from . import rollback
+from . import serve
 from . import show
 from . import verify
 from . import versions
@@ -40,6 +41,7 @@ COMMANDS: List[Callable[[argparse._SubParsersAction], None]] = [
     delete.add_parser,
     verify.add_parser,
     gc.add_parser,
+    serve.add_parser,
 ]
 
 
