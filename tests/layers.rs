@@ -173,7 +173,7 @@ fn lower_layers_never_name_higher_ones() {
     assert_eq!(checked.len(), LAYERS.len());
     assert!(
         problems.is_empty(),
-        "the layers must point one way (tree <- forest <- format <- store <- serve <- py):\n{}",
+        "the layers must point one way (tree <- forest <- format <- store <- guard <- serve <- py):\n{}",
         problems.join("\n")
     );
 }

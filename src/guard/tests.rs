@@ -145,7 +145,9 @@ fn bad_settings_are_refused_with_the_parameter_named() {
         ),
     ] {
         match Sequential::new(s) {
-            Err(crate::WoodlotError::InvalidParameter { name: n, .. }) => assert_eq!(n, name),
+            Err(crate::error::WoodlotError::InvalidParameter { name: n, .. }) => {
+                assert_eq!(n, name)
+            }
             other => panic!("{s:?}: {other:?}"),
         }
     }
