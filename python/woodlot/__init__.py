@@ -16,6 +16,7 @@ from ._errors import (
     WoodlotError,
 )
 from ._estimator import RandomForestClassifier
+from ._guard import DriftReport, Guard, GuardStatus
 from ._live import LiveModel
 from ._native import __version__
 from ._persist import dump, dumps, load, loads
@@ -40,5 +41,8 @@ __all__ = [
     "Decision",
     "Event",
     "VerifyReport",
+    "Guard",
+    "GuardStatus",
+    "DriftReport",
     "__version__",
 ]

@@ -24,6 +24,11 @@ __all__ = [
     "_store_gc_pause_arm",
     "_store_gc_pause_wait",
     "_store_gc_pause_release",
+    "NativeGuard",
+    "guard_records",
+    "guard_record_outcomes",
+    "guard_simulate",
+    "guard_drift",
 ]
 
 __version__: str
@@ -211,3 +216,71 @@ def _store_gc_pause_arm(stage: str) -> None:
 
 def _store_gc_pause_wait(timeout: float) -> bool: ...
 def _store_gc_pause_release() -> None: ...
+
+@final
+class NativeGuard:
+    """A deployment guard (src/guard): scores with two versions, logs, decides, acts."""
+
+    @staticmethod
+    def start(
+        store: NativeStore,
+        candidate: _RefArg,
+        mode: str = "probation",
+        metric: str = "log_loss",
+        alpha: float = 0.05,
+        margin: float = 0.0,
+        min_outcomes: int = 200,
+        canary_fraction: float = 0.0,
+        auto_promote: bool = False,
+        clip: float = 0.001,
+        reason: Optional[str] = None,
+        max_rows: int = 4096,
+        max_bytes: int = 2097152,
+        max_age_seconds: float = 5.0,
+    ) -> NativeGuard: ...
+    @staticmethod
+    def open(
+        store: NativeStore, guard: int, max_rows: int = 4096, max_bytes: int = 2097152, max_age_seconds: float = 5.0
+    ) -> NativeGuard: ...
+    @property
+    def id(self) -> int: ...
+    def spec_json(self) -> str: ...
+    def score(
+        self, x: npt.NDArray[np.float64], request_ids: Optional[list[str]] = None
+    ) -> tuple[npt.NDArray[np.float64], list[str], list[int]]: ...
+    def flush(self) -> None: ...
+    def check(self) -> str: ...
+    def status(self) -> str: ...
+    def stop(self, reason: Optional[str] = None) -> str: ...
+    def record_outcomes(
+        self,
+        request_ids: list[str],
+        y_num: Optional[npt.NDArray[np.float64]] = None,
+        y_str: Optional[list[str]] = None,
+    ) -> str: ...
+    def close(self) -> None: ...
+
+def guard_records(store: NativeStore) -> str: ...
+def guard_record_outcomes(
+    store: NativeStore,
+    request_ids: list[str],
+    y_num: Optional[npt.NDArray[np.float64]] = None,
+    y_str: Optional[list[str]] = None,
+    guard: Optional[int] = None,
+) -> str: ...
+def guard_simulate(
+    streams: int,
+    max_outcomes: int,
+    metric: str = "accuracy",
+    alpha: float = 0.05,
+    margin: float = 0.0,
+    min_outcomes: int = 200,
+    base_accuracy: float = 0.85,
+    delta: float = 0.0,
+    discordance: float = 0.12,
+    seed: int = 0,
+    clip: float = 0.001,
+) -> str: ...
+def guard_drift(
+    x_ref: npt.NDArray[np.float64], x: npt.NDArray[np.float64], bins: int = 10, threshold: float = 0.2
+) -> str: ...

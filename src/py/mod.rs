@@ -6,6 +6,7 @@
 //! - [`store`]: `NativeStore` and `NativeComparison`, the handles on the version store.
 //! - [`live`]: `NativeLiveModel`, the handle on a [`serve::LiveModel`](crate::serve::LiveModel)
 //!   that follows a store reference.
+//! - [`guard`]: `NativeGuard` and the guard functions, over [`crate::guard`].
 //! - [`durable`]: `write_file_durably`, the store's temp + fsync + rename for `woodlot.dump`.
 //! - [`faults`]: the underscored, test-only process-wide fault arming of the storage layer.
 //! - [`convert`]: numpy arrays and parameter dicts to core types, without copying data.
@@ -21,6 +22,7 @@ mod durable;
 mod errors;
 mod faults;
 mod forest;
+mod guard;
 mod live;
 mod store;
 
@@ -36,5 +38,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     durable::register(m)?;
     faults::register(m)?;
     m.add_class::<live::NativeLiveModel>()?;
+    guard::register(m)?;
     Ok(())
 }
