@@ -28,6 +28,7 @@ __all__ = [
     "guard_records",
     "guard_record_outcomes",
     "guard_simulate",
+    "guard_simulate_trace",
     "guard_drift",
 ]
 
@@ -271,6 +272,19 @@ def guard_record_outcomes(
 def guard_simulate(
     streams: int,
     max_outcomes: int,
+    metric: str = "accuracy",
+    alpha: float = 0.05,
+    margin: float = 0.0,
+    min_outcomes: int = 200,
+    base_accuracy: float = 0.85,
+    delta: float = 0.0,
+    discordance: float = 0.12,
+    seed: int = 0,
+    clip: float = 0.001,
+) -> str: ...
+def guard_simulate_trace(
+    max_outcomes: int,
+    every: int = 10,
     metric: str = "accuracy",
     alpha: float = 0.05,
     margin: float = 0.0,

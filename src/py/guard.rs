@@ -15,7 +15,7 @@ use super::errors::IntoPyResult;
 use super::store::{NativeStore, RefArg};
 use crate::guard::decide::{Metric, TestSpec};
 use crate::guard::psi::Reference;
-use crate::guard::sim::{simulate, SimSpec};
+use crate::guard::sim::{simulate, trace, SimSpec};
 use crate::guard::{self, Guard, Mode, SegmentLimits, StartOptions};
 use crate::store::labels::Labels;
 use crate::store::Ref;
@@ -274,6 +274,49 @@ fn guard_simulate(
     to_json(&py.detach(|| simulate(&spec)).py()?)
 }
 
+/// Stream 0 of the same simulation, traced every `every` outcomes; the points as JSON.
+#[pyfunction]
+#[pyo3(signature = (max_outcomes, every=10, metric="accuracy", alpha=0.05, margin=0.0,
+                    min_outcomes=200, base_accuracy=0.85, delta=0.0, discordance=0.12, seed=0,
+                    clip=0.001))]
+#[allow(clippy::too_many_arguments)]
+fn guard_simulate_trace(
+    py: Python<'_>,
+    max_outcomes: u64,
+    every: u64,
+    metric: &str,
+    alpha: f64,
+    margin: f64,
+    min_outcomes: u64,
+    base_accuracy: f64,
+    delta: f64,
+    discordance: f64,
+    seed: u64,
+    clip: f64,
+) -> PyResult<String> {
+    if max_outcomes > 10_000_000 {
+        return Err(PyValueError::new_err(
+            "guard_simulate_trace: at most 10,000,000 outcomes",
+        ));
+    }
+    let spec = SimSpec {
+        streams: 1,
+        max_outcomes,
+        test: TestSpec {
+            metric: Metric::parse(metric).py()?,
+            alpha,
+            margin,
+            min_outcomes,
+            clip,
+        },
+        base_accuracy,
+        delta,
+        discordance,
+        seed,
+    };
+    to_json(&py.detach(|| trace(&spec, every)).py()?)
+}
+
 /// PSI per feature of `x` against the reference rows `x_ref`; the report as JSON.
 #[pyfunction]
 #[pyo3(signature = (x_ref, x, bins=10, threshold=0.2))]
@@ -295,6 +338,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(guard_records, m)?)?;
     m.add_function(wrap_pyfunction!(guard_record_outcomes, m)?)?;
     m.add_function(wrap_pyfunction!(guard_simulate, m)?)?;
+    m.add_function(wrap_pyfunction!(guard_simulate_trace, m)?)?;
     m.add_function(wrap_pyfunction!(guard_drift, m)?)?;
     Ok(())
 }
