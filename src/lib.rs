@@ -10,7 +10,7 @@
 //! otherwise; docs/ARCHITECTURE.md explains each):
 //!
 //! ```text
-//! tree  <-  forest  <-  format  <-  store  <-  serve  <-  py
+//! tree  <-  forest  <-  format  <-  store  <-  guard  <-  serve  <-  py
 //! ```
 //!
 //! - [`tree`]: flat-array decision trees and the histogram-based builder that grows them, with
@@ -20,6 +20,8 @@
 //! - [`format`]: the checksummed model file shared by `dump`/`load`, pickle and the store.
 //! - [`store`]: the version store (save, compare, promote, rollback, gc, verify) over a local
 //!   directory or object storage.
+//! - [`guard`]: guarded deployment: a candidate scored beside the active version on live
+//!   traffic, outcomes joined by request id, anytime-valid rollback or confirmation.
 //! - [`serve`]: following a store reference: a watched, verified, atomically swapped model
 //!   ([`serve::LiveModel`]), MLflow-style scoring input and a first HTTP server.
 //! - `py` (feature `python`): the pyo3 binding, `woodlot._native`.
@@ -36,6 +38,7 @@ pub mod error;
 pub mod fingerprint;
 pub mod forest;
 pub mod format;
+pub mod guard;
 pub mod rng;
 pub mod serve;
 pub mod store;

@@ -1,4 +1,5 @@
-//! The crate's layers point one way: `tree <- forest <- format <- store <- serve <- py`.
+//! The crate's layers point one way:
+//! `tree <- forest <- format <- store <- guard <- serve <- py`.
 //!
 //! A lower layer never names a higher one, so each layer can be read, tested and reused
 //! without the ones above it (the tree without the forest's hyperparameters, the file format
@@ -14,7 +15,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 /// The layers, lowest first; a module may name only modules of its own rank or lower.
-const LAYERS: [&str; 6] = ["tree", "forest", "format", "store", "serve", "py"];
+const LAYERS: [&str; 7] = ["tree", "forest", "format", "store", "guard", "serve", "py"];
 
 /// Root modules below every layer.
 const SHARED: [&str; 5] = ["error", "rng", "value", "fingerprint", "Result"];
@@ -172,7 +173,7 @@ fn lower_layers_never_name_higher_ones() {
     assert_eq!(checked.len(), LAYERS.len());
     assert!(
         problems.is_empty(),
-        "the layers must point one way (tree <- forest <- format <- store <- serve <- py):\n{}",
+        "the layers must point one way (tree <- forest <- format <- store <- guard <- serve <- py):\n{}",
         problems.join("\n")
     );
 }

@@ -17,6 +17,7 @@ from ._errors import (
 )
 from ._estimator import RandomForestClassifier
 from ._from_sklearn import from_sklearn, import_pickle
+from ._guard import DriftReport, Guard, GuardStatus
 from ._live import LiveModel
 from ._merge import merge_forests
 from ._native import __version__
@@ -45,6 +46,9 @@ __all__ = [
     "VerifyReport",
     "serve",
     "Server",
+    "Guard",
+    "GuardStatus",
+    "DriftReport",
     "__version__",
     "from_sklearn",
     "import_pickle",

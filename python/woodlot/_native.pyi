@@ -30,6 +30,12 @@ __all__ = [
     "grow_tree_range",
     "assemble_shares",
     "merge_forests",
+    "NativeGuard",
+    "guard_records",
+    "guard_record_outcomes",
+    "guard_simulate",
+    "guard_simulate_trace",
+    "guard_drift",
 ]
 
 __version__: str
@@ -311,3 +317,82 @@ def assemble_shares(
     init: Optional[NativeForest] = None,
 ) -> NativeForest: ...
 def merge_forests(forests: list[NativeForest]) -> NativeForest: ...
+class NativeGuard:
+    """A deployment guard (src/guard): scores with two versions, logs, decides, acts."""
+
+    @staticmethod
+    def start(
+        store: NativeStore,
+        candidate: _RefArg,
+        mode: str = "probation",
+        metric: str = "log_loss",
+        alpha: float = 0.05,
+        margin: float = 0.0,
+        min_outcomes: int = 200,
+        canary_fraction: float = 0.0,
+        auto_promote: bool = False,
+        clip: float = 0.001,
+        reason: Optional[str] = None,
+        max_rows: int = 4096,
+        max_bytes: int = 2097152,
+        max_age_seconds: float = 5.0,
+    ) -> NativeGuard: ...
+    @staticmethod
+    def open(
+        store: NativeStore, guard: int, max_rows: int = 4096, max_bytes: int = 2097152, max_age_seconds: float = 5.0
+    ) -> NativeGuard: ...
+    @property
+    def id(self) -> int: ...
+    def spec_json(self) -> str: ...
+    def score(
+        self, x: npt.NDArray[np.float64], request_ids: Optional[list[str]] = None
+    ) -> tuple[npt.NDArray[np.float64], list[str], list[int]]: ...
+    def flush(self) -> None: ...
+    def check(self) -> str: ...
+    def status(self) -> str: ...
+    def stop(self, reason: Optional[str] = None) -> str: ...
+    def record_outcomes(
+        self,
+        request_ids: list[str],
+        y_num: Optional[npt.NDArray[np.float64]] = None,
+        y_str: Optional[list[str]] = None,
+    ) -> str: ...
+    def close(self) -> None: ...
+
+def guard_records(store: NativeStore) -> str: ...
+def guard_record_outcomes(
+    store: NativeStore,
+    request_ids: list[str],
+    y_num: Optional[npt.NDArray[np.float64]] = None,
+    y_str: Optional[list[str]] = None,
+    guard: Optional[int] = None,
+) -> str: ...
+def guard_simulate(
+    streams: int,
+    max_outcomes: int,
+    metric: str = "accuracy",
+    alpha: float = 0.05,
+    margin: float = 0.0,
+    min_outcomes: int = 200,
+    base_accuracy: float = 0.85,
+    delta: float = 0.0,
+    discordance: float = 0.12,
+    seed: int = 0,
+    clip: float = 0.001,
+) -> str: ...
+def guard_simulate_trace(
+    max_outcomes: int,
+    every: int = 10,
+    metric: str = "accuracy",
+    alpha: float = 0.05,
+    margin: float = 0.0,
+    min_outcomes: int = 200,
+    base_accuracy: float = 0.85,
+    delta: float = 0.0,
+    discordance: float = 0.12,
+    seed: int = 0,
+    clip: float = 0.001,
+) -> str: ...
+def guard_drift(
+    x_ref: npt.NDArray[np.float64], x: npt.NDArray[np.float64], bins: int = 10, threshold: float = 0.2
+) -> str: ...

@@ -25,6 +25,7 @@ import numpy as np
 from ._errors import InvalidNameError
 from ._estimator import RandomForestClassifier
 from ._from_sklearn import from_sklearn, import_pickle
+from ._guard import DriftReport, Guard, drift, guards, open_guard, record_outcomes, start_guard
 from ._live import LiveModel
 from ._location import open_native_store
 from ._persist import dumps, loads
@@ -398,3 +399,49 @@ class VersionStore:
         if isinstance(grace_seconds, bool) or not isinstance(grace_seconds, (int, float)) or math.isnan(grace_seconds):
             raise ValueError("grace_seconds must be a non-negative number")
         return json.loads(self._native.gc(bool(dry_run), float(grace_seconds)))
+
+    # -- guarded deployment (woodlot._guard) -----------------------------------------------------
+
+    def guard(
+        self,
+        candidate: Optional[Ref] = None,
+        mode: str = "probation",
+        metric: str = "log_loss",
+        alpha: float = 0.05,
+        margin: float = 0.0,
+        min_outcomes: int = 200,
+        canary_fraction: Optional[float] = None,
+        auto_promote: bool = False,
+        reason: Optional[str] = None,
+        **options: Any,
+    ) -> Guard:
+        """Starts guarding ``candidate`` against the active version and returns the guard; with
+        no candidate, reopens the running guard (or ``options["guard_id"]``) with nothing lost.
+
+        ``mode``: ``"probation"`` (promote now, roll back on evidence it is worse),
+        ``"shadow"`` (the active version answers, the candidate is scored and logged) or
+        ``"canary"`` (``canary_fraction`` of request ids answered by the candidate). The
+        probability of ever calling an equally good candidate worse is at most ``alpha``,
+        however often ``check()`` runs. Further options: ``clip`` (log-loss),
+        ``max_rows``, ``max_bytes``, ``max_age_seconds`` (prediction-log segments).
+        """
+        if candidate is None:
+            return open_guard(self, options.pop("guard_id", None), **options)
+        return start_guard(
+            self, candidate, mode, metric, alpha, margin, min_outcomes, canary_fraction,
+            auto_promote, reason=reason, **options,
+        )
+
+    def guards(self) -> list:
+        """Every guard in the history, oldest first (dicts: ``spec``, ``started``, ``decision``)."""
+        return guards(self)
+
+    def record_outcomes(self, request_ids: Sequence[str], y_true: Any, guard: Optional[int] = None) -> dict:
+        """Records true labels for logged requests of the running guard (or ``guard``): returns
+        ``recorded``, ``unknown`` and ``duplicate`` counts (neither is an error)."""
+        return record_outcomes(self, request_ids, y_true, guard)
+
+    def drift(self, X: Any, reference: Any, bins: int = 10, threshold: float = 0.2) -> DriftReport:
+        """PSI per feature of live rows ``X`` against ``reference`` rows (e.g. the training
+        data), features above ``threshold`` flagged: an early warning before labels arrive."""
+        return drift(X, reference, bins, threshold)

@@ -7,6 +7,7 @@
 //! - [`live`]: `NativeLiveModel`, the handle on a [`serve::LiveModel`](crate::serve::LiveModel)
 //!   that follows a store reference.
 //! - `serve` (feature `http`): `NativeHttpServer`, the handle on the HTTP scoring server.
+//! - [`guard`]: `NativeGuard` and the guard functions, over [`crate::guard`].
 //! - [`durable`]: `write_file_durably`, the store's temp + fsync + rename for `woodlot.dump`.
 //! - [`faults`]: the underscored, test-only hooks of the reliability suite (fault arming per
 //!   thread and per process, the gc pause).
@@ -23,6 +24,7 @@ mod durable;
 mod errors;
 mod faults;
 mod forest;
+mod guard;
 mod live;
 #[cfg(feature = "http")]
 mod serve;
@@ -47,5 +49,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<forest::FitProgress>()?;
     #[cfg(feature = "http")]
     m.add_class::<serve::NativeHttpServer>()?;
+    guard::register(m)?;
     Ok(())
 }

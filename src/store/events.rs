@@ -63,6 +63,13 @@ pub enum EventKind {
     Compare,
     /// `promote_if_better` decided not to promote.
     Decision,
+    /// A deployment guard started watching a candidate against a baseline (`crate::guard`).
+    /// The state is the one it follows, unchanged: older woodlots read it as `Unknown` and
+    /// still see the store's state exactly (their `verify()` notes the unknown kind).
+    GuardStarted,
+    /// A deployment guard decided (rolled back, dropped, confirmed, promoted, ...), with its
+    /// evidence; the state is unchanged (the rollback or promotion is its own event).
+    GuardDecided,
     /// A kind written by a newer woodlot.
     #[serde(other)]
     Unknown,
@@ -80,6 +87,8 @@ impl EventKind {
             EventKind::Delete => "delete",
             EventKind::Compare => "compare",
             EventKind::Decision => "decision",
+            EventKind::GuardStarted => "guard_started",
+            EventKind::GuardDecided => "guard_decided",
             EventKind::Unknown => "unknown",
         }
     }

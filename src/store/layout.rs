@@ -15,6 +15,10 @@
 //! <root>/gc/<blake3>                object storage only: gc's mark on an unreferenced blob
 //! <root>/gc/clock                   object storage only: rewritten by each gc run, so mark ages
 //!                                   come from the service's own timestamps
+//! <root>/guard/<g:012>-<p|o|d>-<n:010>.json
+//!                                   a deployment guard's records (`crate::guard`), create-only:
+//!                                   prediction-log segments (p), outcome segments (o) and its
+//!                                   decision claim (d); g is the seq of its guard_started event
 //! <root>/tmp/                       temporary files before they are linked into place (debris)
 //! <root>/LOCK                       advisory writer lock (saves retries, not needed for safety)
 //! ```
@@ -77,6 +81,10 @@ pub enum Dir {
     /// `gc/`: marks of gc's two-phase sweep on object storage. Not in [`Dir::ALL`]: a local
     /// store never writes it (its gc holds the writer lock), so no directory is created for it.
     Gc,
+    /// `guard/`: the deployment guards' prediction logs, outcomes and decision claims. Not in
+    /// [`Dir::ALL`] either: stores made before guards existed (possibly read-only) must keep
+    /// opening, so it is created on first use ([`crate::store::backend::Backend::ensure_dir`]).
+    Guard,
 }
 
 impl Dir {
@@ -91,6 +99,7 @@ impl Dir {
             Dir::Events => "events",
             Dir::Tmp => "tmp",
             Dir::Gc => "gc",
+            Dir::Guard => "guard",
         }
     }
 }
@@ -119,6 +128,46 @@ pub enum Key {
     /// `gc/clock`: rewritten at the start of each gc run on object storage; its last-modified
     /// time is the service's "now" that mark ages are measured against.
     GcClock,
+    /// `guard/<guard>-<part>-<seq>.json`: one create-only record of a deployment guard.
+    Guard {
+        /// The guard: the seq of its `guard_started` event.
+        guard: u64,
+        /// Which of the guard's records.
+        part: GuardPart,
+        /// Its number within that part, from 1.
+        seq: u64,
+    },
+}
+
+/// Which record of a guard a [`Key::Guard`] names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum GuardPart {
+    /// A segment of the prediction log (`p`).
+    Predictions,
+    /// A segment of recorded outcomes (`o`).
+    Outcomes,
+    /// The decision claim (`d`): whoever creates it decides, once.
+    Decision,
+}
+
+impl GuardPart {
+    /// The letter in the file name.
+    pub fn letter(self) -> char {
+        match self {
+            GuardPart::Predictions => 'p',
+            GuardPart::Outcomes => 'o',
+            GuardPart::Decision => 'd',
+        }
+    }
+
+    fn from_letter(s: &str) -> Option<Self> {
+        match s {
+            "p" => Some(GuardPart::Predictions),
+            "o" => Some(GuardPart::Outcomes),
+            "d" => Some(GuardPart::Decision),
+            _ => None,
+        }
+    }
 }
 
 impl Key {
@@ -135,6 +184,9 @@ impl Key {
             Key::Temp(name) => format!("tmp/{name}"),
             Key::GcMark(d) => format!("gc/{d}"),
             Key::GcClock => "gc/clock".into(),
+            Key::Guard { guard, part, seq } => {
+                format!("guard/{guard:012}-{}-{seq:010}.json", part.letter())
+            }
         }
     }
 
@@ -147,6 +199,7 @@ impl Key {
             Key::Event(_) => Some(Dir::Events),
             Key::Temp(_) => Some(Dir::Tmp),
             Key::GcMark(_) | Key::GcClock => Some(Dir::Gc),
+            Key::Guard { .. } => Some(Dir::Guard),
         }
     }
 
@@ -172,6 +225,16 @@ impl Key {
             Dir::Events => name.strip_suffix(".json").and_then(number).map(Key::Event),
             Dir::Gc if name == "clock" => Some(Key::GcClock),
             Dir::Gc => Digest::parse(name).ok().map(Key::GcMark),
+            Dir::Guard => {
+                let mut parts = name.strip_suffix(".json")?.split('-');
+                let guard = number(parts.next()?)?;
+                let part = GuardPart::from_letter(parts.next()?)?;
+                let seq = number(parts.next()?)?;
+                parts
+                    .next()
+                    .is_none()
+                    .then_some(Key::Guard { guard, part, seq })
+            }
             Dir::Tmp => {
                 let plain = !name.is_empty()
                     && name != "."
@@ -191,8 +254,8 @@ impl fmt::Display for Key {
 
 /// The entries a store root may contain; anything else in a directory without `FORMAT` means
 /// it is not ours to take over.
-pub const ROOT_ENTRIES: [&str; 8] = [
-    "FORMAT", "ACTIVE", "LOCK", "blobs", "versions", "events", "tmp", "gc",
+pub const ROOT_ENTRIES: [&str; 9] = [
+    "FORMAT", "ACTIVE", "LOCK", "blobs", "versions", "events", "tmp", "gc", "guard",
 ];
 
 #[cfg(test)]
@@ -210,6 +273,14 @@ mod tests {
             (Dir::Tmp, Key::Temp("123-abc.tmp".into())),
             (Dir::Gc, Key::GcMark(d.clone())),
             (Dir::Gc, Key::GcClock),
+            (
+                Dir::Guard,
+                Key::Guard {
+                    guard: 4,
+                    part: GuardPart::Outcomes,
+                    seq: 9,
+                },
+            ),
         ] {
             let path = key.path();
             let (dname, fname) = path.split_once('/').unwrap();
@@ -219,6 +290,18 @@ mod tests {
         }
         assert_eq!(Key::Manifest(3).path(), "versions/0000000003.json");
         assert_eq!(Key::Event(3).path(), "events/000000000003.json");
+        assert_eq!(
+            Key::Guard {
+                guard: 3,
+                part: GuardPart::Predictions,
+                seq: 2
+            }
+            .path(),
+            "guard/000000000003-p-0000000002.json"
+        );
+        assert_eq!(Key::from_listing(Dir::Guard, "3-x-2.json"), None);
+        assert_eq!(Key::from_listing(Dir::Guard, "3-p-2-1.json"), None);
+        assert_eq!(Key::from_listing(Dir::Guard, "0-p-2.json"), None);
     }
 
     #[test]

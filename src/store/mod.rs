@@ -20,12 +20,15 @@
 //! - [`probe`]: probe rows replayed to prove a model still predicts as it did.
 //! - [`labels`], [`metrics`], [`stats`], [`compare`]: evaluation in Rust.
 //! - [`store`], [`promote`], [`verify`], [`gc`]: the operations, all methods of [`Store`].
+//! - [`guardlog`]: the store's side of deployment guards: their events and create-only
+//!   records (prediction-log and outcome segments) under `guard/`.
 //! - [`sysinfo`]: user, host, process and RFC 3339 time for the audit trail.
 
 pub mod backend;
 pub mod compare;
 pub mod events;
 pub mod gc;
+pub mod guardlog;
 pub mod labels;
 pub mod layout;
 pub mod manifest;
@@ -48,11 +51,12 @@ pub use backend::{object, s3config};
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 
 pub use compare::{CompareOptions, Comparison};
 pub use events::{Event, EventKind, State};
 pub use labels::{Label, Labels};
+pub use layout::GuardPart;
 pub use manifest::Manifest;
 pub use names::Ref;
 pub use promote::{Decision, Expect};

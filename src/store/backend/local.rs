@@ -449,23 +449,22 @@ impl Backend for LocalBackend {
 
     fn ensure_dirs(&self) -> Result<()> {
         for dir in Dir::ALL {
-            let path = self.root.join(dir.name());
-            if !path.is_dir() {
-                let made = step("mkdir").and_then(|_| fs::create_dir(&path));
-                match made {
-                    Ok(()) => {
-                        fsync_dir_of(&path).map_err(|e| {
-                            WoodlotError::io(format!("syncing {}", self.root.display()), e)
-                        })?;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                    Err(e) => {
-                        return Err(WoodlotError::io(format!("creating {}", path.display()), e));
-                    }
-                }
-            }
+            self.ensure_dir(dir)?;
         }
         Ok(())
+    }
+
+    fn ensure_dir(&self, dir: Dir) -> Result<()> {
+        let path = self.root.join(dir.name());
+        if path.is_dir() {
+            return Ok(());
+        }
+        match step("mkdir").and_then(|_| fs::create_dir(&path)) {
+            Ok(()) => fsync_dir_of(&path)
+                .map_err(|e| WoodlotError::io(format!("syncing {}", self.root.display()), e)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(WoodlotError::io(format!("creating {}", path.display()), e)),
+        }
     }
 
     fn read(&self, key: &Key, max_len: u64) -> Result<Option<Vec<u8>>> {

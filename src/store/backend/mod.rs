@@ -150,6 +150,13 @@ pub trait Backend: Send + Sync + fmt::Debug {
     /// Creates the directories the layout needs (a no-op for object storage).
     fn ensure_dirs(&self) -> Result<()>;
 
+    /// Creates one directory outside [`Dir::ALL`] on first use (e.g. `guard/`, which stores
+    /// made before it existed lack); a no-op where prefixes need no creating.
+    fn ensure_dir(&self, dir: Dir) -> Result<()> {
+        let _ = dir;
+        Ok(())
+    }
+
     /// Reads a whole record, or `None` if it does not exist. Records larger than `max_len`
     /// bytes are refused with `CorruptModel` before anything is allocated for them.
     fn read(&self, key: &Key, max_len: u64) -> Result<Option<Vec<u8>>>;
