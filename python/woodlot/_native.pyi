@@ -274,6 +274,7 @@ class FitProgress:
     def __new__(cls) -> FitProgress: ...
     @property
     def trees_built(self) -> int: ...
+
 # --- distributed fits and merging (src/py/forest.rs, woodlot/_distributed.py) -----------------
 
 # (codes (n_samples, n_features) uint8, lower, upper, offsets, has_missing): the shipped bins.
@@ -317,6 +318,9 @@ def assemble_shares(
     init: Optional[NativeForest] = None,
 ) -> NativeForest: ...
 def merge_forests(forests: list[NativeForest]) -> NativeForest: ...
+
+# --- deployment guard (src/py/guard.rs, woodlot/_guard.py) ----------------------------------
+
 class NativeGuard:
     """A deployment guard (src/guard): scores with two versions, logs, decides, acts."""
 

@@ -40,6 +40,14 @@ pub struct NativeForest {
 }
 
 impl NativeForest {
+    /// A forest with its prediction layout built now (at fit, load, conversion or merge),
+    /// so no large batch pays for it on its first call.
+    fn new(forest: Forest) -> Self {
+        Self {
+            inner: Predictor::new(forest),
+        }
+    }
+
     fn forest(&self) -> &Arc<Forest> {
         self.inner.forest()
     }
@@ -542,6 +550,8 @@ impl FitProgress {
     fn trees_built(&self) -> usize {
         self.0.trees_built()
     }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Distributed fits and merging (see `crate::forest::merge`; the engine side is Python's
 // `woodlot/_distributed.py`). The driver bins once, workers grow tree ranges on those bins,
