@@ -395,7 +395,8 @@ def test_corrupt_blob_fails_verify_and_rollback(store):
 
 # -- help, version, colour -----------------------------------------------------------------------
 
-COMMAND_NAMES = ["list", "show", "history", "compare", "promote", "rollback", "alias", "delete", "verify", "gc"]
+COMMAND_NAMES = ["list", "show", "history", "compare", "promote", "rollback", "alias", "delete", "verify", "gc",
+                 "import"]
 
 
 def test_every_command_has_help_with_an_example_and_exit_codes():
@@ -459,3 +460,70 @@ def test_colour_only_on_a_terminal_and_never_with_no_color(base_store):
     assert "\x1b[" not in plain and "active, alias:stable" in plain
     piped = run(*args, check_code=0).stdout
     assert "\x1b[" not in piped
+
+
+# -- import ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sklearn_pickle(tmp_path_factory, data):
+    """The joblib tutorial's ``model_v1.pkl``: a scikit-learn forest in a joblib file."""
+    import joblib
+    from sklearn.ensemble import RandomForestClassifier as SkForest
+
+    X_train, _, y_train, _, _ = data
+    path = tmp_path_factory.mktemp("pickles") / "model_v1.pkl"
+    sk = SkForest(n_estimators=12, max_depth=4, random_state=42).fit(X_train, y_train)
+    joblib.dump(sk, path)
+    return path, sk
+
+
+def test_import_without_trust_is_refused_and_never_unpickles(tmp_path):
+    # A file that runs code when unpickled: without --trust it must not be opened at all.
+    import pickle
+
+    marker = tmp_path / "ran"
+    evil = tmp_path / "evil.pkl"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    evil.write_bytes(pickle.dumps(Evil()))
+    proc = run("import", str(evil), store=tmp_path / "models", check_code=_exit.REFUSED)
+    assert "--trust" in proc.stderr and "run code" in proc.stderr
+    assert not marker.exists()
+    assert not (tmp_path / "models").exists()
+
+
+def test_import_trusted_pickle_becomes_a_version_with_its_lineage(tmp_path, sklearn_pickle, data):
+    path, sk = sklearn_pickle
+    _, X_test, _, _, _ = data
+    root = tmp_path / "models"
+    doc = run_json("import", str(path), "--trust", "--promote", "--reason", "what production ran",
+                   "--tag", "team=ml", store=root)
+    assert (doc["name"], doc["active"], doc["promoted"]) == ("v1", True, True)
+    assert doc["tags"]["source_file"] == "model_v1.pkl"
+    assert doc["tags"]["source_class"].endswith("RandomForestClassifier")
+    assert doc["tags"]["team"] == "ml"
+    assert len(doc["tags"]["source_sha256"]) == 64
+    model = VersionStore(root).load("active", verify=True)
+    assert (model.predict(X_test) == sk.predict(X_test)).all()
+    history = run_json("history", store=root)
+    last = history["events"][-1]
+    assert last["kind"] == "promote" and last["reason"] == "what production ran"
+
+
+def test_import_of_a_pickle_that_is_not_a_forest_fails_clearly(tmp_path):
+    import pickle
+
+    path = tmp_path / "not_a_forest.pkl"
+    path.write_bytes(pickle.dumps({"weights": [1, 2, 3]}))
+    proc = run("import", str(path), "--trust", store=tmp_path / "models", check_code=_exit.FAILURE)
+    assert "RandomForestClassifier" in one_line_error(proc)
+
+
+def test_import_missing_file_is_not_found(tmp_path):
+    proc = run("import", str(tmp_path / "nope.pkl"), "--trust", store=tmp_path / "models",
+               check_code=_exit.NOT_FOUND)
+    assert "nope.pkl" in one_line_error(proc)

@@ -166,17 +166,16 @@ def test_n_jobs_none_follows_joblib_parallel_config(monkeypatch):
     X, y = _data(n=2000)
     m = RandomForestClassifier(n_estimators=4, random_state=0)
     seen = []
-    native = woodlot._estimator.NativeForest
+    native = woodlot._distributed.NativeForest
 
     class Spy:
-        check_params = staticmethod(native.check_params)
-
         @staticmethod
-        def fit(*args):
+        def fit(*args, **kwargs):
             seen.append(args[5])  # (X, y, n_classes, sample_weight, params, n_jobs, init)
-            return native.fit(*args)
+            return native.fit(*args, **kwargs)
 
-    monkeypatch.setattr(woodlot._estimator, "NativeForest", Spy)
+    # A local fit goes through _distributed.fit_forest (the joblib engine's dispatch).
+    monkeypatch.setattr(woodlot._distributed, "NativeForest", Spy)
     m.fit(X, y)
     with joblib.parallel_config(n_jobs=2):
         m.fit(X, y)

@@ -20,6 +20,7 @@ from . import compare
 from . import delete
 from . import gc
 from . import history
+from . import import_model
 from . import promote
 from . import rollback
 from . import serve
@@ -41,6 +42,7 @@ COMMANDS: List[Callable[[argparse._SubParsersAction], None]] = [
     delete.add_parser,
     verify.add_parser,
     gc.add_parser,
+    import_model.add_parser,
     serve.add_parser,
 ]
 
