@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import numbers
+import re
 
 import numpy as np
 
@@ -163,9 +164,18 @@ def _classes_to_json(classes: np.ndarray, *, strict: bool) -> dict:
     return {"dtype": dtype.str, "values": values}
 
 
+#: The dtype strings a model file may name for its class labels.
+_DTYPE_STR = re.compile(r"[<>|=]?[biufUO][0-9]{0,4}")
+
+
 def classes_from_json(desc: dict) -> np.ndarray:
     """The class labels of a description's ``classes`` (see ``_classes_to_json``)."""
-    dtype = np.dtype(desc["dtype"])
+    raw = desc["dtype"]
+    # Only what ``dtype.str`` writes for the kinds stored ("<i8", "|b1", "<U5", "|O"): numpy
+    # parses other strings with its own grammar (a damaged "<i8," raised SyntaxError).
+    if not isinstance(raw, str) or not _DTYPE_STR.fullmatch(raw):
+        raise ValueError(f"unsupported class dtype {raw!r}")
+    dtype = np.dtype(raw)
     values = desc["values"]
     if not isinstance(values, list):
         raise TypeError("classes must be a list")
