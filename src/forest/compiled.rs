@@ -60,6 +60,11 @@ struct FastTree {
     leaf_values: Vec<f32>,
 }
 
+/// Impure forests of more classes than this keep the plain walk: adding a leaf's row of
+/// fractions then costs more than reaching the leaf, so a copied leaf table would double the
+/// leaves' memory (and a hostile model file's decode footprint) for no speed.
+pub const MAX_TABLE_CLASSES: usize = 256;
+
 /// A forest compiled for batch prediction. Build it once per fitted forest and reuse it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CompiledForest {
@@ -85,6 +90,9 @@ impl CompiledForest {
             .trees
             .par_iter()
             .all(|t| has_pure_leaves(t, n_classes));
+        if !votes && n_classes > MAX_TABLE_CLASSES {
+            return None;
+        }
         let trees = forest
             .trees
             .par_iter()
@@ -402,6 +410,31 @@ mod tests {
                 forest.apply(x.view(), 1).unwrap()
             );
         }
+    }
+
+    #[test]
+    fn impure_forests_of_many_classes_keep_the_plain_walk() {
+        use crate::forest::Predictor;
+        let classes = (MAX_TABLE_CLASSES + 1) as u32;
+        let (x, y) = noisy(2 * classes as usize, 3, classes, 5);
+        let shallow = ForestParams {
+            n_estimators: 3,
+            max_depth: Some(2),
+            ..Default::default()
+        };
+        let forest = Forest::fit(x.view(), &y, classes as usize, None, &shallow, 1).unwrap();
+        assert!(CompiledForest::new(&forest).is_none());
+        let predictor = Predictor::with_threads(forest.clone(), 1);
+        let x32 = x.mapv(|v| v as f32);
+        assert_eq!(
+            predictor.predict_proba(x32.view(), 1).unwrap(),
+            forest.predict_proba(x32.view(), 1).unwrap()
+        );
+        // At the limit an impure forest still compiles.
+        let classes = MAX_TABLE_CLASSES as u32;
+        let (x, y) = noisy(2 * classes as usize, 3, classes, 5);
+        let forest = Forest::fit(x.view(), &y, classes as usize, None, &shallow, 1).unwrap();
+        assert!(CompiledForest::new(&forest).is_some());
     }
 
     #[test]
