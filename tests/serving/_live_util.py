@@ -70,6 +70,22 @@ def damage(path):
     Path(path).write_bytes(bytes(data))
 
 
+def fast_failing_s3_options(endpoint):
+    """Storage options for moto at ``endpoint``: an unreachable endpoint fails a check within
+    about a second instead of after minutes of retries."""
+    return {
+        "endpoint_url": endpoint,
+        "region": "us-east-1",
+        "access_key_id": "testing",
+        "secret_access_key": "testing",
+        "allow_http": True,
+        "connect_timeout": "0.5",
+        "timeout": "2",
+        "max_retries": "0",
+        "retry_timeout": "1",
+    }
+
+
 class Moto:
     """``python -m moto.server`` on a fixed loopback port, which can be stopped and started
     again on the same port (moto keeps its data in memory: a restart starts empty)."""

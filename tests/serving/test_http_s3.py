@@ -16,38 +16,16 @@ pytest.importorskip("boto3")
 import woodlot  # noqa: E402
 from tests._moto import s3_client  # noqa: E402
 from tests.serving._http_util import Client, metrics  # noqa: E402
-from tests.serving._live_util import Moto, free_port, small_models, wait_for  # noqa: E402
+from tests.serving._live_util import fast_failing_s3_options, small_models, wait_for  # noqa: E402
 
 BUCKET = "http-bucket"
 
 
-@pytest.fixture(autouse=True)
-def _no_aws_environment(monkeypatch):
-    for key in list(os.environ):
-        if key.startswith("AWS_"):
-            monkeypatch.delenv(key)
-
-
-@pytest.fixture()
-def moto(tmp_path):
-    server = Moto(free_port(), tmp_path / "moto.log")
-    server.start()
-    yield server
-    server.stop()
+pytestmark = pytest.mark.usefixtures("no_aws_environment")
 
 
 def _options(endpoint):
-    return {
-        "endpoint_url": endpoint,
-        "region": "us-east-1",
-        "access_key_id": "testing",
-        "secret_access_key": "testing",
-        "allow_http": True,
-        "connect_timeout": "0.5",
-        "timeout": "2",
-        "max_retries": "0",
-        "retry_timeout": "1",
-    }
+    return fast_failing_s3_options(endpoint)
 
 
 def test_serving_continues_while_s3_is_down_and_staleness_shows_it(moto):
