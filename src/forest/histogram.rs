@@ -307,3 +307,57 @@ mod tests {
         assert!(reason(&h, 2).contains("do not add up"));
     }
 }
+
+#[cfg(test)]
+mod speed {
+    /// The histogram's share of a fit on 100k x 50 (issue 12's data shape), in one run:
+    /// `cargo test --release --lib forest::histogram::speed -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn histogram_cost_against_binning_and_fit() {
+        use crate::forest::{Forest, ForestParams};
+        use crate::tree::BinnedMatrix;
+        let (n, f) = (100_000, 50);
+        let mut rng = crate::rng::Rng::new(3);
+        let x = ndarray::Array2::from_shape_fn((n, f), |_| rng.unit_f64());
+        let y: Vec<u32> = (0..n).map(|i| (x[[i, 0]] * 5.0) as u32).collect();
+        let best = |f: &dyn Fn()| {
+            (0..5)
+                .map(|_| {
+                    let t = std::time::Instant::now();
+                    f();
+                    t.elapsed().as_secs_f64()
+                })
+                .fold(f64::MAX, f64::min)
+        };
+        let binned = BinnedMatrix::from_matrix(x.view()).unwrap();
+        let bin = best(&|| {
+            BinnedMatrix::from_matrix(x.view()).unwrap();
+        });
+        let hist = best(&|| {
+            super::TrainingHistogram::from_binned(&binned);
+        });
+        let params = ForestParams {
+            n_estimators: 10,
+            random_state: 0,
+            ..ForestParams::default()
+        };
+        let t = std::time::Instant::now();
+        let forest = Forest::fit(x.view(), &y, 5, None, &params, 2).unwrap();
+        let fit = t.elapsed().as_secs_f64();
+        let json = serde_json::to_vec(&forest.training_histogram)
+            .unwrap()
+            .len();
+        println!(
+            "binning {:.1} ms, histogram {:.2} ms ({:.2}% of binning)",
+            bin * 1e3,
+            hist * 1e3,
+            100.0 * hist / bin
+        );
+        println!(
+            "fit of 10 trees {fit:.2} s: histogram is {:.4}% of it",
+            100.0 * hist / fit
+        );
+        println!("histogram JSON {json} B");
+    }
+}
