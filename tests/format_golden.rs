@@ -1,5 +1,7 @@
 //! The model file's bytes are frozen: encoding a fixed forest gives the same bytes as the
-//! format 2.0 encoder did when the format was last changed on purpose.
+//! format 2.1 encoder did when the format was last changed on purpose (2.1 added the training
+//! histogram to the meta; the payloads are 2.0's byte for byte), and a file the 2.0 encoder
+//! wrote still loads.
 //!
 //! The file format is a contract with every file already written (on disk, in stores, in
 //! pickles). Refactoring the encoder must not move a single byte, and a deliberate change
@@ -87,7 +89,9 @@ fn default_forest_bytes_are_frozen() {
         random_state: 7,
         ..Default::default()
     };
-    check(&fitted(&params, 300, 6, 3, 1), golden_default());
+    let forest = fitted(&params, 300, 6, 3, 1);
+    check(&forest, golden_default());
+    check(&without_histogram(forest), golden_default_2_0());
 }
 
 #[test]
@@ -104,11 +108,29 @@ fn forest_with_every_kind_of_field_bytes_are_frozen() {
         max_samples: Some(SizeSpec::Fraction(0.8)),
         ..Default::default()
     };
-    check(&fitted(&params, 500, 40, 3, 2), golden_rich());
+    let forest = fitted(&params, 500, 40, 3, 2);
+    check(&forest, golden_rich());
+    check(&without_histogram(forest), golden_rich_2_0());
 }
 
-/// As written by the format 2.0 encoder.
+/// The forest without its training histogram: its meta is byte-identical to 2.0's (the field
+/// is omitted), so only the header's minor version differs from a 2.0 file.
+fn without_histogram(mut forest: Forest) -> Forest {
+    forest.training_histogram = None;
+    forest
+}
+
+/// As written by the format 2.1 encoder (the payloads unchanged since 2.0).
 fn golden_rich() -> Golden {
+    Golden {
+        header: HEADER.to_vec(),
+        meta: "14364089525d16ccb412c140b1a70dba84d986f4133fe40ae00c3ce58123e816".into(),
+        ..golden_rich_2_0()
+    }
+}
+
+/// As written by the format 2.0 encoder (which had no histogram).
+fn golden_rich_2_0() -> Golden {
     Golden {
         header: HEADER.to_vec(),
         meta: "0c6a39673903039e7d880be0ef593aa48989553a0fd41debdf39637cad37b654".into(),
@@ -119,6 +141,13 @@ fn golden_rich() -> Golden {
 
 fn golden_default() -> Golden {
     Golden {
+        meta: "cb9e7e443aa7bcaaeebeb0484fa987d42aa66781ba66db88bdd15a8bf2a9b014".into(),
+        ..golden_default_2_0()
+    }
+}
+
+fn golden_default_2_0() -> Golden {
+    Golden {
         header: HEADER.to_vec(),
         meta: "20b255950c513e360c0c5c03296625027e2ba2039de2e35fd614f1300e828587".into(),
         payload_len: 2231,
@@ -126,7 +155,46 @@ fn golden_default() -> Golden {
     }
 }
 
-/// Magic, then format 2.0 with no flags.
+/// Magic, then format 2.1 with no flags.
 const HEADER: [u8; 16] = [
-    0x89, b'W', b'D', b'L', b'\r', b'\n', 0x1a, b'\n', 2, 0, 0, 0, 0, 0, 0, 0,
+    0x89, b'W', b'D', b'L', b'\r', b'\n', 0x1a, b'\n', 2, 0, 1, 0, 0, 0, 0, 0,
 ];
+
+/// A model file `woodlot.dump` wrote before format 2.1 (3 trees of depth 3 on scikit-learn's
+/// wine data): it loads, without a training histogram, and re-encodes to the same sections
+/// under a 2.1 header.
+#[test]
+fn a_format_2_0_file_still_loads_without_a_histogram() {
+    let old: &[u8] = include_bytes!("data/model-format-2.0.wdl");
+    let header = Header::parse(old).unwrap();
+    assert_eq!((header.major, header.minor), (2, 0));
+    let (forest, meta) = decode(old).unwrap();
+    assert_eq!((forest.n_features, forest.trees.len()), (13, 3));
+    assert!(forest.training_histogram.is_none() && meta.training_histogram.is_none());
+    let again = encode(&forest, &meta.estimator).unwrap();
+    let new_header = Header::parse(&again).unwrap();
+    assert_eq!((new_header.major, new_header.minor), (2, 1));
+    assert_eq!(
+        header.sections(old).unwrap(),
+        new_header.sections(&again).unwrap()
+    );
+}
+
+#[test]
+fn fitted_forests_carry_their_training_histogram() {
+    let params = ForestParams {
+        n_estimators: 2,
+        random_state: 7,
+        ..Default::default()
+    };
+    let forest = fitted(&params, 300, 6, 3, 1);
+    let h = forest.training_histogram.as_ref().unwrap();
+    assert_eq!((h.rows, h.edges.len()), (300, 6));
+    // Feature 3 has a missing value in every seventh row (see `data`).
+    assert_eq!(h.missing, vec![0, 0, 0, 43, 0, 0]);
+    let bytes = encode(&forest, &estimator()).unwrap();
+    assert_eq!(
+        decode(&bytes).unwrap().0.training_histogram.as_ref(),
+        Some(h)
+    );
+}

@@ -18,6 +18,7 @@ uses here and ``woodlot.dump``/``load`` use in ``_persist``. Pickles name this m
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import joblib
@@ -536,6 +537,16 @@ class RandomForestClassifier(ClassifierMixin, BaseEstimator):
             n_samples=int(self._native.fit_info()["n_samples"]),
             oob=oob,
         )
+
+    @property
+    def training_histogram_(self) -> dict | None:
+        """Each feature's histogram over the training rows, kept for drift (``store.drift``):
+        ``edges`` (per feature, the inner bin edges), ``counts`` (rows per bin), ``missing``
+        (rows with NaN) and ``rows``; None for a converted or merged forest, or one loaded from
+        a file older than format 2.1."""
+        check_is_fitted(self, "_native")
+        text = self._native.training_histogram_json()
+        return None if text is None else json.loads(text)
 
     @property
     def fit_info_(self) -> dict:

@@ -18,7 +18,7 @@ from typing import Any, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ._native import NativeGuard, guard_drift, guard_record_outcomes, guard_records
+from ._native import NativeGuard, guard_drift, guard_record_outcomes, guard_records, guard_version_drift
 from ._records import _name, _ref
 
 
@@ -91,6 +91,7 @@ class GuardStatus:
     verdict: str
     decision: Optional[str]
     decision_reason: Optional[str]
+    drift: Optional["DriftReport"]
     raw: dict = field(repr=False, compare=False)
 
     @classmethod
@@ -124,6 +125,7 @@ class GuardStatus:
             verdict=e["verdict"],
             decision=None if dec is None else dec["decision"],
             decision_reason=None if dec is None else dec["reason"],
+            drift=None if d.get("drift") is None else DriftReport._from_dict(d["drift"], None),
             raw=d,
         )
 
@@ -284,23 +286,42 @@ def record_outcomes(store: Any, request_ids: Sequence[str], y_true: Any, guard: 
 
 @dataclass(frozen=True)
 class DriftReport:
-    """PSI per feature of live rows against reference rows; ``flagged`` lists the features
-    (names, or indices when the data had none) above ``threshold``. A warning, not a verdict."""
+    """PSI per feature of live rows against a reference (a version's training histogram, or
+    reference rows); ``flagged`` lists the features (names, or indices when the data had none)
+    above ``threshold``; ``rows`` counts the live rows compared. A warning, not a verdict."""
 
     psi: dict
     flagged: list
     threshold: float
     rows: int
 
+    @classmethod
+    def _from_dict(cls, d: dict, names: Optional[list]) -> "DriftReport":
+        keys = names if names is not None else list(range(len(d["psi"])))
+        return cls(
+            psi=dict(zip(keys, d["psi"])),
+            flagged=[keys[j] for j in d["flagged"]],
+            threshold=d["threshold"],
+            rows=d["rows"],
+        )
+
+
+def _column_names(X: Any) -> Optional[list]:
+    return [str(c) for c in X.columns] if hasattr(X, "columns") else None
+
 
 def drift(X: Any, reference: Any, bins: int = 10, threshold: float = 0.2) -> DriftReport:
-    """PSI of each feature of ``X`` against ``reference`` (e.g. the training rows)."""
-    names = [str(c) for c in X.columns] if hasattr(X, "columns") else None
+    """PSI of each feature of ``X`` against ``reference`` rows (e.g. the training rows)."""
     d = json.loads(guard_drift(_matrix(reference), _matrix(X), int(bins), float(threshold)))
-    keys = names if names is not None else list(range(len(d["psi"])))
-    return DriftReport(
-        psi=dict(zip(keys, d["psi"])),
-        flagged=[keys[j] for j in d["flagged"]],
-        threshold=d["threshold"],
-        rows=d["rows"],
-    )
+    return DriftReport._from_dict(d, _column_names(X))
+
+
+def version_drift(store: Any, X: Any, ref: Any = "active", threshold: float = 0.2) -> DriftReport:
+    """PSI of each feature of ``X`` against the training histogram of the version ``ref`` names."""
+    if hasattr(ref, "shape") or isinstance(ref, (list, tuple)):
+        raise TypeError(
+            f"ref names a version (\"active\", an alias, \"v3\" or 3), got {type(ref).__name__}; "
+            "to compare with reference rows, pass them as reference="
+        )
+    d = json.loads(guard_version_drift(store._native, _ref(ref, "ref"), _matrix(X), float(threshold)))
+    return DriftReport._from_dict(d, _column_names(X))

@@ -25,7 +25,7 @@ import numpy as np
 from ._errors import InvalidNameError
 from ._estimator import RandomForestClassifier
 from ._from_sklearn import from_sklearn, import_pickle
-from ._guard import DriftReport, Guard, drift, guards, open_guard, record_outcomes, start_guard
+from ._guard import DriftReport, Guard, drift, guards, open_guard, record_outcomes, start_guard, version_drift
 from ._live import LiveModel
 from ._location import open_native_store
 from ._persist import dumps, loads
@@ -441,7 +441,15 @@ class VersionStore:
         ``recorded``, ``unknown`` and ``duplicate`` counts (neither is an error)."""
         return record_outcomes(self, request_ids, y_true, guard)
 
-    def drift(self, X: Any, reference: Any, bins: int = 10, threshold: float = 0.2) -> DriftReport:
-        """PSI per feature of live rows ``X`` against ``reference`` rows (e.g. the training
-        data), features above ``threshold`` flagged: an early warning before labels arrive."""
-        return drift(X, reference, bins, threshold)
+    def drift(
+        self, X: Any, ref: Any = "active", *, reference: Any = None, threshold: float = 0.2, bins: int = 10
+    ) -> DriftReport:
+        """PSI per feature of live rows ``X`` against the training histogram the version ``ref``
+        names (``"active"``, an alias, ``"latest"``, ``"v3"`` or ``3``) kept from its fit,
+        features above ``threshold`` flagged: an early warning before labels arrive, never a
+        rollback. With ``reference=`` rows (e.g. a window the model was known good on) it
+        compares with their ``bins``-quantile bins instead; a version without a histogram
+        (saved before format 2.1, converted from scikit-learn, merged) needs that."""
+        if reference is not None:
+            return drift(X, reference, bins, threshold)
+        return version_drift(self, X, ref, threshold)

@@ -21,7 +21,7 @@ use super::predict::argmax;
 use super::progress::Progress;
 use super::sampling::{bootstrap_counts, WeightedSampler};
 use super::threads::run_in_pool;
-use super::{FitInfo, Forest, OobEstimate};
+use super::{FitInfo, Forest, OobEstimate, TrainingHistogram};
 use crate::error::{Result, WoodlotError};
 use crate::fingerprint::Fingerprinter;
 use crate::rng::{tree_seed, Rng};
@@ -244,14 +244,16 @@ fn grow_forest<T: FeatureValue>(
         None
     };
     let first = trees.len();
-    let (new_trees, training_fingerprint) =
-        run_in_pool(n_threads, || -> Result<(Vec<Tree>, String)> {
+    let (new_trees, training_fingerprint, histogram) = run_in_pool(
+        n_threads,
+        || -> Result<(Vec<Tree>, String, TrainingHistogram)> {
             let (binned, fingerprint) = rayon::join(
                 || BinnedMatrix::from_matrix(x),
                 || training_fingerprint(x, y, sample_weight),
             );
             let binned = binned?;
             check_missing_values(&limits, &binned)?;
+            let histogram = TrainingHistogram::from_binned(&binned);
             let set = TrainingSet {
                 binned,
                 y,
@@ -270,8 +272,9 @@ fn grow_forest<T: FeatureValue>(
                     tree
                 })
                 .collect();
-            Ok((new_trees, fingerprint))
-        })??;
+            Ok((new_trees, fingerprint, histogram))
+        },
+    )??;
     trees.extend(new_trees);
     let oob = if params.oob_score {
         Some(run_in_pool(n_threads, || {
@@ -291,6 +294,7 @@ fn grow_forest<T: FeatureValue>(
             n_samples: n as u64,
             fit_seconds: started.elapsed().as_secs_f64(),
         },
+        training_histogram: Some(histogram),
     })
 }
 
@@ -374,7 +378,9 @@ pub fn grow_tree_range(
         limits,
     };
     let first = range.start;
-    let (trees, oob_masks) = run_in_pool(n_threads, || -> Result<_> {
+    let (trees, oob_masks, histogram) = run_in_pool(n_threads, || -> Result<_> {
+        // Every worker holds the driver's bins, so every share carries the same histogram
+        // (one pass over the codes); `assemble` checks that they agree.
         let trees: Vec<Tree> = range
             .clone()
             .into_par_iter()
@@ -385,7 +391,7 @@ pub fn grow_tree_range(
         } else {
             None
         };
-        Ok((trees, masks))
+        Ok((trees, masks, TrainingHistogram::from_binned(&set.binned)))
     })??;
     Ok(TreeShare {
         first,
@@ -400,6 +406,7 @@ pub fn grow_tree_range(
                 n_samples: n as u64,
                 fit_seconds: started.elapsed().as_secs_f64(),
             },
+            training_histogram: Some(histogram),
         },
         oob_masks,
     })
@@ -428,6 +435,12 @@ impl Forest {
         let (n, n_features) = x.dim();
         let mut trees = init.map_or_else(Vec::new, |f| f.trees.clone());
         let first = trees.len();
+        // The shares were grown on the driver's bins, so their histograms are the fit's (and
+        // `assemble` refuses shares whose histograms differ from the first's).
+        let training_histogram = shares
+            .iter()
+            .min_by_key(|s| s.first)
+            .and_then(|s| s.forest.training_histogram.clone());
         let expected = Forest {
             n_features: n_features as u32,
             n_classes: n_classes as u32,
@@ -439,6 +452,7 @@ impl Forest {
                 n_samples: n as u64,
                 fit_seconds,
             },
+            training_histogram,
         };
         let (new_trees, new_masks) = assemble(shares, first, &expected)?;
         trees.extend(new_trees);

@@ -289,6 +289,7 @@ pub fn forest_from_trees(
             n_samples,
             fit_seconds: 0.0,
         },
+        training_histogram: None,
     })
 }
 

@@ -14,7 +14,8 @@
 //!   are concatenated; they must agree on what a tree means (features, classes, the tree
 //!   parameters) and on their binning, which is a function of the training data alone, so
 //!   equal training fingerprints mean equal bins. Two parts with the same seed would hold the
-//!   same trees, so that is refused too.
+//!   same trees, so that is refused too. The merged forest keeps the parts' training
+//!   histogram when they all carry the same one (same rows, same bins), else it has none.
 
 use super::{FitInfo, Forest, ForestParams};
 use crate::error::{Result, WoodlotError};
@@ -84,6 +85,9 @@ pub fn assemble(
             || f.fit_info.n_samples != expected.fit_info.n_samples
         {
             return fail(format!("{range} were grown on other training data"));
+        }
+        if f.training_histogram != expected.training_histogram {
+            return fail(format!("{range} were grown on other bins"));
         }
         match (&mut masks, share.oob_masks) {
             (Some(all), Some(m)) if m.len() == len => all.extend(m),
@@ -184,6 +188,13 @@ pub fn merge_forests(parts: &[&Forest]) -> Result<Forest> {
             n_samples: head.fit_info.n_samples,
             fit_seconds: parts.iter().map(|f| f.fit_info.fit_seconds).sum(),
         },
+        // Equal fingerprints mean the same rows, hence the same bins and histogram: keep it
+        // when every part has it (a part read from an older file may not).
+        training_histogram: parts
+            .iter()
+            .all(|f| f.training_histogram == head.training_histogram)
+            .then(|| head.training_histogram.clone())
+            .flatten(),
     })
 }
 
@@ -269,6 +280,11 @@ mod tests {
             let merged = fit_in_shares(&x, &y, &p, sizes);
             assert_eq!(merged.trees, local.trees, "split {sizes:?}");
             assert_eq!(merged.oob, local.oob, "split {sizes:?}");
+            assert!(merged.training_histogram.is_some());
+            assert_eq!(
+                merged.training_histogram, local.training_histogram,
+                "split {sizes:?}"
+            );
             assert_eq!(
                 merged.fit_info.training_fingerprint,
                 local.fit_info.training_fingerprint
@@ -301,6 +317,12 @@ mod tests {
         other.forest.params.max_depth = Some(2);
         let err = build(vec![share(0..3), other]).unwrap_err().to_string();
         assert!(err.contains("other parameters"), "{err}");
+        let mut other_bins = share(3..6);
+        other_bins.forest.training_histogram = None;
+        let err = build(vec![share(0..3), other_bins])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("other bins"), "{err}");
         let mut no_masks = share(3..6);
         no_masks.oob_masks = None;
         let err = build(vec![share(0..3), no_masks]).unwrap_err().to_string();
@@ -322,6 +344,15 @@ mod tests {
         assert!(m.oob.is_none() && !m.params.oob_score);
         assert_eq!(&m.trees[..3], &a.trees[..]);
         assert_eq!(&m.trees[3..], &b.trees[..]);
+        // Same rows, same bins: the parts' histogram is kept, unless a part has none.
+        assert!(m.training_histogram.is_some());
+        assert_eq!(m.training_histogram, a.training_histogram);
+        let mut bare = b.clone();
+        bare.training_histogram = None;
+        assert!(merge_forests(&[&a, &bare])
+            .unwrap()
+            .training_histogram
+            .is_none());
 
         let err = |parts: &[&Forest]| merge_forests(parts).unwrap_err().to_string();
         assert!(err(&[&a, &a]).contains("same seed"));

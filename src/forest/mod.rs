@@ -4,6 +4,7 @@
 //! - [`params`]: hyperparameters and their resolution.
 //! - [`fit`]: parallel training, class weights, out-of-bag estimates.
 //! - [`from_nodes`]: trees and forests from another library's node arrays (scikit-learn's).
+//! - [`histogram`]: each feature's training histogram, from the fit's bins (for drift).
 //! - [`merge`]: the tree shares of a distributed fit back in order, and merging forests.
 //! - [`compiled`]: a prediction-only layout for large batches.
 //! - [`predict`]: blocked batch prediction, leaf indices, the single-row path.
@@ -17,6 +18,7 @@
 pub mod compiled;
 pub mod fit;
 pub mod from_nodes;
+pub mod histogram;
 pub mod linfa_impl;
 pub mod merge;
 pub mod params;
@@ -29,6 +31,7 @@ pub mod threads;
 use serde::{Deserialize, Serialize};
 
 use crate::tree::Tree;
+pub use histogram::TrainingHistogram;
 pub use params::{ClassWeight, Criterion, ForestParams, MaxFeatures, SizeSpec};
 pub use predictor::{Predictor, COMPILED_MIN_ROWS};
 
@@ -69,6 +72,10 @@ pub struct Forest {
     pub oob: Option<OobEstimate>,
     /// Lineage facts about the fit.
     pub fit_info: FitInfo,
+    /// Each feature's histogram over the rows of the (latest) fit, from its bins: the
+    /// reference drift is measured against. `None` for forests converted from another library,
+    /// merged from parts with different histograms, or read from a file that has none.
+    pub training_histogram: Option<TrainingHistogram>,
 }
 
 impl Forest {

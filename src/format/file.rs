@@ -91,8 +91,11 @@ pub fn decode(bytes: &[u8]) -> Result<(Forest, ModelMeta)> {
         n_trees: u64::from(meta.n_trees),
     }
     .check(bytes.len(), payload.len())?;
-    let forest = payload::decode_payload(payload, bytes.len())?;
+    let mut forest = payload::decode_payload(payload, bytes.len())?;
     meta.check_matches(&forest)?;
+    // The histogram lives in the meta (format 2.1): older readers skip it, and it is checked
+    // with the rest of the forest.
+    forest.training_histogram = meta.training_histogram.clone();
     validate_forest(&forest)?;
     Ok((forest, meta))
 }
@@ -309,18 +312,20 @@ mod tests {
         reseal(&mut bytes);
         let m = reason(&bytes);
         assert!(
-            m.contains("format version 7.0 is newer than this woodlot"),
+            m.contains("format version 7.1 is newer than this woodlot"),
             "{m}"
         );
         let mut bytes = encoded();
         bytes[12..16].copy_from_slice(&4u32.to_le_bytes());
         reseal(&mut bytes);
         assert!(reason(&bytes).contains("unknown flag bits 0x4"));
-        // A later minor version of the same major loads.
-        let mut bytes = encoded();
-        bytes[10..12].copy_from_slice(&3u16.to_le_bytes());
-        reseal(&mut bytes);
-        assert_eq!(decode(&bytes).unwrap().0, sample_forest());
+        // An earlier or a later minor version of the same major loads.
+        for minor in [0u16, 3] {
+            let mut bytes = encoded();
+            bytes[10..12].copy_from_slice(&minor.to_le_bytes());
+            reseal(&mut bytes);
+            assert_eq!(decode(&bytes).unwrap().0, sample_forest());
+        }
     }
 
     #[test]
@@ -355,6 +360,41 @@ mod tests {
         assert!(reason(&file).contains("codec"));
         let file = assemble(b"{not json", &bytes[payload_at..]);
         assert!(reason(&file).contains("not a valid woodlot meta JSON"));
+    }
+
+    /// A histogram the meta carries is checked like the rest of the forest: a damaged one is
+    /// refused with the reason, and the encoder refuses to write one.
+    #[test]
+    fn a_damaged_training_histogram_is_refused() {
+        let mut forest = sample_forest();
+        let x = ndarray::Array2::from_shape_fn((10, 3), |(i, j)| (i * (j + 1)) as f64);
+        let binned = crate::tree::BinnedMatrix::from_matrix(x.view()).unwrap();
+        forest.training_histogram = Some(crate::forest::TrainingHistogram::from_binned(&binned));
+        forest.fit_info.n_samples = 10;
+        let bytes = encode(&forest, &estimator()).unwrap();
+        assert_eq!(decode(&bytes).unwrap().0, forest);
+        let (meta_at, payload_at) = sections(&bytes);
+        let mut meta: serde_json::Value =
+            serde_json::from_slice(&bytes[meta_at..payload_at]).unwrap();
+        meta["training_histogram"]["counts"][1][0] = 99.into();
+        let file = assemble(&serde_json::to_vec(&meta).unwrap(), &bytes[payload_at..]);
+        let m = reason(&file);
+        assert!(
+            m.contains("training histogram: the counts of feature 1"),
+            "{m}"
+        );
+        meta["training_histogram"]["edges"] = serde_json::json!([[1.0]]);
+        let file = assemble(&serde_json::to_vec(&meta).unwrap(), &bytes[payload_at..]);
+        assert!(reason(&file).contains("for 3 features"));
+        meta["training_histogram"] = serde_json::json!("not a histogram");
+        let file = assemble(&serde_json::to_vec(&meta).unwrap(), &bytes[payload_at..]);
+        assert!(reason(&file).contains("not a valid woodlot meta"));
+        forest.fit_info.n_samples = 11;
+        let m = encode(&forest, &estimator()).unwrap_err().to_string();
+        assert!(
+            m.contains("training histogram counts 10 rows, the fit 11"),
+            "{m}"
+        );
     }
 
     /// A change that breaks a forest.
@@ -569,6 +609,10 @@ mod tests {
             let bytes = encode(&forest, &estimator()).unwrap();
             let (back, meta) = decode(&bytes).unwrap();
             assert_eq!(back, forest);
+            // The training histogram travels in the meta, bit for bit.
+            assert!(back.training_histogram.is_some());
+            assert_eq!(back.training_histogram, forest.training_histogram);
+            assert_eq!(meta.training_histogram, forest.training_histogram);
             assert_eq!(meta.n_trees as usize, params.n_estimators);
             assert_eq!(encode(&back, &meta.estimator).unwrap(), bytes);
         }

@@ -31,7 +31,10 @@ pub const FORMAT_MAJOR: u16 = 2;
 
 /// The format's minor version. Minor versions only add things an older reader of the same major
 /// can ignore, so a reader accepts any minor version of its major.
-pub const FORMAT_MINOR: u16 = 0;
+///
+/// 1: the meta may hold `training_histogram` (each feature's histogram over the training rows,
+/// for drift); a 2.0 reader ignores it, a 2.1 reader loads 2.0 files without it.
+pub const FORMAT_MINOR: u16 = 1;
 
 /// Length of the fixed header in bytes.
 pub const HEADER_LEN: usize = 64;
@@ -351,7 +354,7 @@ mod tests {
         h.checksum = [0xab; 32];
         let b = h.to_bytes();
         assert_eq!(&b[0..8], b"\x89WDL\r\n\x1a\n");
-        assert_eq!(&b[8..16], &[2, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(&b[8..16], &[2, 0, 1, 0, 0, 0, 0, 0]);
         assert_eq!(&b[16..24], &[2, 1, 0, 0, 0, 0, 0, 0]);
         assert_eq!(&b[24..32], &[4, 3, 0, 0, 0, 0, 0, 0]);
         assert_eq!(&b[32..64], &[0xab; 32]);
@@ -408,7 +411,7 @@ mod tests {
         b[8] = 7;
         let m = err(&b);
         assert!(
-            m.contains("format version 7.0 is newer than this woodlot"),
+            m.contains("format version 7.1 is newer than this woodlot"),
             "{m}"
         );
         assert!(m.contains("reads 2.x"), "{m}");
@@ -416,7 +419,7 @@ mod tests {
         assert!(err(&b).contains("never released"));
         // 1.x (bincode of the whole forest) was never released either.
         b[8] = 1;
-        assert!(err(&b).contains("format version 1.0 was never released"));
+        assert!(err(&b).contains("format version 1.1 was never released"));
         b[8] = 2;
         b[10] = 9;
         assert_eq!(Header::parse(&b).unwrap().minor, 9);

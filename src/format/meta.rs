@@ -3,12 +3,16 @@
 //! It is what a listing reads (`read_meta` skips the payload), and it carries the Python face
 //! of the estimator (`estimator`: classes, their dtype, feature names, constructor params) that
 //! the Rust core keeps opaque. Unknown fields are ignored, so a later minor version may add
-//! fields without breaking older readers.
+//! fields without breaking older readers: format 2.1 added `training_histogram` (the
+//! forest's [`TrainingHistogram`], present when the fit recorded one; absent in 2.0 files and for
+//! converted forests), which the decoder hands to the forest and [`validate_forest`] checks.
+//!
+//! [`validate_forest`]: super::validate_forest
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, WoodlotError};
-use crate::forest::{FitInfo, Forest};
+use crate::forest::{FitInfo, Forest, TrainingHistogram};
 
 /// The only model kind this version writes and reads.
 pub const KIND: &str = "RandomForestClassifier";
@@ -37,6 +41,10 @@ pub struct ModelMeta {
     /// The Python face of the estimator (classes, their dtype, feature names, params). Opaque to
     /// Rust, but always a JSON object.
     pub estimator: serde_json::Value,
+    /// Each feature's histogram over the training rows (format 2.1; omitted when the forest
+    /// has none, so such a file's meta is byte-identical to 2.0's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub training_histogram: Option<TrainingHistogram>,
 }
 
 impl ModelMeta {
@@ -63,6 +71,7 @@ impl ModelMeta {
             n_trees,
             fit: forest.fit_info.clone(),
             estimator: estimator.clone(),
+            training_histogram: forest.training_histogram.clone(),
         })
     }
 

@@ -4,10 +4,11 @@
 //!
 //! ```text
 //! magic        8 bytes   0x89 'W' 'D' 'L' '\r' '\n' 0x1a '\n'
-//! version      u16 major (2), u16 minor (0), u32 flags (0; unknown bits are rejected), LE
+//! version      u16 major (2), u16 minor (1), u32 flags (0; unknown bits are rejected), LE
 //! lengths      u64 meta_len, u64 payload_len, LE; 64 + meta_len + payload_len == file size
 //! checksum     32 bytes: BLAKE3 of the whole file with these 32 bytes zeroed
-//! meta         meta_len bytes of UTF-8 JSON, a [`ModelMeta`]
+//! meta         meta_len bytes of UTF-8 JSON, a [`ModelMeta`] (with the training histogram
+//!              since 2.1)
 //! payload      payload_len bytes, consumed exactly: the [`Forest`](crate::forest::Forest)
 //!              without its trees in bincode 2 (serde, little-endian, fixed-width integers),
 //!              then the trees as struct-of-arrays in depth-first preorder (see `payload`)

@@ -70,6 +70,7 @@ pub fn sample_forest() -> Forest {
             n_samples: 4,
             fit_seconds: 0.125,
         },
+        training_histogram: None,
     }
 }
 

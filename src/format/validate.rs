@@ -70,6 +70,15 @@ pub fn validate_forest(forest: &Forest) -> Result<()> {
             "fit_info.fit_seconds is {secs}"
         )));
     }
+    if let Some(h) = &forest.training_histogram {
+        h.check(forest.n_features)?;
+        if h.rows != forest.fit_info.n_samples {
+            return Err(WoodlotError::corrupt(format!(
+                "training histogram counts {} rows, the fit {}",
+                h.rows, forest.fit_info.n_samples
+            )));
+        }
+    }
     if let Some(oob) = &forest.oob {
         let expected = oob.n_samples.checked_mul(u64::from(forest.n_classes));
         if expected != Some(oob.decision_function.len() as u64) {

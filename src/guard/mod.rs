@@ -14,12 +14,14 @@
 //! - [`state`]: the guard's events and decision claim, and replaying them.
 //! - [`runner`]: [`Guard`]: scoring with both versions, logging, checking, acting.
 //! - [`psi`]: population stability index of live inputs against a reference, for drift.
+//! - [`drift`]: drift against a stored version's training histogram.
 //! - [`sim`]: label-stream simulations of the decision rule (tests and the benchmark).
 //!
 //! See docs/ARCHITECTURE.md, "Guarded deployment".
 
 pub mod confseq;
 pub mod decide;
+pub mod drift;
 pub mod mcnemar;
 pub mod outcomes;
 pub mod predlog;

@@ -1,31 +1,32 @@
 //! Drift as an early warning: the population stability index (PSI) of live inputs against a
-//! reference sample, per feature.
+//! reference histogram, per feature.
 //!
 //! Labels arrive late; inputs arrive at once. PSI compares each feature's distribution in
-//! live rows with its reference (the training rows, or a window the model was known good on)
-//! over the reference's decile bins: `PSI = sum_b (live_b - ref_b) ln(live_b / ref_b)`, with
-//! fractions floored at 1e-4 so an empty bin is finite. Rules of thumb: below 0.1 stable, 0.1 to
-//! 0.2 moderate, above 0.2 (the default threshold) a shift worth a look. A warning, never a
-//! rollback by itself: a shifted input may still be predicted well.
+//! live rows with its reference over the reference's bins: `PSI = sum_b (live_b - ref_b)
+//! ln(live_b / ref_b)`, with fractions floored at 1e-4 so an empty bin is finite. The
+//! reference is a [`TrainingHistogram`]: the one every fitted forest keeps (decile bins read
+//! off the fit's own bins, see [`crate::forest::histogram`]), or one built here from reference
+//! rows ([`Reference::fit`]: a window the model was known good on). Missing values are a bin
+//! of their own on both sides, so a feature that starts arriving empty is drift too. Values
+//! are compared at `f32` precision, as the trees read them. Rules of thumb: below 0.1 stable,
+//! 0.1 to 0.2 moderate, above 0.2 (the default threshold) a shift worth a look. A warning,
+//! never a rollback by itself: a shifted input may still be predicted well.
+//!
+//! [`LiveCounts`] accumulates live rows batch by batch (the guard counts every row it scores),
+//! so a report over a long stream costs one count per feature and bin, never the rows.
 
 use ndarray::ArrayView2;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, WoodlotError};
+use crate::forest::histogram::bin_of;
+pub use crate::forest::TrainingHistogram as Reference;
 
 /// Fractions are floored here, so an empty bin gives a finite PSI.
 pub const FLOOR: f64 = 1e-4;
 
-/// Per-feature bins of a reference sample.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Reference {
-    /// For each feature, the inner bin edges (ascending, deduplicated).
-    pub edges: Vec<Vec<f64>>,
-    /// For each feature, the fraction of reference rows per bin (`edges.len() + 1` bins).
-    pub fractions: Vec<Vec<f64>>,
-    /// Reference rows.
-    pub rows: u64,
-}
+/// The threshold above which a feature is flagged unless the caller names another.
+pub const DEFAULT_THRESHOLD: f64 = 0.2;
 
 /// A drift report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,26 +41,8 @@ pub struct Drift {
     pub rows: u64,
 }
 
-fn bin_of(edges: &[f64], x: f64) -> usize {
-    edges.partition_point(|e| *e < x)
-}
-
-fn fractions(edges: &[f64], col: impl Iterator<Item = f64>) -> (Vec<f64>, u64) {
-    let mut counts = vec![0u64; edges.len() + 1];
-    let mut n = 0;
-    for x in col.filter(|x| !x.is_nan()) {
-        counts[bin_of(edges, x)] += 1;
-        n += 1;
-    }
-    let f = counts
-        .iter()
-        .map(|c| if n == 0 { 0.0 } else { *c as f64 / n as f64 })
-        .collect();
-    (f, n)
-}
-
 impl Reference {
-    /// Decile (or `bins`-quantile) bins of every feature of `x`.
+    /// Decile (or `bins`-quantile) bins of every feature of the reference rows `x`.
     pub fn fit(x: ArrayView2<'_, f64>, bins: usize) -> Result<Self> {
         if x.nrows() == 0 || !(2..=100).contains(&bins) {
             return Err(WoodlotError::input(format!(
@@ -69,53 +52,122 @@ impl Reference {
             )));
         }
         let mut edges = Vec::with_capacity(x.ncols());
-        let mut fracs = Vec::with_capacity(x.ncols());
         for col in x.columns() {
-            let mut v: Vec<f64> = col.iter().copied().filter(|x| !x.is_nan()).collect();
+            let mut v: Vec<f64> = col
+                .iter()
+                .filter(|x| !x.is_nan())
+                .map(|&x| f64::from(x as f32))
+                .collect();
             v.sort_by(f64::total_cmp);
             let mut e: Vec<f64> = (1..bins)
                 .filter_map(|k| v.get(k * v.len() / bins).copied())
+                .filter(|e| e.is_finite())
                 .collect();
             e.dedup();
-            let (f, _) = fractions(&e, col.iter().copied());
             edges.push(e);
-            fracs.push(f);
         }
+        let mut counts = LiveCounts::empty(&edges);
+        counts.add(&edges, x);
         Ok(Self {
             edges,
-            fractions: fracs,
-            rows: x.nrows() as u64,
+            counts: counts.counts,
+            missing: counts.missing,
+            rows: counts.rows,
         })
     }
 
-    /// PSI of each feature of `x` against the reference; features above `threshold` flagged.
+    /// PSI of each feature of the live rows `x` against the reference; features above
+    /// `threshold` flagged.
     pub fn drift(&self, x: ArrayView2<'_, f64>, threshold: f64) -> Result<Drift> {
-        if x.ncols() != self.edges.len() {
+        if x.ncols() != self.n_features() {
             return Err(WoodlotError::input(format!(
                 "X has {} features, the reference {}",
                 x.ncols(),
-                self.edges.len()
+                self.n_features()
             )));
         }
+        if x.nrows() == 0 {
+            return Err(WoodlotError::input(
+                "X has 0 rows: drift compares at least one live row with the reference",
+            ));
+        }
+        let mut live = LiveCounts::new(self);
+        live.add(&self.edges, x);
+        live.drift(self, threshold)
+    }
+}
+
+/// Live rows counted into a reference's bins, batch by batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveCounts {
+    counts: Vec<Vec<u64>>,
+    missing: Vec<u64>,
+    rows: u64,
+}
+
+impl LiveCounts {
+    /// No rows yet, in `reference`'s bins.
+    pub fn new(reference: &Reference) -> Self {
+        Self::empty(&reference.edges)
+    }
+
+    fn empty(edges: &[Vec<f64>]) -> Self {
+        Self {
+            counts: edges.iter().map(|e| vec![0; e.len() + 1]).collect(),
+            missing: vec![0; edges.len()],
+            rows: 0,
+        }
+    }
+
+    /// Live rows counted so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Counts the rows of `x` (one column per feature of `edges`, checked by the caller).
+    pub fn add(&mut self, edges: &[Vec<f64>], x: ArrayView2<'_, f64>) {
+        for ((col, e), (c, m)) in x
+            .columns()
+            .into_iter()
+            .zip(edges)
+            .zip(self.counts.iter_mut().zip(self.missing.iter_mut()))
+        {
+            for &v in col {
+                if v.is_nan() {
+                    *m += 1;
+                } else {
+                    c[bin_of(e, v)] += 1;
+                }
+            }
+        }
+        self.rows += x.nrows() as u64;
+    }
+
+    /// PSI of the rows counted so far against `reference` (whose bins these are). With no rows
+    /// yet every PSI is 0 and nothing is flagged: there is nothing to compare.
+    pub fn drift(&self, reference: &Reference, threshold: f64) -> Result<Drift> {
         if !(threshold.is_finite() && threshold > 0.0) {
             return Err(WoodlotError::param(
                 "threshold",
                 format!("the PSI threshold must be positive, e.g. 0.2; got {threshold}"),
             ));
         }
-        let mut psi = Vec::with_capacity(x.ncols());
-        for (j, col) in x.columns().into_iter().enumerate() {
-            let (live, _) = fractions(&self.edges[j], col.iter().copied());
-            let v: f64 = live
-                .iter()
-                .zip(&self.fractions[j])
-                .map(|(a, e)| {
-                    let (a, e) = (a.max(FLOOR), e.max(FLOOR));
-                    (a - e) * (a / e).ln()
-                })
-                .sum();
-            psi.push(v);
-        }
+        let psi: Vec<f64> = (0..reference.n_features())
+            .map(|f| {
+                if self.rows == 0 {
+                    return 0.0;
+                }
+                let live = self.counts[f].iter().chain([&self.missing[f]]);
+                let expected = reference.counts[f].iter().chain([&reference.missing[f]]);
+                live.zip(expected)
+                    .map(|(&a, &e)| {
+                        let a = (a as f64 / self.rows as f64).max(FLOOR);
+                        let e = (e as f64 / reference.rows.max(1) as f64).max(FLOOR);
+                        (a - e) * (a / e).ln()
+                    })
+                    .sum()
+            })
+            .collect();
         let flagged = psi
             .iter()
             .enumerate()
@@ -126,7 +178,114 @@ impl Reference {
             psi,
             flagged,
             threshold,
-            rows: x.nrows() as u64,
+            rows: self.rows,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::forest::{Forest, ForestParams};
+    use crate::rng::Rng;
+    use ndarray::Array2;
+
+    /// `n` rows of 3 features: uniform, many distinct values; normal-ish; 6 levels.
+    fn rows(n: usize, seed: u64) -> Array2<f64> {
+        let mut rng = Rng::new(seed);
+        Array2::from_shape_fn((n, 3), |(_, j)| match j {
+            0 => rng.unit_f64() * 10.0,
+            1 => (0..4).map(|_| rng.unit_f64()).sum::<f64>(),
+            _ => (rng.unit_f64() * 6.0).floor(),
+        })
+    }
+
+    fn fitted(x: &Array2<f64>) -> Forest {
+        let y: Vec<u32> = x.column(0).iter().map(|v| u32::from(*v > 5.0)).collect();
+        let params = ForestParams {
+            n_estimators: 3,
+            max_depth: Some(3),
+            random_state: 1,
+            ..ForestParams::default()
+        };
+        Forest::fit(x.view(), &y, 2, None, &params, 1).unwrap()
+    }
+
+    #[test]
+    fn the_training_rows_do_not_drift_from_their_own_histogram() {
+        let x = rows(5000, 1);
+        let h = fitted(&x).training_histogram.unwrap();
+        let d = h.drift(x.view(), DEFAULT_THRESHOLD).unwrap();
+        assert!(d.psi.iter().all(|p| p.abs() < 1e-12), "{:?}", d.psi);
+        assert!(d.flagged.is_empty());
+        assert_eq!(d.rows, 5000);
+        // Fresh rows from the same distribution: small.
+        let d = h.drift(rows(3000, 2).view(), DEFAULT_THRESHOLD).unwrap();
+        assert!(d.psi.iter().all(|p| *p < 0.02), "{:?}", d.psi);
+    }
+
+    #[test]
+    fn a_shifted_feature_is_flagged_and_only_it() {
+        let h = fitted(&rows(5000, 1)).training_histogram.unwrap();
+        let mut live = rows(3000, 3);
+        live.column_mut(1).mapv_inplace(|v| v + 0.5);
+        let d = h.drift(live.view(), DEFAULT_THRESHOLD).unwrap();
+        assert_eq!(d.flagged, vec![1], "{:?}", d.psi);
+        assert!(
+            d.psi[1] > 0.5 && d.psi[0] < 0.02 && d.psi[2] < 0.02,
+            "{:?}",
+            d.psi
+        );
+    }
+
+    #[test]
+    fn missing_values_arriving_are_drift() {
+        let h = fitted(&rows(5000, 1)).training_histogram.unwrap();
+        let mut live = rows(2000, 4);
+        for i in (0..2000).step_by(4) {
+            live[[i, 2]] = f64::NAN;
+        }
+        let d = h.drift(live.view(), DEFAULT_THRESHOLD).unwrap();
+        assert_eq!(d.flagged, vec![2], "{:?}", d.psi);
+    }
+
+    #[test]
+    fn counting_in_batches_equals_counting_at_once() {
+        let h = fitted(&rows(2000, 1)).training_histogram.unwrap();
+        let live = rows(1000, 5);
+        let mut counts = LiveCounts::new(&h);
+        assert_eq!(counts.drift(&h, 0.2).unwrap().psi, vec![0.0; 3]);
+        for start in (0..1000).step_by(137) {
+            let end = (start + 137).min(1000);
+            counts.add(&h.edges, live.slice(ndarray::s![start..end, ..]));
+        }
+        assert_eq!(counts.rows(), 1000);
+        assert_eq!(
+            counts.drift(&h, 0.2).unwrap(),
+            h.drift(live.view(), 0.2).unwrap()
+        );
+    }
+
+    #[test]
+    fn reference_rows_give_the_same_bins_as_the_fit_when_values_are_few() {
+        // Feature 2 has 6 distinct values: one fit bin each, so the deciles agree exactly.
+        let x = rows(3000, 6);
+        let from_fit = fitted(&x).training_histogram.unwrap();
+        let from_rows = Reference::fit(x.view(), 10).unwrap();
+        assert_eq!(from_rows.edges[2], from_fit.edges[2]);
+        assert_eq!(from_rows.counts[2], from_fit.counts[2]);
+        assert_eq!(from_rows.rows, from_fit.rows);
+    }
+
+    #[test]
+    fn bad_input_is_refused_with_what_to_do() {
+        let h = fitted(&rows(500, 1)).training_histogram.unwrap();
+        let err = |r: Result<Drift>| r.unwrap_err().to_string();
+        assert!(err(h.drift(rows(10, 2).slice(ndarray::s![.., ..2]), 0.2)).contains("2 features"));
+        assert!(err(h.drift(rows(0, 2).view(), 0.2)).contains("0 rows"));
+        assert!(err(h.drift(rows(10, 2).view(), 0.0)).contains("threshold"));
+        assert!(err(h.drift(rows(10, 2).view(), f64::NAN)).contains("threshold"));
+        assert!(Reference::fit(rows(0, 1).view(), 10).is_err());
+        assert!(Reference::fit(rows(10, 1).view(), 1).is_err());
     }
 }

@@ -11,6 +11,11 @@
 //! the evidence. A process that died between those steps is finished by the next `open` or
 //! `check`. Everything here is Rust with no Python in it, so the HTTP server can hold a
 //! `Guard` exactly as the binding does.
+//!
+//! Drift: every scored row is also counted into the baseline version's training histogram
+//! (when it has one), and [`Status::drift`] reports the PSI per feature of the rows this
+//! handle has scored since it was started or opened, flagged above
+//! [`psi::DEFAULT_THRESHOLD`]. A warning only: it never decides anything.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -26,6 +31,7 @@ use crate::guard::outcomes::{self, LogView, OutcomeReport};
 use crate::guard::predlog::{
     check_request_id, now_ms, PredictionRow, SegmentLimits, SegmentWriter,
 };
+use crate::guard::psi::{self, Drift, LiveCounts, Reference};
 use crate::guard::state::{
     self, claim, decided_details, read_claim, DecisionKind, DecisionRecord, GuardSpec, Mode,
 };
@@ -112,6 +118,11 @@ pub struct Status {
     pub evidence: Evidence,
     /// The decision, if made.
     pub decision: Option<DecisionRecord>,
+    /// PSI per feature of the rows this handle scored against the baseline's training
+    /// histogram; `None` when the baseline has none (fitted before format 2.1, converted or
+    /// merged).
+    #[serde(default)]
+    pub drift: Option<Drift>,
 }
 
 /// One version's model, ready to score.
@@ -119,6 +130,13 @@ struct Loaded {
     predictor: Predictor,
     classes: Vec<Label>,
     n_features: usize,
+    histogram: Option<Reference>,
+}
+
+/// The baseline's training histogram and the scored rows counted into its bins.
+struct DriftWatch {
+    reference: Reference,
+    live: Mutex<LiveCounts>,
 }
 
 fn load(store: &Store, v: u64) -> Result<Loaded> {
@@ -127,6 +145,7 @@ fn load(store: &Store, v: u64) -> Result<Loaded> {
     let classes = classes_from_json(&m.model.classes, forest.n_classes as usize)?;
     Ok(Loaded {
         n_features: forest.n_features as usize,
+        histogram: forest.training_histogram.clone(),
         predictor: Predictor::new(forest),
         classes,
     })
@@ -143,6 +162,7 @@ pub struct Guard {
     writer: Mutex<SegmentWriter<PredictionRow>>,
     view: Mutex<LogView>,
     decision: Mutex<Option<DecisionRecord>>,
+    drift: Option<DriftWatch>,
     counter: AtomicU64,
     nonce: String,
     limits: SegmentLimits,
@@ -286,6 +306,10 @@ impl Guard {
             baseline: b.predictor,
             view: Mutex::new(LogView::default()),
             decision: Mutex::new(None),
+            drift: b.histogram.map(|reference| DriftWatch {
+                live: Mutex::new(LiveCounts::new(&reference)),
+                reference,
+            }),
             counter: AtomicU64::new(0),
             nonce,
             limits,
@@ -359,6 +383,9 @@ impl Guard {
                 })
                 .collect(),
         };
+        if let Some(w) = &self.drift {
+            lock(&w.live).add(&w.reference.edges, x);
+        }
         let decision = lock(&self.decision).as_ref().map(|d| d.decision);
         let pc = self.candidate.predict_proba(x, 1)?;
         let pb = self.baseline.predict_proba(x, 1)?;
@@ -445,6 +472,11 @@ impl Guard {
             duplicate_outcomes: view.duplicate_outcomes(),
             evidence,
             decision,
+            drift: self
+                .drift
+                .as_ref()
+                .map(|w| lock(&w.live).drift(&w.reference, psi::DEFAULT_THRESHOLD))
+                .transpose()?,
         })
     }
 

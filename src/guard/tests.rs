@@ -446,3 +446,72 @@ fn an_old_reader_sees_guard_events_as_unknown_kinds_with_the_state_unchanged() {
     assert_eq!(old.kind, EventKind::Unknown);
     assert_eq!(old.state, last.state);
 }
+
+/// A store whose v1 (active) carries a training histogram of 2,000 rows like [`rows`], and
+/// whose v2 has none (as a converted forest or a 2.0 file).
+fn store_with_histogram() -> (TempDir, Arc<Store>) {
+    let t = TempDir::new("guard-drift");
+    let s = Store::open(&t.0).unwrap();
+    let mut v1 = forest_with_threshold(0.5);
+    let (x, _) = rows(2000, 11);
+    v1.training_histogram = Some(super::psi::Reference::fit(x.view(), 10).unwrap());
+    v1.fit_info.n_samples = 2000;
+    s.save(&model_bytes(&v1), SaveOptions::default()).unwrap();
+    s.promote(&Ref::Number(1), None, None).unwrap();
+    s.save(
+        &model_bytes(&forest_with_threshold(0.8)),
+        SaveOptions::default(),
+    )
+    .unwrap();
+    (t, Arc::new(s))
+}
+
+#[test]
+fn the_guard_counts_scored_rows_into_the_baselines_histogram_and_flags_a_shift() {
+    let (_t, store) = store_with_histogram();
+    let mut o = StartOptions::new(Ref::Number(2));
+    o.mode = Mode::Shadow;
+    let g = Guard::start(store.clone(), o, small_segments()).unwrap();
+    let d = g.status().unwrap().drift.unwrap();
+    assert_eq!((d.rows, d.flagged.len()), (0, 0));
+    let (mut x, _) = rows(1500, 12);
+    x.column_mut(1).mapv_inplace(|v| v * 0.5);
+    for batch in x.axis_chunks_iter(ndarray::Axis(0), 100) {
+        g.score(batch, None).unwrap();
+    }
+    let d = g.status().unwrap().drift.unwrap();
+    assert_eq!(d.rows, 1500);
+    assert_eq!(d.flagged, vec![1], "{:?}", d.psi);
+    assert!(d.psi[0] < 0.05 && d.psi[1] > 0.5, "{:?}", d.psi);
+    assert_eq!(d.threshold, super::psi::DEFAULT_THRESHOLD);
+    // A warning only: nothing was decided.
+    assert!(g.check().unwrap().decision.is_none());
+    g.stop(None).unwrap();
+}
+
+#[test]
+fn drift_against_a_stored_version_uses_its_histogram_or_says_to_pass_rows() {
+    let (_t, store) = store_with_histogram();
+    let (x, _) = rows(800, 13);
+    let d = super::drift::version_drift(&store, &Ref::Active, x.view(), 0.2).unwrap();
+    assert!(
+        d.flagged.is_empty() && d.psi.iter().all(|p| *p < 0.05),
+        "{:?}",
+        d.psi
+    );
+    let err = super::drift::version_drift(&store, &Ref::Number(2), x.view(), 0.2)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("v2 has no training histogram") && err.contains("reference="),
+        "{err}"
+    );
+    // A guard whose baseline has none reports no drift rather than failing.
+    store.promote(&Ref::Number(2), None, None).unwrap();
+    let mut o = StartOptions::new(Ref::Number(1));
+    o.mode = Mode::Shadow;
+    let g = Guard::start(store.clone(), o, small_segments()).unwrap();
+    g.score(x.view(), None).unwrap();
+    assert!(g.status().unwrap().drift.is_none());
+    g.stop(None).unwrap();
+}

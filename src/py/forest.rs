@@ -389,6 +389,17 @@ impl NativeForest {
         fit_info_dict(py, &self.forest().fit_info)
     }
 
+    /// Each feature's training histogram as JSON (`edges`, `counts`, `missing`, `rows`), or
+    /// None when the forest has none (converted, merged from different fits, or loaded from a
+    /// file older than format 2.1).
+    fn training_histogram_json(&self) -> PyResult<Option<String>> {
+        self.forest()
+            .training_histogram
+            .as_ref()
+            .map(|h| serde_json::to_string(h).map_err(|e| PyValueError::new_err(e.to_string())))
+            .transpose()
+    }
+
     /// The hyperparameters the forest was trained with, as the core's JSON.
     fn params_json(&self) -> PyResult<String> {
         serde_json::to_string(&self.forest().params)

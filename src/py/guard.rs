@@ -332,6 +332,24 @@ fn guard_drift(
     to_json(&report.py()?)
 }
 
+/// PSI per feature of `x` against the training histogram of the version `ref` names; the
+/// report as JSON. A version without a histogram is a `ValueError` that says to pass rows.
+#[pyfunction]
+#[pyo3(signature = (store, r#ref, x, threshold=0.2))]
+fn guard_version_drift(
+    py: Python<'_>,
+    store: &Bound<'_, NativeStore>,
+    r#ref: RefArg,
+    x: PyReadonlyArray2<'_, f64>,
+    threshold: f64,
+) -> PyResult<String> {
+    let r = to_ref(r#ref)?;
+    let store = store.get().inner.clone();
+    let v = x.as_array();
+    let report = py.detach(|| guard::drift::version_drift(&store, &r, v, threshold));
+    to_json(&report.py()?)
+}
+
 /// Registers the guard's class and functions.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NativeGuard>()?;
@@ -340,5 +358,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(guard_simulate, m)?)?;
     m.add_function(wrap_pyfunction!(guard_simulate_trace, m)?)?;
     m.add_function(wrap_pyfunction!(guard_drift, m)?)?;
+    m.add_function(wrap_pyfunction!(guard_version_drift, m)?)?;
     Ok(())
 }

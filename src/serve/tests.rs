@@ -76,6 +76,7 @@ pub(crate) fn model(t: f32) -> Vec<u8> {
             n_samples: 10,
             fit_seconds: 0.01,
         },
+        training_histogram: None,
     };
     let estimator = json!({
         "class": "RandomForestClassifier",

@@ -82,6 +82,7 @@ pub fn forest_with_threshold(t: f32) -> Forest {
             n_samples: 10,
             fit_seconds: 0.01,
         },
+        training_histogram: None,
     }
 }
 

@@ -213,12 +213,12 @@ def test_drift_flags_the_shifted_feature_only(tmp_path):
     reference = rng.normal(size=(5000, 4))
     live = rng.normal(size=(2000, 4))
     live[:, 2] += 0.5
-    rep = store.drift(live, reference)
+    rep = store.drift(live, reference=reference)
     assert rep.flagged == [2]
     assert rep.psi[2] > 0.2 and all(rep.psi[j] < 0.05 for j in (0, 1, 3))
     assert rep.rows == 2000
     with pytest.raises(ValueError, match="features"):
-        store.drift(live[:, :3], reference)
+        store.drift(live[:, :3], reference=reference)
 
 
 def test_probation_on_s3_rolls_back_and_resumes(moto_endpoint, wine, no_aws_environment):

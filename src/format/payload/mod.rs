@@ -71,6 +71,8 @@ pub(super) fn decode_payload(payload: &[u8], file_len: usize) -> Result<Forest> 
         trees,
         oob: head.oob,
         fit_info: head.fit_info,
+        // Not in the payload: the meta carries it (format 2.1), see `file::decode`.
+        training_histogram: None,
     })
 }
 
