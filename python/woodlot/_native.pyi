@@ -236,6 +236,15 @@ class NativeHttpServer:
         max_connections: int = 1024,
         workers: int = 2,
         drain_timeout: float = 30.0,
+        guard: Optional[_RefArg] = None,
+        guard_mode: str = "probation",
+        guard_metric: str = "log_loss",
+        guard_alpha: float = 0.05,
+        guard_margin: float = 0.0,
+        guard_min_outcomes: int = 200,
+        canary_fraction: float = 0.0,
+        auto_promote: bool = False,
+        guard_flush_seconds: float = 5.0,
     ) -> NativeHttpServer: ...
     @property
     def host(self) -> str: ...
@@ -246,6 +255,7 @@ class NativeHttpServer:
     @property
     def running(self) -> bool: ...
     def status(self) -> str: ...
+    def guard_status(self) -> Optional[str]: ...
     def notices_since(self, seq: int) -> tuple[str, int]: ...
     def stop(self) -> None: ...
 

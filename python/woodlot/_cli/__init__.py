@@ -19,6 +19,7 @@ from . import alias
 from . import compare
 from . import delete
 from . import gc
+from . import guard
 from . import history
 from . import promote
 from . import rollback
@@ -42,6 +43,7 @@ COMMANDS: List[Callable[[argparse._SubParsersAction], None]] = [
     verify.add_parser,
     gc.add_parser,
     serve.add_parser,
+    guard.add_parser,
 ]
 
 
