@@ -331,6 +331,7 @@ def merge_forests(forests: list[NativeForest]) -> NativeForest: ...
 
 # --- deployment guard (src/py/guard.rs, woodlot/_guard.py) ----------------------------------
 
+@final
 class NativeGuard:
     """A deployment guard (src/guard): scores with two versions, logs, decides, acts."""
 
