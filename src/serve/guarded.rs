@@ -367,3 +367,52 @@ impl Drop for GuardFollower {
         let _ = self.close();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::guard::Mode;
+    use crate::serve::tests::{model, TempDir};
+    use crate::store::SaveOptions;
+
+    #[test]
+    fn one_row_keeps_the_request_id_and_more_rows_are_numbered() {
+        assert_eq!(row_ids("r", 1), vec!["r"]);
+        assert_eq!(row_ids("r", 3), vec!["r/0", "r/1", "r/2"]);
+        assert!(row_ids("r", 0).is_empty());
+    }
+
+    #[test]
+    fn the_same_candidate_resumes_its_guard_and_another_is_refused() {
+        let t = TempDir::new("guard-resume");
+        let store = Arc::new(Store::open(&t.0).unwrap());
+        for threshold in [0.5, -0.5, 0.25] {
+            store
+                .save(&model(threshold), SaveOptions::default())
+                .unwrap();
+        }
+        store.promote(&Ref::Number(1), None, None).unwrap();
+        let mut opts = StartOptions::new(Ref::Number(2));
+        opts.mode = Mode::Shadow;
+        let limits = SegmentLimits::default();
+        let first = start_or_resume(store.clone(), opts.clone(), limits).unwrap();
+        let again = start_or_resume(store.clone(), opts.clone(), limits).unwrap();
+        assert_eq!(first.spec().guard, again.spec().guard);
+        assert_eq!(
+            guard::guards(&store).unwrap().len(),
+            1,
+            "resumed, not restarted"
+        );
+        opts.candidate = Ref::Number(3);
+        let e = start_or_resume(store.clone(), opts, limits).unwrap_err();
+        assert!(e.to_string().contains("woodlot guard stop"), "{e}");
+        // A follower without a live model attaches the running guard on its first round.
+        let f = GuardFollower::start(store, None, Duration::from_secs(3600), limits).unwrap();
+        assert_eq!(
+            f.attached().map(|g| g.spec().guard),
+            Some(first.spec().guard)
+        );
+        assert!(f.status().unwrap().unwrap().running);
+        f.close().unwrap();
+    }
+}
