@@ -49,17 +49,22 @@ pub fn row_ids(request_id: &str, rows: usize) -> Vec<String> {
 
 /// Starts a guard of `opts.candidate`, or resumes the running guard when it guards the same
 /// candidate (what `woodlot serve --guard` does on every start, so a restarted server picks
-/// up where it left off). Another candidate's running guard is an error.
+/// up where it left off). Another candidate's running guard is an error. When the newest
+/// guard is this candidate's and already decided, that guard is returned as it is: a server
+/// restarted with the same command line after a rollback must not put the rolled-back
+/// candidate on probation again (start a new guard explicitly with `store.guard(...)`).
 pub fn start_or_resume(
     store: Arc<Store>,
     opts: StartOptions,
     limits: SegmentLimits,
 ) -> Result<Guard> {
-    if let Some(rec) = guard::state::running(&store)? {
-        let candidate = store.resolve(&opts.candidate)?;
-        if rec.spec.candidate == candidate {
-            return Guard::open(store, rec.spec.guard, limits);
+    let candidate = store.resolve(&opts.candidate)?;
+    if let Some(newest) = guard::guards(&store)?.last() {
+        if newest.spec.candidate == candidate {
+            return Guard::open(store, newest.spec.guard, limits);
         }
+    }
+    if let Some(rec) = guard::state::running(&store)? {
         return Err(WoodlotError::Store(format!(
             "guard {} ({} of {}) is running; stop it (woodlot guard stop) before guarding {}",
             rec.spec.guard,
@@ -404,15 +409,27 @@ mod tests {
             "resumed, not restarted"
         );
         opts.candidate = Ref::Number(3);
-        let e = start_or_resume(store.clone(), opts, limits).unwrap_err();
+        let e = start_or_resume(store.clone(), opts.clone(), limits).unwrap_err();
         assert!(e.to_string().contains("woodlot guard stop"), "{e}");
         // A follower without a live model attaches the running guard on its first round.
-        let f = GuardFollower::start(store, None, Duration::from_secs(3600), limits).unwrap();
+        let f =
+            GuardFollower::start(store.clone(), None, Duration::from_secs(3600), limits).unwrap();
         assert_eq!(
             f.attached().map(|g| g.spec().guard),
             Some(first.spec().guard)
         );
         assert!(f.status().unwrap().unwrap().running);
+        // Decided elsewhere: the next round detaches it and keeps its final status.
+        first.stop(None).unwrap();
+        f.tick();
+        assert!(f.attached().is_none());
+        assert!(!f.status().unwrap().unwrap().running);
         f.close().unwrap();
+        // The same command line again finds it decided and starts nothing.
+        opts.candidate = Ref::Number(2);
+        let decided = start_or_resume(store.clone(), opts, limits).unwrap();
+        assert_eq!(decided.spec().guard, first.spec().guard);
+        assert!(!decided.status().unwrap().running);
+        assert_eq!(guard::guards(&store).unwrap().len(), 1);
     }
 }

@@ -194,6 +194,15 @@ def test_a_worse_candidate_on_probation_is_rolled_back_by_the_server_without_a_f
     assert details["evidence"]["e_value"] >= details["evidence"]["threshold"]
     assert details["evidence"]["outcomes"] == ev["outcomes"]
     assert woodlot.VersionStore(path).active.name == "v1"
+    # Restarted with the same command line: the decided guard is not started again.
+    proc, url = _start(path, "--guard", "v2", "--guard-min-outcomes", "30")
+    try:
+        assert "already decided (rolled_back)" in proc.stdout.readline()
+        status, headers, _ = _score(Client(url), X, 0, "again")
+        assert status == 200 and headers["x-woodlot-version"] == "v1" and "x-woodlot-guard" not in headers
+    finally:
+        assert _stop(proc) == 0
+    assert [e.kind for e in woodlot.VersionStore(path).history()].count("guard_started") == 1
 
 
 def _counts(path):

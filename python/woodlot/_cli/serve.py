@@ -155,6 +155,10 @@ def run(args: argparse.Namespace) -> int:
     if status.guard is not None and status.guard.running:
         g = status.guard
         print(f"woodlot serve: guard {g.guard}: {g.mode} of {g.candidate} against {g.baseline} ({g.outcomes} outcomes so far)", flush=True)
+    elif status.guard is not None and guard:
+        g = status.guard
+        print(f"woodlot serve: guard {g.guard} of {g.candidate} was already decided ({g.decision}); not starting another "
+              "(start one with store.guard(...) to guard it again)", flush=True)
     server.serve_forever()
     print("woodlot serve: stopped", flush=True)
     return _exit.OK
