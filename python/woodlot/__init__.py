@@ -22,7 +22,7 @@ from ._live import LiveModel
 from ._merge import merge_forests
 from ._native import __version__
 from ._persist import dump, dumps, load, loads
-from ._serve import Server, serve
+from ._serve import Server, ServerStatus, serve
 from ._store import Comparison, Decision, Event, ModelVersion, VerifyReport, VersionStore
 
 __all__ = [
@@ -46,6 +46,7 @@ __all__ = [
     "VerifyReport",
     "serve",
     "Server",
+    "ServerStatus",
     "Guard",
     "GuardStatus",
     "DriftReport",

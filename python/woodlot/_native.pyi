@@ -238,6 +238,15 @@ class NativeHttpServer:
         max_connections: int = 1024,
         workers: int = 2,
         drain_timeout: float = 30.0,
+        guard: Optional[_RefArg] = None,
+        guard_mode: str = "probation",
+        guard_metric: str = "log_loss",
+        guard_alpha: float = 0.05,
+        guard_margin: float = 0.0,
+        guard_min_outcomes: int = 200,
+        canary_fraction: float = 0.0,
+        auto_promote: bool = False,
+        guard_flush_seconds: float = 5.0,
     ) -> NativeHttpServer: ...
     @property
     def host(self) -> str: ...
@@ -248,6 +257,7 @@ class NativeHttpServer:
     @property
     def running(self) -> bool: ...
     def status(self) -> str: ...
+    def guard_status(self) -> Optional[str]: ...
     def notices_since(self, seq: int) -> tuple[str, int]: ...
     def stop(self) -> None: ...
 
@@ -323,6 +333,7 @@ def merge_forests(forests: list[NativeForest]) -> NativeForest: ...
 
 # --- deployment guard (src/py/guard.rs, woodlot/_guard.py) ----------------------------------
 
+@final
 class NativeGuard:
     """A deployment guard (src/guard): scores with two versions, logs, decides, acts."""
 

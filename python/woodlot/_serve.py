@@ -11,7 +11,20 @@ logger. ``POST /invocations`` takes MLflow's scoring-server inputs (JSON ``dataf
 ``dataframe_records``, ``instances``, ``inputs``; ``text/csv`` with a header row) and answers
 ``{"predictions": [...]}``; ``?output=proba`` (or ``"params": {"predict_proba": true}``)
 asks for probabilities. ``GET /ping``, ``/version`` and ``/metrics`` (Prometheus) tell what
-is served. No endpoint writes to the store.
+is served.
+
+Guarded deployment: a server of ``active`` follows the store's running guard (one started by
+``store.guard(...)`` in any process, or by ``serve(..., guard="v2")``), noticed within
+``poll_seconds``. While it runs, every ``/invocations`` request is scored by both versions and
+both outputs are logged with the row ids (the request's ``x-request-id`` for one row,
+``<id>/<i>`` for row ``i`` of more), returned as ``"request_ids"`` beside ``predictions``;
+``x-woodlot-version`` names the version that answered. ``POST /feedback`` with
+``{"request_ids": [...], "y_true": [...]}`` records the true labels (the only endpoint that
+writes to the store); the server checks the guard every poll and soon after feedback, and
+carries out its decision (a worse probation candidate is rolled back by the server itself).
+``GET /guard`` shows the guard's status; ``/metrics`` its gauges. Stopping the server flushes
+the prediction log; after a SIGKILL at most the rows of the last poll interval (or
+``guard_flush_seconds``, whichever is shorter) are lost, and their outcomes count as unknown.
 """
 
 from __future__ import annotations
@@ -24,12 +37,15 @@ import signal
 import threading
 from typing import Any, Dict, Mapping, Optional
 
+from dataclasses import dataclass
+
+from ._guard import GuardStatus
 from ._live import LiveStatus
 from ._location import open_native_store
 from ._native import NativeHttpServer, NativeStore
 from ._records import _ref
 
-__all__ = ["serve", "Server"]
+__all__ = ["serve", "Server", "ServerStatus"]
 
 logger = logging.getLogger("woodlot")
 
@@ -43,6 +59,18 @@ _LEVELS = {
 #: Defaults shared with the command line.
 DEFAULT_MAX_BODY_BYTES = 8 << 20
 DEFAULT_MAX_BODY_BYTES_IN_FLIGHT = 64 << 20
+
+
+@dataclass(frozen=True)
+class ServerStatus(LiveStatus):
+    """A server's :class:`~woodlot.LiveStatus`, plus the status of the guard it follows
+    (``None`` when it has seen none)."""
+
+    guard: Optional[GuardStatus] = None
+
+
+_GUARD_MODES = ("probation", "shadow", "canary")
+_GUARD_METRICS = ("log_loss", "accuracy")
 
 
 class Server:
@@ -74,10 +102,18 @@ class Server:
     def running(self) -> bool:
         return self._native.running
 
-    def status(self) -> LiveStatus:
-        """What is served and how the watching goes (also logs notices not logged yet)."""
+    def status(self) -> ServerStatus:
+        """What is served and how the watching goes, with the guard's status when the server
+        follows one (also logs notices not logged yet)."""
         self.log_notices()
-        return LiveStatus._from_json(json.loads(self._native.status()))
+        live = LiveStatus._from_json(json.loads(self._native.status()))
+        return ServerStatus(**vars(live), guard=self.guard_status())
+
+    def guard_status(self) -> Optional[GuardStatus]:
+        """The followed guard's status now (or the last guard's final one); ``None`` when the
+        server has seen no guard. ``GET /guard`` answers the same."""
+        text = self._native.guard_status()
+        return None if text is None else GuardStatus._from_json(text)
 
     def log_notices(self) -> None:
         """Logs the swaps, refusals, failed checks and recoveries not logged yet to the
@@ -149,6 +185,15 @@ def serve(
     drain_timeout: float = 30.0,
     storage_options: Optional[Mapping[str, Any]] = None,
     block: bool = True,
+    guard: Any = None,
+    guard_mode: str = "probation",
+    guard_metric: str = "log_loss",
+    guard_alpha: float = 0.05,
+    guard_margin: float = 0.0,
+    guard_min_outcomes: int = 200,
+    canary_fraction: Optional[float] = None,
+    auto_promote: bool = False,
+    guard_flush_seconds: float = 5.0,
 ) -> Server:
     """Serve what ``ref`` of ``store`` points to over HTTP, following every promote and
     rollback within ``poll_seconds`` plus the new version's load time.
@@ -162,6 +207,14 @@ def serve(
     seconds; ``workers`` threads parse and score. With ``block=True`` (the default) this
     returns only after SIGTERM or SIGINT, once requests in flight have finished; with
     ``block=False`` it returns the running :class:`Server` (a context manager).
+
+    With ``guard`` (a version), the server first starts a guard of it against the active
+    version (``guard_mode`` probation, shadow or canary; ``guard_metric``, ``guard_alpha``,
+    ``guard_margin``, ``guard_min_outcomes``, ``canary_fraction``, ``auto_promote`` as in
+    ``store.guard``), or resumes that candidate's guard if it is already running (a restarted
+    server picks up where it left off). ``guard_flush_seconds`` bounds how long a logged
+    prediction waits in memory. Without ``guard`` a server of ``active`` still follows any
+    guard the store runs.
     """
     native_store = getattr(store, "_native", None)
     if isinstance(native_store, NativeStore):
@@ -185,6 +238,18 @@ def serve(
     _number("workers", workers, 1, 1024, integer=True)
     for name, value in (("header_timeout", header_timeout), ("body_timeout", body_timeout), ("drain_timeout", drain_timeout)):
         _number(name, value, 0.001, 86400)
+    if guard is not None:
+        if guard_mode not in _GUARD_MODES:
+            raise ValueError(f"guard_mode must be one of {', '.join(_GUARD_MODES)}, got {guard_mode!r}")
+        if guard_metric not in _GUARD_METRICS:
+            raise ValueError(f"guard_metric must be one of {', '.join(_GUARD_METRICS)}, got {guard_metric!r}")
+    _number("guard_alpha", guard_alpha, 1e-12, 0.5)
+    _number("guard_margin", guard_margin, 0, 1e6)
+    _number("guard_min_outcomes", guard_min_outcomes, 1, 2**53, integer=True)
+    _number("guard_flush_seconds", guard_flush_seconds, 0.001, 86400)
+    if canary_fraction is None:
+        canary_fraction = 0.1 if guard_mode == "canary" else 0.0
+    _number("canary_fraction", canary_fraction, 0, 1)
     native = NativeHttpServer(
         native_store,
         _ref(ref),
@@ -198,6 +263,15 @@ def serve(
         int(max_connections),
         int(workers),
         float(drain_timeout),
+        None if guard is None else _ref(guard, "guard"),
+        guard_mode,
+        guard_metric,
+        float(guard_alpha),
+        float(guard_margin),
+        int(guard_min_outcomes),
+        float(canary_fraction),
+        bool(auto_promote),
+        float(guard_flush_seconds),
     )
     server = Server(native, path)
     server.log_notices()

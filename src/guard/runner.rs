@@ -617,12 +617,18 @@ impl Guard {
             }
             _ => {}
         }
-        self.store.append_guard_event(
-            EventKind::GuardDecided,
+        let written = self.store.append_guard_decided_once(
+            s.guard,
             Some(s.candidate),
             Some(d.reason.clone()),
             decided_details(&d),
         )?;
+        if written.is_none() {
+            // Another process completed the same claim first: its event is the record.
+            if let Some(done) = state::guard(&self.store, s.guard)?.decision {
+                d = done;
+            }
+        }
         *lock(&self.decision) = Some(d);
         Ok(())
     }

@@ -6,7 +6,19 @@
 //! [`metrics`](super::metrics)), `POST /invocations` (MLflow's JSON formats and `text/csv`,
 //! see [`invocations`](super::invocations)). Every response names the served version
 //! (`x-woodlot-version`) and carries a request id (`x-request-id`, the client's if it sent
-//! one). No endpoint writes to the store.
+//! one).
+//!
+//! While the store runs a guard (a server of `active` follows it, see
+//! [`guarded`](super::guarded)), `/invocations` scores through it: both versions score, both
+//! outputs are logged with the row ids (the request id for one row, `<request id>/<i>` for
+//! row `i` of more), the mode's version answers (`x-woodlot-version` names it; `x-woodlot-guard`
+//! the guard), and the body adds `"request_ids": [...]` next to `predictions` (MLflow's
+//! clients read `predictions` only). `POST /feedback` takes `{"request_ids": [...],
+//! "y_true": [...]}` and records them as the guard's outcomes (200 with the counts recorded,
+//! unknown and duplicate; 400 a bad body, see [`feedback`](super::feedback); 404 no guard
+//! running; 503 the store write failed): it is the only endpoint that writes to the store,
+//! under the same body limit and timeouts as `/invocations`. `GET /guard` is the guard's
+//! status (the running one's, or the last one's final status; 404 when there was none).
 //!
 //! Errors have MLflow's shape, `{"error_code": "BAD_REQUEST", "message": "..."}`, with
 //! the status: 400 bad input, 404/405 unknown endpoint or method, 408 a body slower than
@@ -45,13 +57,17 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::error::{Result, WoodlotError};
-use crate::serve::invocations::{body_kind, query_output, score};
+use crate::guard::SegmentLimits;
+use crate::serve::feedback::parse_feedback;
+use crate::serve::guarded::{row_ids, GuardFollower};
+use crate::serve::invocations::{answer, body_kind, parse_request, query_output, score};
 use crate::serve::live::LiveModel;
-use crate::serve::metrics::Counters;
+use crate::serve::metrics::{render_guard, Counters};
 use crate::serve::Served;
+use crate::store::names::version_name;
 
 /// How the server listens and what bounds it.
 #[derive(Debug, Clone)]
@@ -73,6 +89,11 @@ pub struct HttpOptions {
     pub workers: usize,
     /// How long [`HttpServer::shutdown`] waits for requests in flight.
     pub drain_timeout: Duration,
+    /// Whether a server of `active` follows the store's running guard (see
+    /// [`guarded`](super::guarded)).
+    pub follow_guards: bool,
+    /// The prediction log's segment limits while scoring through a guard.
+    pub guard_limits: SegmentLimits,
 }
 
 impl Default for HttpOptions {
@@ -86,6 +107,8 @@ impl Default for HttpOptions {
             max_connections: 1024,
             workers: 2,
             drain_timeout: Duration::from_secs(30),
+            follow_guards: true,
+            guard_limits: SegmentLimits::default(),
         }
     }
 }
@@ -132,6 +155,7 @@ impl HttpOptions {
 pub struct HttpServer {
     addr: SocketAddr,
     live: Arc<LiveModel>,
+    guard: Option<Arc<GuardFollower>>,
     stop: watch::Sender<bool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -144,6 +168,7 @@ struct App {
     body_budget: Arc<Semaphore>,
     next_id: AtomicU64,
     counters: Counters,
+    guard: Option<Arc<GuardFollower>>,
 }
 
 type Reply = Response<Full<Bytes>>;
@@ -181,6 +206,10 @@ fn error_reply(status: StatusCode, message: &str) -> Reply {
     )
 }
 
+const NO_GUARD: &str = "no guard is running in this store (or this server follows no guard: \
+                        only a server of `active` does); start one with store.guard(...) or \
+                        woodlot serve --guard";
+
 const NO_MODEL: &str = "no verified model is loaded yet; promote a version (or check the \
                         store) and retry";
 
@@ -215,11 +244,13 @@ impl App {
         // change it, so the version header always names the model that scored.
         let served = self.live.served().ok();
         let mut resp = match (req.method(), req.uri().path()) {
-            (&Method::GET, "/metrics") => reply(
-                StatusCode::OK,
-                "text/plain; version=0.0.4",
-                self.counters.render(&self.live.status()),
-            ),
+            (&Method::GET, "/metrics") => {
+                let mut text = self.counters.render(&self.live.status());
+                if let Some(f) = &self.guard {
+                    render_guard(&mut text, f.cached_status().as_ref(), f.counters());
+                }
+                reply(StatusCode::OK, "text/plain; version=0.0.4", text)
+            }
             (&Method::GET, "/ping" | "/health") => match &served {
                 Some(_) => reply(StatusCode::OK, "text/plain", "ok\n"),
                 None => error_reply(StatusCode::SERVICE_UNAVAILABLE, NO_MODEL),
@@ -231,20 +262,28 @@ impl App {
                 ),
                 None => error_reply(StatusCode::SERVICE_UNAVAILABLE, NO_MODEL),
             },
-            (&Method::POST, "/invocations") => self.invocations(req, served.clone()).await,
-            (_, "/ping" | "/health" | "/version" | "/invocations" | "/metrics") => {
-                error_reply(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+            (&Method::POST, "/invocations") => {
+                self.invocations(req, served.clone(), id.to_str().unwrap_or(""))
+                    .await
             }
+            (&Method::POST, "/feedback") => self.feedback(req).await,
+            (&Method::GET, "/guard") => self.guard_status().await,
+            (
+                _,
+                "/ping" | "/health" | "/version" | "/invocations" | "/metrics" | "/feedback"
+                | "/guard",
+            ) => error_reply(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
             _ => error_reply(
                 StatusCode::NOT_FOUND,
-                "no such endpoint; use POST /invocations, GET /ping, /version or /metrics",
+                "no such endpoint; use POST /invocations, POST /feedback, GET /ping, /version, \
+                 /guard or /metrics",
             ),
         };
         self.counters
             .record(resp.status().as_u16(), started.elapsed().as_secs_f64());
         let h = resp.headers_mut();
         h.insert("x-request-id", id);
-        if let Some(s) = &served {
+        if let Some(s) = served.filter(|_| !h.contains_key("x-woodlot-version")) {
             if let Ok(v) = HeaderValue::from_str(&s.name()) {
                 h.insert("x-woodlot-version", v);
             }
@@ -252,7 +291,74 @@ impl App {
         Ok(resp)
     }
 
-    async fn invocations(&self, req: Request<Incoming>, served: Option<Arc<Served>>) -> Reply {
+    /// Reads a body within the byte budget, the size limit and the body timeout; the error is
+    /// the reply to send. The permit holds the body's share of the budget until dropped.
+    async fn read_body(
+        &self,
+        req: Request<Incoming>,
+    ) -> std::result::Result<(Bytes, OwnedSemaphorePermit), Reply> {
+        let declared = req
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let too_large = || {
+            error_reply(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!(
+                    "the body is larger than {} bytes; send fewer rows per request (or start \
+                     the server with a larger max_body_bytes)",
+                    self.max_body
+                ),
+            )
+        };
+        if declared.is_some_and(|n| n > self.max_body as u64) {
+            return Err(too_large());
+        }
+        let share = declared.map_or(self.max_body, |n| n as usize).max(1) as u32;
+        let deadline = tokio::time::Instant::now() + self.body_timeout;
+        let permit = match tokio::time::timeout_at(
+            deadline,
+            self.body_budget.clone().acquire_many_owned(share),
+        )
+        .await
+        {
+            Ok(Ok(p)) => p,
+            _ => {
+                return Err(error_reply(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the server is too busy to take this body now; retry",
+                ))
+            }
+        };
+        let collected = tokio::time::timeout_at(
+            deadline,
+            Limited::new(req.into_body(), self.max_body).collect(),
+        )
+        .await;
+        match collected {
+            Err(_) => Err(error_reply(
+                StatusCode::REQUEST_TIMEOUT,
+                &format!(
+                    "the body did not arrive within {:.0} s",
+                    self.body_timeout.as_secs_f64()
+                ),
+            )),
+            Ok(Ok(b)) => Ok((b.to_bytes(), permit)),
+            Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+            Ok(Err(e)) => Err(error_reply(
+                StatusCode::BAD_REQUEST,
+                &format!("reading the body: {e}"),
+            )),
+        }
+    }
+
+    async fn invocations(
+        &self,
+        req: Request<Incoming>,
+        served: Option<Arc<Served>>,
+        request_id: &str,
+    ) -> Reply {
         let Some(served) = served else {
             return error_reply(StatusCode::SERVICE_UNAVAILABLE, NO_MODEL);
         };
@@ -270,69 +376,29 @@ impl App {
             Ok(o) => o,
             Err(e) => return error_reply(StatusCode::BAD_REQUEST, &e.to_string()),
         };
-        let declared = req
-            .headers()
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        let too_large = || {
-            error_reply(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                &format!(
-                    "the body is larger than {} bytes; send fewer rows per request (or start \
-                     the server with a larger max_body_bytes)",
-                    self.max_body
-                ),
-            )
+        let (body, permit) = match self.read_body(req).await {
+            Ok(b) => b,
+            Err(r) => return r,
         };
-        if declared.is_some_and(|n| n > self.max_body as u64) {
-            return too_large();
-        }
-        let share = declared.map_or(self.max_body, |n| n as usize).max(1) as u32;
-        let deadline = tokio::time::Instant::now() + self.body_timeout;
-        let permit = match tokio::time::timeout_at(
-            deadline,
-            self.body_budget.clone().acquire_many_owned(share),
-        )
-        .await
-        {
-            Ok(Ok(p)) => p,
-            _ => {
-                return error_reply(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "the server is too busy to take this body now; retry",
-                )
-            }
-        };
-        let collected = tokio::time::timeout_at(
-            deadline,
-            Limited::new(req.into_body(), self.max_body).collect(),
-        )
-        .await;
-        let body = match collected {
-            Err(_) => {
-                return error_reply(
-                    StatusCode::REQUEST_TIMEOUT,
-                    &format!(
-                        "the body did not arrive within {:.0} s",
-                        self.body_timeout.as_secs_f64()
-                    ),
-                )
-            }
-            Ok(Ok(b)) => b.to_bytes(),
-            Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
-            Ok(Err(e)) => {
-                return error_reply(StatusCode::BAD_REQUEST, &format!("reading the body: {e}"))
-            }
-        };
-        let scored =
-            std::panic::catch_unwind(AssertUnwindSafe(|| score(&served, kind, &body, output)));
+        let guard = self.guard.as_ref().and_then(|f| f.attached());
+        let scored = std::panic::catch_unwind(AssertUnwindSafe(|| match &guard {
+            None => score(&served, kind, &body, output).map(|s| (s, None)),
+            Some(g) => self.guarded(&served, g, kind, &body, output, request_id),
+        }));
         drop(body);
         drop(permit);
         match scored {
-            Ok(Ok(s)) => {
+            Ok(Ok((s, versions))) => {
                 self.counters.scored(s.rows);
-                reply(StatusCode::OK, "application/json", s.body)
+                let mut r = reply(StatusCode::OK, "application/json", s.body);
+                if let Some(v) = versions.and_then(|v| HeaderValue::from_str(&v).ok()) {
+                    r.headers_mut().insert("x-woodlot-version", v);
+                }
+                if let Some(g) = &guard {
+                    r.headers_mut()
+                        .insert("x-woodlot-guard", HeaderValue::from(g.spec().guard));
+                }
+                r
             }
             Ok(Err(WoodlotError::InvalidInput(m))) => error_reply(StatusCode::BAD_REQUEST, &m),
             Ok(Err(e)) => error_reply(StatusCode::BAD_REQUEST, &e.to_string()),
@@ -342,12 +408,152 @@ impl App {
             ),
         }
     }
+
+    /// Scores through the guard: both versions, both logged, the mode's answer, and the row
+    /// ids in the body. A guard that cannot score (its store write failed, an id it refuses)
+    /// costs the request nothing: the live model answers alone, and the fallback is counted.
+    /// Returns the answer and the answering versions (`v2`, or `v2, v1` for a canary request
+    /// whose rows went both ways).
+    fn guarded(
+        &self,
+        served: &Served,
+        g: &crate::guard::Guard,
+        kind: crate::serve::invocations::BodyKind,
+        body: &[u8],
+        output: Option<crate::serve::invocations::Output>,
+        request_id: &str,
+    ) -> Result<(crate::serve::invocations::Scored, Option<String>)> {
+        let parsed = parse_request(served, kind, body, output)?;
+        let rows = parsed.x.nrows();
+        let ids = row_ids(request_id, rows);
+        match std::panic::catch_unwind(AssertUnwindSafe(|| g.score(parsed.x.view(), Some(ids)))) {
+            Ok(Ok(s)) if rows > 0 => {
+                let mut versions: Vec<u64> = Vec::new();
+                for v in &s.served {
+                    if !versions.contains(v) {
+                        versions.push(*v);
+                    }
+                }
+                let names: Vec<String> = versions.into_iter().map(version_name).collect();
+                let body = answer(served, &s.proba, parsed.output, Some(&s.ids))?;
+                Ok((
+                    crate::serve::invocations::Scored { body, rows },
+                    Some(names.join(", ")),
+                ))
+            }
+            _ => {
+                if rows > 0 {
+                    if let Some(f) = &self.guard {
+                        f.counters().score_fallbacks.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                let proba = served.forest.predict_proba(parsed.x.view(), 1)?;
+                Ok((
+                    crate::serve::invocations::Scored {
+                        body: answer(served, &proba, parsed.output, None)?,
+                        rows,
+                    },
+                    None,
+                ))
+            }
+        }
+    }
+
+    /// `POST /feedback`: true labels for guarded requests, joined through `record_outcomes`
+    /// (the only write to the store any endpoint makes).
+    async fn feedback(&self, req: Request<Incoming>) -> Reply {
+        let Some(follower) = self.guard.clone() else {
+            return error_reply(StatusCode::NOT_FOUND, NO_GUARD);
+        };
+        let Some(g) = follower.attached() else {
+            return error_reply(StatusCode::NOT_FOUND, NO_GUARD);
+        };
+        let (body, permit) = match self.read_body(req).await {
+            Ok(b) => b,
+            Err(r) => return r,
+        };
+        let parsed = match parse_feedback(&body, g.classes()) {
+            Ok(f) => f,
+            Err(m) => return error_reply(StatusCode::BAD_REQUEST, &m),
+        };
+        drop(body);
+        drop(permit);
+        let done = tokio::task::spawn_blocking(move || {
+            std::panic::catch_unwind(AssertUnwindSafe(|| {
+                // This server's own buffered rows first, so their outcomes join at once.
+                g.flush()?;
+                g.record_outcomes(&parsed.ids, &parsed.labels)
+            }))
+        })
+        .await;
+        follower.nudge();
+        match done {
+            Ok(Ok(Ok(report))) => {
+                let c = follower.counters();
+                c.feedback_recorded
+                    .fetch_add(report.recorded, Ordering::Relaxed);
+                c.feedback_unknown.fetch_add(report.unknown, Ordering::Relaxed);
+                c.feedback_duplicate
+                    .fetch_add(report.duplicate, Ordering::Relaxed);
+                json_reply(
+                StatusCode::OK,
+                &serde_json::to_value(&report).unwrap_or(Value::Null),
+            )
+            }
+            Ok(Ok(Err(WoodlotError::InvalidInput(m)))) => {
+                error_reply(StatusCode::BAD_REQUEST, &m)
+            }
+            Ok(Ok(Err(e))) => error_reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!("the outcomes could not be recorded ({e}); retry (duplicates are counted, not doubled)"),
+            ),
+            _ => error_reply(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "recording outcomes failed unexpectedly (a bug: please report it)",
+            ),
+        }
+    }
+
+    /// `GET /guard`: the attached guard's status now, or the last guard's final status.
+    async fn guard_status(&self) -> Reply {
+        let Some(follower) = self.guard.clone() else {
+            return error_reply(StatusCode::NOT_FOUND, NO_GUARD);
+        };
+        let st = tokio::task::spawn_blocking(move || {
+            std::panic::catch_unwind(AssertUnwindSafe(|| follower.status()))
+        })
+        .await;
+        match st {
+            Ok(Ok(Ok(Some(s)))) => json_reply(
+                StatusCode::OK,
+                &serde_json::to_value(&s).unwrap_or(Value::Null),
+            ),
+            Ok(Ok(Ok(None))) => error_reply(
+                StatusCode::NOT_FOUND,
+                "this store has no guard yet; start one with store.guard(...) or woodlot \
+                 serve --guard",
+            ),
+            Ok(Ok(Err(e))) => error_reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!("the guard's status could not be read ({e}); retry"),
+            ),
+            _ => error_reply(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "reading the guard's status failed unexpectedly (a bug: please report it)",
+            ),
+        }
+    }
 }
 
 impl HttpServer {
     /// Binds and starts serving `live` on a runtime of its own.
     pub fn start(live: Arc<LiveModel>, options: HttpOptions) -> Result<Self> {
         options.check()?;
+        let guard = if options.follow_guards {
+            GuardFollower::for_live(&live, options.guard_limits)?.map(Arc::new)
+        } else {
+            None
+        };
         let io = |context: &str, source| WoodlotError::Io {
             context: context.into(),
             source,
@@ -376,6 +582,7 @@ impl HttpServer {
             body_budget: Arc::new(Semaphore::new(budget)),
             next_id: AtomicU64::new(1),
             counters: Counters::default(),
+            guard: guard.clone(),
         });
         let (stop, stopped) = watch::channel(false);
         let thread = std::thread::Builder::new()
@@ -389,6 +596,7 @@ impl HttpServer {
         Ok(Self {
             addr,
             live,
+            guard,
             stop,
             thread: Some(thread),
         })
@@ -404,6 +612,11 @@ impl HttpServer {
         &self.live
     }
 
+    /// The follower of the store's guard (`None` when the server does not follow guards).
+    pub fn guard(&self) -> Option<&Arc<GuardFollower>> {
+        self.guard.as_ref()
+    }
+
     /// Whether the server still runs.
     pub fn is_running(&self) -> bool {
         self.thread.as_ref().is_some_and(|t| !t.is_finished())
@@ -415,6 +628,10 @@ impl HttpServer {
         let _ = self.stop.send(true);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
+        }
+        // After the drain: every request scored is in the buffer; write it out.
+        if let Some(g) = &self.guard {
+            let _ = g.close();
         }
     }
 }
@@ -495,6 +712,7 @@ mod tests {
 
     use crate::serve::live::LiveOptions;
     use crate::store::{Ref, SaveOptions, Store};
+    use serde_json::json;
 
     /// One request over a fresh connection; returns (status, headers, body).
     fn send(addr: SocketAddr, raw: &[u8]) -> (u16, String, String) {
@@ -783,5 +1001,168 @@ mod tests {
         }
         server.shutdown();
         assert!(TcpStream::connect(addr).is_err(), "the listener is closed");
+    }
+
+    fn get(addr: SocketAddr, path: &str) -> (u16, String, String) {
+        send(
+            addr,
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+    }
+
+    fn post_with_id(addr: SocketAddr, path: &str, id: &str, body: &str) -> (u16, String, String) {
+        send(
+            addr,
+            format!(
+                "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                 x-request-id: {id}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        )
+    }
+
+    #[test]
+    fn without_a_guard_feedback_and_guard_answer_404_json() {
+        let _turn = crate::serve::tests::turn();
+        let t = crate::serve::tests::TempDir::new("http-noguard");
+        let mut server = server(&t, HttpOptions::default());
+        let addr = server.local_addr();
+        let (status, _, body) = post_with_id(
+            addr,
+            "/feedback",
+            "a",
+            r#"{"request_ids": ["a"], "y_true": [1]}"#,
+        );
+        assert_eq!(status, 404, "{body}");
+        assert!(body.contains("no guard is running"), "{body}");
+        let (status, _, body) = get(addr, "/guard");
+        assert_eq!(status, 404, "{body}");
+        assert!(serde_json::from_str::<Value>(&body).is_ok(), "{body}");
+        let (status, head, body) = post(addr, r#"{"instances": [[1.0, 0.0]]}"#);
+        assert_eq!((status, body.as_str()), (200, r#"{"predictions":[1]}"#));
+        assert!(!head.contains("x-woodlot-guard"), "{head}");
+        server.shutdown();
+    }
+
+    #[test]
+    fn a_running_guard_is_scored_through_fed_and_detached_once_decided() {
+        use crate::guard::{Guard, Mode, StartOptions};
+        let _turn = crate::serve::tests::turn();
+        let t = crate::serve::tests::TempDir::new("http-guard");
+        let mut server = server(&t, HttpOptions::default());
+        let addr = server.local_addr();
+        let store = server.live().store().clone();
+        store
+            .save(&crate::serve::tests::model(-0.5), SaveOptions::default())
+            .unwrap();
+        let mut opts = StartOptions::new(Ref::Number(2));
+        opts.mode = Mode::Shadow;
+        opts.min_outcomes = 5;
+        let started = Guard::start(store.clone(), opts, SegmentLimits::default()).unwrap();
+        let follower = server.guard().unwrap().clone();
+        follower.tick();
+        let g = follower.attached().expect("the running guard is attached");
+        assert_eq!(g.spec().guard, started.spec().guard);
+        drop(started);
+
+        // Shadow: v1 answers, both are logged, the row ids come back.
+        let (status, head, body) = post_with_id(
+            addr,
+            "/invocations",
+            "r1",
+            r#"{"instances": [[0.0, 0.0], [1.0, 0.0]]}"#,
+        );
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            body,
+            r#"{"predictions":[0,1],"request_ids":["r1/0","r1/1"]}"#
+        );
+        assert!(head.contains("x-woodlot-version: v1"), "{head}");
+        assert!(head.contains("x-woodlot-guard: "), "{head}");
+        let (_, _, body) =
+            post_with_id(addr, "/invocations", "r2", r#"{"instances": [[0.0, 0.0]]}"#);
+        assert_eq!(body, r#"{"predictions":[0],"request_ids":["r2"]}"#);
+
+        // Feedback: bad bodies are 400 with a reason, good ones are recorded and counted.
+        for bad in [
+            r#"{"request_ids": ["r2"], "y_true": [1, 0]}"#,
+            r#"{"request_ids": ["r2"], "y_true": [[1]]}"#,
+            r#"{"request_ids": "r2", "y_true": [1]}"#,
+            r#"{"request_ids": ["r2"], "y_true": [5]}"#,
+        ] {
+            let (status, _, body) = post_with_id(addr, "/feedback", "f", bad);
+            assert_eq!(status, 400, "{bad}: {body}");
+            assert!(body.contains("BAD_REQUEST"), "{body}");
+        }
+        let (status, _, body) = post_with_id(
+            addr,
+            "/feedback",
+            "f",
+            r#"{"request_ids": ["r1/0", "r1/1", "r2", "r2", "nope"], "y_true": [0, 1, 0, 0, 1]}"#,
+        );
+        assert_eq!(status, 200, "{body}");
+        let report: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            (
+                &report["recorded"],
+                &report["unknown"],
+                &report["duplicate"]
+            ),
+            (&json!(4), &json!(1), &json!(1)),
+            "{body}"
+        );
+        let (status, _, body) = get(addr, "/guard");
+        assert_eq!(status, 200, "{body}");
+        let st: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(st["running"], json!(true));
+        assert_eq!(st["predictions_logged"], json!(3));
+        assert_eq!(st["outcomes_joined"], json!(3));
+        assert_eq!(st["spec"]["mode"], json!("shadow"));
+
+        // Stopped from elsewhere: the next round detaches; requests go to the live model.
+        Guard::open(store.clone(), g.spec().guard, SegmentLimits::default())
+            .unwrap()
+            .stop(Some("test".into()))
+            .unwrap();
+        drop(g);
+        follower.tick();
+        assert!(follower.attached().is_none());
+        let (status, head, body) = post(addr, r#"{"instances": [[1.0, 0.0]]}"#);
+        assert_eq!((status, body.as_str()), (200, r#"{"predictions":[1]}"#));
+        assert!(!head.contains("x-woodlot-guard"), "{head}");
+        let (status, _, body) = get(addr, "/guard");
+        assert_eq!(status, 200, "{body}");
+        let st: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            (&st["running"], &st["decision"]["decision"]),
+            (&json!(false), &json!("stopped"))
+        );
+        let (_, _, metrics) = get(addr, "/metrics");
+        for line in [
+            "woodlot_guard_decision{decision=\"stopped\"} 1",
+            "woodlot_guard_decision{decision=\"none\"} 0",
+            "woodlot_guard_running 0",
+            "woodlot_guard_predictions_logged 3",
+            "woodlot_guard_outcomes_joined 3",
+            "woodlot_guard_outcomes_duplicate 0",
+            "woodlot_guard_outcomes_unknown 1",
+            "woodlot_guard_feedback_recorded_total 4",
+            "woodlot_guard_feedback_duplicate_total 1",
+            "# TYPE woodlot_guard_e_value gauge",
+        ] {
+            assert!(
+                metrics.lines().any(|l| l == line),
+                "{line} not in\n{metrics}"
+            );
+        }
+        let (status, _, _) = post_with_id(
+            addr,
+            "/feedback",
+            "f",
+            r#"{"request_ids": ["r1/0"], "y_true": [0]}"#,
+        );
+        assert_eq!(status, 404, "no guard runs any more");
+        server.shutdown();
     }
 }

@@ -12,6 +12,7 @@
 //!
 //! Both at once must agree. Pure: no I/O, no HTTP types, so every rule is tested here.
 
+use ndarray::Array2;
 use serde_json::{json, Value};
 
 use crate::error::Result;
@@ -90,13 +91,22 @@ pub struct Scored {
     pub rows: usize,
 }
 
-/// Parses `body`, scores it with `served` and writes the response body.
-pub fn score(
+/// A request read and checked against the served model's features.
+#[derive(Debug)]
+pub struct Parsed {
+    /// The rows.
+    pub x: Array2<f64>,
+    /// The answer asked for.
+    pub output: Output,
+}
+
+/// Parses `body` and checks its rows against `served`'s features.
+pub fn parse_request(
     served: &Served,
     kind: BodyKind,
     body: &[u8],
     output: Option<Output>,
-) -> Result<Scored> {
+) -> Result<Parsed> {
     let features = Features::of(&served.manifest);
     let (x, from_params) = match kind {
         BodyKind::Json => {
@@ -123,7 +133,18 @@ pub fn score(
         }
         (q, p) => q.or(p).unwrap_or(Output::Label),
     };
-    let proba = served.forest.predict_proba(x.view(), 1)?;
+    Ok(Parsed { x, output })
+}
+
+/// Writes MLflow's answer for `proba` (labels from `served`'s classes, or probabilities);
+/// with `request_ids` (a guarded request), adds `"request_ids": [...]`, the ids to post
+/// outcomes for (MLflow's clients read `predictions` only).
+pub fn answer(
+    served: &Served,
+    proba: &Array2<f64>,
+    output: Output,
+    request_ids: Option<&[String]>,
+) -> Result<Vec<u8>> {
     let predictions: Vec<Value> = match output {
         Output::Proba => proba
             .rows()
@@ -132,7 +153,7 @@ pub fn score(
             .collect(),
         Output::Label => {
             let classes = served.manifest.model.classes.as_array();
-            argmax_rows(&proba)
+            argmax_rows(proba)
                 .into_iter()
                 .map(|k| {
                     classes
@@ -142,10 +163,24 @@ pub fn score(
                 .collect()
         }
     };
-    let body = serde_json::to_vec(&json!({ "predictions": predictions }))
-        .map_err(|e| bad(format!("could not write the predictions: {e}")))?;
+    let v = match request_ids {
+        None => json!({ "predictions": predictions }),
+        Some(ids) => json!({ "predictions": predictions, "request_ids": ids }),
+    };
+    serde_json::to_vec(&v).map_err(|e| bad(format!("could not write the predictions: {e}")))
+}
+
+/// Parses `body`, scores it with `served` and writes the response body.
+pub fn score(
+    served: &Served,
+    kind: BodyKind,
+    body: &[u8],
+    output: Option<Output>,
+) -> Result<Scored> {
+    let parsed = parse_request(served, kind, body, output)?;
+    let proba = served.forest.predict_proba(parsed.x.view(), 1)?;
     Ok(Scored {
-        body,
+        body: answer(served, &proba, parsed.output, None)?,
         rows: proba.nrows(),
     })
 }

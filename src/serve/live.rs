@@ -430,6 +430,11 @@ impl LiveModel {
         lock(&self.shared.book).notices.since(seq)
     }
 
+    /// The store followed.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.shared.store
+    }
+
     /// The reference followed.
     pub fn reference(&self) -> &Ref {
         &self.shared.reference

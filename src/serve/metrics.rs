@@ -8,7 +8,159 @@
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::guard::{DecisionKind, Status as GuardStatus};
+use crate::serve::guarded::GuardCounters;
 use crate::serve::Status;
+
+/// Every value of the `woodlot_guard_decision` state gauge (`none`: running, or no guard).
+pub const DECISIONS: [&str; 7] = [
+    "none",
+    "rolled_back",
+    "dropped",
+    "confirmed",
+    "promoted",
+    "superseded",
+    "stopped",
+];
+
+/// Appends the guard's gauges to `out`: from `st`, the follower's status as of its last round
+/// (zeros when the server has seen no guard), and its counters.
+pub fn render_guard(out: &mut String, st: Option<&GuardStatus>, c: &GuardCounters) {
+    let num = |f: fn(&GuardStatus) -> f64| st.map_or(0.0, f);
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed) as f64;
+    let gauges: [(&str, &str, &str, f64); 17] = [
+        (
+            "guard_id",
+            "gauge",
+            "The guard followed (0: none seen).",
+            num(|s| s.spec.guard as f64),
+        ),
+        (
+            "guard_running",
+            "gauge",
+            "1 while a guard runs and requests are scored through it.",
+            num(|s| f64::from(u8::from(s.running))),
+        ),
+        (
+            "guard_candidate_version",
+            "gauge",
+            "The guard's candidate version (0: none).",
+            num(|s| s.spec.candidate as f64),
+        ),
+        (
+            "guard_baseline_version",
+            "gauge",
+            "The guard's baseline version (0: none).",
+            num(|s| s.spec.baseline as f64),
+        ),
+        (
+            "guard_predictions_logged",
+            "gauge",
+            "Prediction rows in the guard's log (all servers).",
+            num(|s| s.predictions_logged as f64),
+        ),
+        (
+            "guard_outcomes_joined",
+            "gauge",
+            "Outcomes joined to a logged prediction: the test's sample size.",
+            num(|s| s.outcomes_joined as f64),
+        ),
+        (
+            "guard_outcomes_unknown",
+            "gauge",
+            "Outcomes whose request id has no logged prediction.",
+            num(|s| s.outcomes_unmatched as f64),
+        ),
+        (
+            "guard_outcomes_duplicate",
+            "gauge",
+            "Outcomes recorded again for an id (the first counts).",
+            num(|s| s.duplicate_outcomes as f64),
+        ),
+        (
+            "guard_estimate",
+            "gauge",
+            "Mean loss difference, candidate minus baseline (positive: candidate worse).",
+            num(|s| s.evidence.estimate),
+        ),
+        (
+            "guard_interval_lower",
+            "gauge",
+            "Lower anytime-valid confidence bound on the difference.",
+            num(|s| s.evidence.lower),
+        ),
+        (
+            "guard_interval_upper",
+            "gauge",
+            "Upper anytime-valid confidence bound on the difference.",
+            num(|s| s.evidence.upper),
+        ),
+        (
+            "guard_e_value",
+            "gauge",
+            "Evidence that the candidate is worse (rollback at 1/alpha).",
+            num(|s| s.evidence.e_value),
+        ),
+        (
+            "guard_feedback_recorded_total",
+            "counter",
+            "Outcomes POST /feedback recorded on this server.",
+            load(&c.feedback_recorded),
+        ),
+        (
+            "guard_feedback_unknown_total",
+            "counter",
+            "Of those, ids with no logged prediction when recorded.",
+            load(&c.feedback_unknown),
+        ),
+        (
+            "guard_feedback_duplicate_total",
+            "counter",
+            "Outcomes POST /feedback skipped: the id already had one.",
+            load(&c.feedback_duplicate),
+        ),
+        (
+            "guard_checks_total",
+            "counter",
+            "Guard checks run by this server.",
+            c.checks.load(Ordering::Relaxed) as f64,
+        ),
+        (
+            "guard_score_fallbacks_total",
+            "counter",
+            "Requests answered without the guard because it could not score them.",
+            c.score_fallbacks.load(Ordering::Relaxed) as f64,
+        ),
+    ];
+    for (name, kind, help, v) in gauges {
+        let _ = writeln!(
+            out,
+            "# HELP woodlot_{name} {help}\n# TYPE woodlot_{name} {kind}\nwoodlot_{name} {v}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP woodlot_guard_failed_checks_total Guard checks that failed.\n\
+         # TYPE woodlot_guard_failed_checks_total counter\n\
+         woodlot_guard_failed_checks_total {}",
+        c.failed_checks.load(Ordering::Relaxed)
+    );
+    let decided = st
+        .and_then(|s| s.decision.as_ref())
+        .map_or("none", |d| DecisionKind::as_str(d.decision));
+    let _ = writeln!(
+        out,
+        "# HELP woodlot_guard_decision The guard's decision (1 on the current one).\n\
+         # TYPE woodlot_guard_decision gauge"
+    );
+    for d in DECISIONS {
+        let _ = writeln!(
+            out,
+            "woodlot_guard_decision{{decision=\"{d}\"}} {}",
+            u8::from(d == decided)
+        );
+    }
+}
 
 /// Upper bounds (seconds) of the latency histogram's buckets.
 pub const LATENCY_BUCKETS: [f64; 12] = [

@@ -52,6 +52,49 @@ impl Store {
         })
     }
 
+    /// Appends guard `guard`'s `guard_decided` event unless the history already holds one
+    /// (`None` then). The check runs against the head of every append attempt, and events are
+    /// create-only, so of two processes completing the same claimed decision at once exactly
+    /// one writes the event.
+    pub fn append_guard_decided_once(
+        &self,
+        guard: u64,
+        version: Option<u64>,
+        reason: Option<String>,
+        details: Value,
+    ) -> Result<Option<Event>> {
+        if let Some(r) = &reason {
+            validate_text("reason", r, 10_000)?;
+        }
+        let _lock = self.backend.lock()?;
+        let mut already = false;
+        let mut checked = guard;
+        let appended = events::append(&*self.backend, |head| {
+            for seq in checked + 1..=head.seq {
+                if let Some((e, _)) = events::read(&*self.backend, seq)? {
+                    let same = e.details.get("guard").and_then(Value::as_u64) == Some(guard);
+                    if e.kind == EventKind::GuardDecided && same {
+                        already = true;
+                        return Err(WoodlotError::Store("decided already".into()));
+                    }
+                }
+                checked = seq;
+            }
+            Ok(Draft {
+                kind: EventKind::GuardDecided,
+                version,
+                reason: reason.clone(),
+                details: details.clone(),
+                state: head.state(),
+            })
+        });
+        match appended {
+            Ok(e) => Ok(Some(e)),
+            Err(_) if already => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Creates record `seq` of a guard's `part`, create-only: `false` when that number is
     /// taken (another writer won; take the next one).
     pub fn create_guard_record(
@@ -102,5 +145,44 @@ impl Store {
     ) -> Result<Option<Vec<u8>>> {
         self.backend
             .read(&Key::Guard { guard, part, seq }, MAX_GUARD_RECORD_LEN)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use crate::store::events::EventKind;
+    use crate::store::testutil::TempDir;
+    use crate::store::Store;
+
+    #[test]
+    fn a_guards_decided_event_is_written_once() {
+        let t = TempDir::new("guard-decided-once");
+        let s = Store::open(&t.0).unwrap();
+        let started = s
+            .append_guard_event(EventKind::GuardStarted, None, None, json!({}))
+            .unwrap();
+        let other = started.seq + 1000;
+        let first = s
+            .append_guard_decided_once(started.seq, None, None, json!({"guard": started.seq}))
+            .unwrap();
+        assert!(first.is_some());
+        let again = s
+            .append_guard_decided_once(started.seq, None, None, json!({"guard": started.seq}))
+            .unwrap();
+        assert!(again.is_none(), "the second completion writes nothing");
+        // Another guard's decision is not this one's.
+        assert!(s
+            .append_guard_decided_once(other, None, None, json!({"guard": other}))
+            .unwrap()
+            .is_some());
+        let decided = s
+            .history()
+            .unwrap()
+            .iter()
+            .filter(|e| e.kind == EventKind::GuardDecided)
+            .count();
+        assert_eq!(decided, 2);
     }
 }

@@ -19,6 +19,7 @@ from . import alias
 from . import compare
 from . import delete
 from . import gc
+from . import guard
 from . import history
 from . import import_model
 from . import promote
@@ -44,6 +45,7 @@ COMMANDS: List[Callable[[argparse._SubParsersAction], None]] = [
     gc.add_parser,
     import_model.add_parser,
     serve.add_parser,
+    guard.add_parser,
 ]
 
 

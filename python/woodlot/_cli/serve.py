@@ -29,9 +29,18 @@ EXAMPLE = """example:
   # {"predictions":[1]}   (add ?output=proba for probabilities; text/csv works too)
   curl -s localhost:8080/ping; curl -s localhost:8080/version; curl -s localhost:8080/metrics
 
+  # guarded: v2 on probation against the active version; labels posted later by request id
+  woodlot serve --store models --guard v2 --guard-min-outcomes 500 &
+  curl -s localhost:8080/invocations -H 'x-request-id: r1' -d '{"instances": [[1.0, 2.0]]}'
+  # {"predictions":[1],"request_ids":["r1"]}
+  curl -s localhost:8080/feedback -d '{"request_ids": ["r1"], "y_true": [0]}'
+  curl -s localhost:8080/guard
+
 endpoints: POST /invocations, GET /ping (503 until a verified model is served), GET /version,
-GET /metrics (Prometheus). Responses carry x-woodlot-version and x-request-id headers.
-SIGTERM or SIGINT: stop accepting, finish requests in flight, exit 0."""
+GET /metrics (Prometheus), GET /guard, POST /feedback (the only one that writes to the store).
+Responses carry x-woodlot-version and x-request-id headers. A server of --ref active follows
+the store's running guard (started here with --guard, or by store.guard(...) anywhere).
+SIGTERM or SIGINT: stop accepting, finish requests in flight, flush the guard's log, exit 0."""
 
 
 def _ranged(kind: Callable[[str], Any], low: float, high: float, what: str) -> Callable[[str], Any]:
@@ -82,10 +91,47 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--header-timeout", type=seconds, default=10.0, help="seconds a client may take to send its headers (default 10)")
     p.add_argument("--body-timeout", type=seconds, default=30.0, help="seconds a client may take to send its body; 408 after (default 30)")
     p.add_argument("--drain-timeout", type=seconds, default=30.0, help="seconds SIGTERM waits for requests in flight (default 30)")
+    g = p.add_argument_group("guarded deployment")
+    g.add_argument("--guard", metavar="REF", help="start (or resume) a guard of this candidate against the active version")
+    g.add_argument("--guard-mode", choices=("probation", "shadow", "canary"), help="how the candidate meets traffic (default probation)")
+    g.add_argument("--guard-metric", choices=("log_loss", "accuracy"), help="what is compared (default log_loss)")
+    g.add_argument(
+        "--guard-alpha", type=_ranged(float, 1e-12, 0.5, "a probability"), help="false-rollback probability promised (default 0.05)"
+    )
+    g.add_argument("--guard-margin", type=_ranged(float, 0, 1e6, "a number"), help="tolerated loss difference (default 0)")
+    g.add_argument(
+        "--guard-min-outcomes", type=_ranged(int, 1, 2**53, "a count"), help="outcomes before a candidate may be confirmed (default 200)"
+    )
+    g.add_argument("--canary-fraction", type=_ranged(float, 0, 1, "a fraction"), help="canary: share of requests the candidate answers (default 0.1)")
+    g.add_argument("--auto-promote", action="store_true", default=None, help="shadow or canary: promote once confirmed")
     p.set_defaults(func=run)
 
 
+_GUARD_FLAGS = ("guard_mode", "guard_metric", "guard_alpha", "guard_margin", "guard_min_outcomes", "canary_fraction", "auto_promote")
+
+
+def _guard_arguments(args: argparse.Namespace) -> dict:
+    """The guard's keyword arguments; guard flags without ``--guard`` are a usage error."""
+    given = {k: getattr(args, k) for k in _GUARD_FLAGS if getattr(args, k) is not None}
+    if args.guard is None:
+        if given:
+            flags = ", ".join("--" + k.replace("_", "-") for k in given)
+            raise ValueError(f"{flags} only apply with --guard REF")
+        return {}
+    if args.ref != "active":
+        raise ValueError(f"--guard compares a candidate with the active version: serve --ref active, not {args.ref!r}")
+    mode = given.get("guard_mode", "probation")
+    if "canary_fraction" in given and mode != "canary":
+        raise ValueError("--canary-fraction applies to --guard-mode canary")
+    if mode == "canary" and given.get("canary_fraction", 0.1) in (0, 1):
+        raise ValueError("--canary-fraction must lie strictly between 0 and 1 for a canary")
+    if given.get("auto_promote") and mode == "probation":
+        raise ValueError("--auto-promote applies to --guard-mode shadow or canary (a probation candidate is already active)")
+    return {"guard": args.guard, **given}
+
+
 def run(args: argparse.Namespace) -> int:
+    guard = _guard_arguments(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     store = open_store(args) if "://" in (args.store or "") else _existing_store(args)
     server = serve(
@@ -101,10 +147,18 @@ def run(args: argparse.Namespace) -> int:
         body_timeout=args.body_timeout,
         drain_timeout=args.drain_timeout,
         block=False,
+        **guard,
     )
     status = server.status()
     serving = status.version or "nothing yet (503 until a version is served)"
     print(f"woodlot serve: listening on {server.url}, following {args.ref} of {store.path}: serving {serving}", flush=True)
+    if status.guard is not None and status.guard.running:
+        g = status.guard
+        print(f"woodlot serve: guard {g.guard}: {g.mode} of {g.candidate} against {g.baseline} ({g.outcomes} outcomes so far)", flush=True)
+    elif status.guard is not None and guard:
+        g = status.guard
+        print(f"woodlot serve: guard {g.guard} of {g.candidate} was already decided ({g.decision}); not starting another "
+              "(start one with store.guard(...) to guard it again)", flush=True)
     server.serve_forever()
     print("woodlot serve: stopped", flush=True)
     return _exit.OK
