@@ -63,7 +63,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "serve",
         help="serve a store reference over HTTP (MLflow's scoring protocol), following every move",
-        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        description="Serve a store reference over HTTP with MLflow's scoring protocol, following\n"
+        "every promote and rollback of --ref within --poll-seconds plus the new version's load\n"
+        "time; with --guard, score through a deployment guard that rolls back on evidence.",
         epilog=EXAMPLE + "\n\n" + _exit.EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
