@@ -54,6 +54,14 @@ def _ids(request_ids: Any) -> Optional[list]:
     return [str(i) for i in request_ids]
 
 
+def _required_ids(request_ids: Any) -> list:
+    """Outcomes need the ids of the requests they belong to."""
+    ids = _ids(request_ids)
+    if ids is None:
+        raise TypeError("request_ids is required: the ids of the logged requests the labels belong to")
+    return ids
+
+
 @dataclass(frozen=True)
 class GuardStatus:
     """A guard at one moment: its settings, the evidence so far and the decision, if any.
@@ -188,7 +196,7 @@ class Guard:
         """Records true labels for logged requests; returns counts of recorded, unknown and
         duplicate ids (neither is an error)."""
         y_num, y_str = _outcome_labels(y_true)
-        return dict(json.loads(self._native.record_outcomes(_ids(request_ids), y_num, y_str)))
+        return dict(json.loads(self._native.record_outcomes(_required_ids(request_ids), y_num, y_str)))
 
     def flush(self) -> None:
         """Writes the buffered prediction rows now."""
@@ -280,7 +288,7 @@ def guards(store: Any) -> list:
 def record_outcomes(store: Any, request_ids: Sequence[str], y_true: Any, guard: Optional[int] = None) -> dict:
     """Records true labels for the running guard's (or guard ``guard``'s) logged requests."""
     y_num, y_str = _outcome_labels(y_true)
-    ids = _ids(request_ids)
+    ids = _required_ids(request_ids)
     return dict(json.loads(guard_record_outcomes(store._native, ids, y_num, y_str, guard)))
 
 

@@ -181,14 +181,14 @@ class LiveModel:
     def predict_proba(self, X: Any, return_version: bool = False) -> Any:
         """Class probabilities from the version served now; with ``return_version=True``,
         ``(proba, "v<n>")`` naming the version that computed them."""
-        slot = self._slot if self._native.epoch() == self._seen else self._sync()
+        slot: Any = self._slot if self._native.epoch() == self._seen else self._sync()
         proba = slot[1].predict_proba(X)
         return (proba, slot[3]) if return_version else proba
 
     def predict(self, X: Any, return_version: bool = False) -> Any:
         """Class labels from the version served now; with ``return_version=True``,
         ``(labels, "v<n>")``."""
-        slot = self._slot if self._native.epoch() == self._seen else self._sync()
+        slot: Any = self._slot if self._native.epoch() == self._seen else self._sync()
         labels = slot[1].predict(X)
         return (labels, slot[3]) if return_version else labels
 

@@ -60,6 +60,7 @@ class ModelVersion:
     """
 
     __slots__ = ("manifest",)
+    manifest: dict
 
     def __init__(self, manifest: dict) -> None:
         object.__setattr__(self, "manifest", manifest)

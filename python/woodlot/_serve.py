@@ -144,8 +144,8 @@ class Server:
             while self.running and not stopping.wait(0.25):
                 self.log_notices()
         finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+            for number, handler in previous.items():
+                signal.signal(number, handler)
             self.stop()
 
     def __enter__(self) -> "Server":

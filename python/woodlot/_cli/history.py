@@ -30,7 +30,7 @@ def add_parser(subparsers: "argparse._SubParsersAction") -> None:
 
 def run(args: argparse.Namespace) -> int:
     store = open_store(args)
-    events = store.history()
+    events: list = store.history()
     if args.last is not None:
         if args.last < 0:
             raise ValueError("--last must be 0 or more")
