@@ -1150,6 +1150,7 @@ mod tests {
             "woodlot_guard_feedback_recorded_total 4",
             "woodlot_guard_feedback_duplicate_total 1",
             "# TYPE woodlot_guard_e_value gauge",
+            "# TYPE woodlot_guard_drift_flagged_features gauge",
         ] {
             assert!(
                 metrics.lines().any(|l| l == line),

@@ -8,6 +8,7 @@
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::guard::psi::Drift;
 use crate::guard::{DecisionKind, Status as GuardStatus};
 use crate::serve::guarded::GuardCounters;
 use crate::serve::Status;
@@ -160,6 +161,45 @@ pub fn render_guard(out: &mut String, st: Option<&GuardStatus>, c: &GuardCounter
             u8::from(d == decided)
         );
     }
+    render_drift(out, st.and_then(|s| s.drift.as_ref()));
+}
+
+/// Appends the drift early warning: the PSI of each feature (by column index) of the rows the
+/// guard scored against the baseline's training histogram, how many features pass the
+/// threshold, and how many rows were counted. Without a report (no guard, or a baseline with
+/// no histogram) the counts are 0 and no per-feature series is written, so an alert on
+/// `woodlot_guard_drift_flagged_features > 0` never fires on missing data.
+pub fn render_drift(out: &mut String, drift: Option<&Drift>) {
+    let _ = writeln!(
+        out,
+        "# HELP woodlot_guard_drift_psi Population stability index of each feature (column index) \
+         of the rows the guard scored, against the baseline's training histogram.\n\
+         # TYPE woodlot_guard_drift_psi gauge"
+    );
+    if let Some(d) = drift {
+        for (feature, psi) in d.psi.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "woodlot_guard_drift_psi{{feature=\"{feature}\"}} {psi}"
+            );
+        }
+    }
+    let flagged = drift.map_or(0, |d| d.flagged.len());
+    let rows = drift.map_or(0, |d| d.rows);
+    let threshold = drift.map_or(0.0, |d| d.threshold);
+    let _ = writeln!(
+        out,
+        "# HELP woodlot_guard_drift_flagged_features Features whose PSI passes the threshold \
+         (a warning, never a rollback).\n\
+         # TYPE woodlot_guard_drift_flagged_features gauge\n\
+         woodlot_guard_drift_flagged_features {flagged}\n\
+         # HELP woodlot_guard_drift_threshold The PSI above which a feature is flagged.\n\
+         # TYPE woodlot_guard_drift_threshold gauge\n\
+         woodlot_guard_drift_threshold {threshold}\n\
+         # HELP woodlot_guard_drift_rows Rows counted into the drift report.\n\
+         # TYPE woodlot_guard_drift_rows gauge\n\
+         woodlot_guard_drift_rows {rows}"
+    );
 }
 
 /// Upper bounds (seconds) of the latency histogram's buckets.
@@ -301,5 +341,41 @@ impl Counters {
             );
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drift_is_rendered_per_feature_and_zero_without_a_report() {
+        let mut out = String::new();
+        render_drift(&mut out, None);
+        assert!(out
+            .lines()
+            .any(|l| l == "woodlot_guard_drift_flagged_features 0"));
+        assert!(out.lines().any(|l| l == "woodlot_guard_drift_rows 0"));
+        assert!(!out.contains("woodlot_guard_drift_psi{"), "{out}");
+
+        let report = Drift {
+            psi: vec![0.01, 0.75, 0.0],
+            flagged: vec![1],
+            threshold: 0.2,
+            rows: 40,
+        };
+        let mut out = String::new();
+        render_drift(&mut out, Some(&report));
+        for line in [
+            "woodlot_guard_drift_psi{feature=\"0\"} 0.01",
+            "woodlot_guard_drift_psi{feature=\"1\"} 0.75",
+            "woodlot_guard_drift_psi{feature=\"2\"} 0",
+            "woodlot_guard_drift_flagged_features 1",
+            "woodlot_guard_drift_threshold 0.2",
+            "woodlot_guard_drift_rows 40",
+            "# TYPE woodlot_guard_drift_psi gauge",
+        ] {
+            assert!(out.lines().any(|l| l == line), "{line} not in\n{out}");
+        }
     }
 }
