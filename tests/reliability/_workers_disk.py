@@ -78,12 +78,13 @@ def tmpfs_main(mnt: str, model_dir: str, out_path: str):
     out = {"full": [], "readonly": []}
     filler = os.path.join(mnt, "filler")
     for pages in range(0, 14):
-        with open(filler, "wb") as f:
+        # Unbuffered: a buffered file keeps what a full disk refused and raises again from
+        # close(), depending on where the last chunk happened to end.
+        with open(filler, "wb", buffering=0) as f:
             chunk = b"\0" * 65536
             try:
                 while True:
                     f.write(chunk)
-                    f.flush()
             except OSError as e:
                 assert e.errno == errno.ENOSPC, e
         size = os.path.getsize(filler)
