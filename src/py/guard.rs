@@ -231,6 +231,23 @@ fn guard_record_outcomes(
     )
 }
 
+/// The decision rule a simulation runs (the same [`TestSpec`] a guard replays).
+fn test_spec(
+    metric: &str,
+    alpha: f64,
+    margin: f64,
+    min_outcomes: u64,
+    clip: f64,
+) -> PyResult<TestSpec> {
+    Ok(TestSpec {
+        metric: Metric::parse(metric).py()?,
+        alpha,
+        margin,
+        min_outcomes,
+        clip,
+    })
+}
+
 /// Runs the decision rule on simulated label streams; the result as JSON.
 #[pyfunction]
 #[pyo3(signature = (streams, max_outcomes, metric="accuracy", alpha=0.05, margin=0.0,
@@ -256,16 +273,11 @@ fn guard_simulate(
             "guard_simulate: at most 1,000,000 streams of 10,000,000 outcomes",
         ));
     }
+    let test = test_spec(metric, alpha, margin, min_outcomes, clip)?;
     let spec = SimSpec {
         streams,
         max_outcomes,
-        test: TestSpec {
-            metric: Metric::parse(metric).py()?,
-            alpha,
-            margin,
-            min_outcomes,
-            clip,
-        },
+        test,
         base_accuracy,
         delta,
         discordance,
@@ -299,16 +311,11 @@ fn guard_simulate_trace(
             "guard_simulate_trace: at most 10,000,000 outcomes",
         ));
     }
+    let test = test_spec(metric, alpha, margin, min_outcomes, clip)?;
     let spec = SimSpec {
         streams: 1,
         max_outcomes,
-        test: TestSpec {
-            metric: Metric::parse(metric).py()?,
-            alpha,
-            margin,
-            min_outcomes,
-            clip,
-        },
+        test,
         base_accuracy,
         delta,
         discordance,
