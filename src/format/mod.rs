@@ -41,6 +41,8 @@ mod hostile_tests;
 mod meta;
 mod payload;
 #[cfg(test)]
+mod speed;
+#[cfg(test)]
 mod testutil;
 mod validate;
 
