@@ -116,17 +116,17 @@ impl NativeForest {
         init: Option<&Bound<'_, NativeForest>>,
         progress: Option<&Bound<'_, FitProgress>>,
     ) -> PyResult<Self> {
-        let params = match params {
-            Some(d) => params_from_dict(d)?,
-            None => Default::default(),
-        };
+        let params = params
+            .map(params_from_dict)
+            .transpose()?
+            .unwrap_or_default();
         let n_threads = n_threads(n_jobs)?;
         let x = Matrix::extract(x)?;
         let y = slice(&y, "y")?;
-        let w = match &sample_weight {
-            Some(w) => Some(slice(w, "sample_weight")?),
-            None => None,
-        };
+        let w = sample_weight
+            .as_ref()
+            .map(|w| slice(w, "sample_weight"))
+            .transpose()?;
         let init = init.map(|f| Arc::clone(f.get().forest()));
         let progress = progress.map(|p| p.get().0.clone());
         let forest = with_view!(&x, view => py.detach(|| match (&init, &progress) {
@@ -602,17 +602,17 @@ pub(crate) fn prepare_training_set<'py>(
     params: Option<&Bound<'py, PyDict>>,
     n_jobs: Option<i64>,
 ) -> PyResult<(BinnedParts<'py>, String)> {
-    let params = match params {
-        Some(d) => params_from_dict(d)?,
-        None => Default::default(),
-    };
+    let params = params
+        .map(params_from_dict)
+        .transpose()?
+        .unwrap_or_default();
     let n_threads = n_threads(n_jobs)?;
     let x = Matrix::extract(x)?;
     let y = slice(&y, "y")?;
-    let w = match &sample_weight {
-        Some(w) => Some(slice(w, "sample_weight")?),
-        None => None,
-    };
+    let w = sample_weight
+        .as_ref()
+        .map(|w| slice(w, "sample_weight"))
+        .transpose()?;
     let (binned, fingerprint) = with_view!(&x, view => py.detach(|| {
         crate::forest::fit::prepare_training_set(view, y, n_classes, w, &params, n_threads)
     }))
@@ -690,10 +690,10 @@ pub(crate) fn grow_tree_range<'py>(
         })
         .collect();
     let y = slice(&y, "y")?;
-    let w = match &sample_weight {
-        Some(w) => Some(slice(w, "sample_weight")?),
-        None => None,
-    };
+    let w = sample_weight
+        .as_ref()
+        .map(|w| slice(w, "sample_weight"))
+        .transpose()?;
     let share = py
         .detach(|| {
             let binned = crate::tree::BinnedMatrix::from_parts(
@@ -770,10 +770,10 @@ pub(crate) fn assemble_shares(
         .collect();
     let x = Matrix::extract(x)?;
     let y = slice(&y, "y")?;
-    let w = match &sample_weight {
-        Some(w) => Some(slice(w, "sample_weight")?),
-        None => None,
-    };
+    let w = sample_weight
+        .as_ref()
+        .map(|w| slice(w, "sample_weight"))
+        .transpose()?;
     let init = init.map(|f| Arc::clone(f.get().forest()));
     let forest = with_view!(&x, view => py.detach(|| Forest::from_shares(
         init.as_deref(),

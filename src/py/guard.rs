@@ -8,16 +8,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use numpy::{IntoPyArray, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 use super::errors::IntoPyResult;
-use super::store::{NativeStore, RefArg};
+use super::store::{labels, NativeStore, RefArg};
 use crate::guard::decide::{Metric, TestSpec};
 use crate::guard::psi::Reference;
 use crate::guard::sim::{simulate, trace, SimSpec};
 use crate::guard::{self, Guard, Mode, SegmentLimits, StartOptions};
-use crate::store::labels::Labels;
 use crate::store::Ref;
 
 fn to_json<T: serde::Serialize>(v: &T) -> PyResult<String> {
@@ -31,19 +30,6 @@ fn to_ref(r: RefArg) -> PyResult<Ref> {
         RefArg::Str(s) => Ref::parse(&s),
     }
     .py()
-}
-
-fn labels(
-    y_num: Option<PyReadonlyArray1<'_, f64>>,
-    y_str: Option<Vec<String>>,
-) -> PyResult<Labels> {
-    match (y_num, y_str) {
-        (Some(a), None) => Ok(Labels::Num(a.as_array().to_vec())),
-        (None, Some(s)) => Ok(Labels::Str(s)),
-        _ => Err(PyTypeError::new_err(
-            "pass y_true either as numbers or as strings",
-        )),
-    }
 }
 
 fn limits(max_rows: usize, max_bytes: usize, max_age_seconds: f64) -> PyResult<SegmentLimits> {
@@ -193,7 +179,7 @@ impl NativeGuard {
         y_num: Option<PyReadonlyArray1<'_, f64>>,
         y_str: Option<Vec<String>>,
     ) -> PyResult<String> {
-        let y = labels(y_num, y_str)?;
+        let y = labels(y_num, y_str, "y_true")?;
         let g = self.inner.clone();
         to_json(&py.detach(|| g.record_outcomes(&request_ids, &y)).py()?)
     }
@@ -223,7 +209,7 @@ fn guard_record_outcomes(
     y_str: Option<Vec<String>>,
     guard: Option<u64>,
 ) -> PyResult<String> {
-    let y = labels(y_num, y_str)?;
+    let y = labels(y_num, y_str, "y_true")?;
     let store = store.get().inner.clone();
     to_json(
         &py.detach(|| guard::record_outcomes(&store, guard, &request_ids, &y))

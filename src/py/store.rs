@@ -53,17 +53,19 @@ fn parse_json(what: &str, s: &str) -> PyResult<Value> {
         .map_err(|e| PyValueError::new_err(format!("{what}: not valid JSON: {e}")))
 }
 
-/// Evaluation labels: a float64 array, or a list of strings.
-fn labels(
+/// Labels handed over from Python (`what`: their name in the message), a float64 array or a
+/// list of strings: evaluation labels here, outcomes in the guard's binding.
+pub(crate) fn labels(
     y_num: Option<PyReadonlyArray1<'_, f64>>,
     y_str: Option<Vec<String>>,
+    what: &str,
 ) -> PyResult<Labels> {
     match (y_num, y_str) {
         (Some(a), None) => Ok(Labels::Num(a.as_array().to_vec())),
         (None, Some(s)) => Ok(Labels::Str(s)),
-        _ => Err(PyTypeError::new_err(
-            "pass y either as numbers or as strings",
-        )),
+        _ => Err(PyTypeError::new_err(format!(
+            "pass {what} either as numbers or as strings"
+        ))),
     }
 }
 
@@ -297,7 +299,7 @@ impl NativeStore {
         record: bool,
         feature_names: Option<Vec<String>>,
     ) -> PyResult<NativeComparison> {
-        let y = labels(y_num, y_str)?;
+        let y = labels(y_num, y_str, "y")?;
         let refs: Option<Vec<Ref>> = versions
             .map(|v| v.iter().map(RefArg::to_ref).collect())
             .transpose()?;
@@ -338,7 +340,7 @@ impl NativeStore {
         feature_names: Option<Vec<String>>,
     ) -> PyResult<(String, Option<NativeComparison>)> {
         let r = r.to_ref()?;
-        let y = labels(y_num, y_str)?;
+        let y = labels(y_num, y_str, "y")?;
         let opts = CompareOptions {
             n_bootstrap,
             seed,
