@@ -295,10 +295,14 @@ def record_outcomes(store: Any, request_ids: Sequence[str], y_true: Any, guard: 
 @dataclass(frozen=True)
 class DriftReport:
     """PSI per feature of live rows against a reference (a version's training histogram, or
-    reference rows); ``flagged`` lists the features (names, or indices when the data had none)
-    above ``threshold``; ``rows`` counts the live rows compared. A warning, not a verdict."""
+    reference rows), with each feature's chi-square p-value (``p_values``: how likely counts this
+    far from the reference's would be by sampling alone). ``flagged`` lists the features (names,
+    or indices when the data had none) whose PSI is above ``threshold`` and whose p-value is below
+    0.01 over the feature count, so a small sample's noise is not flagged; ``rows`` counts the
+    live rows compared. A warning, not a verdict."""
 
     psi: dict
+    p_values: dict
     flagged: list
     threshold: float
     rows: int
@@ -308,6 +312,7 @@ class DriftReport:
         keys = names if names is not None else list(range(len(d["psi"])))
         return cls(
             psi=dict(zip(keys, d["psi"])),
+            p_values=dict(zip(keys, d["p_value"])),
             flagged=[keys[j] for j in d["flagged"]],
             threshold=d["threshold"],
             rows=d["rows"],

@@ -12,6 +12,14 @@
 //! 0.1 to 0.2 moderate, above 0.2 (the default threshold) a shift worth a look. A warning,
 //! never a rollback by itself: a shifted input may still be predicted well.
 //!
+//! PSI alone cannot tell drift from sampling noise: with `n` live rows in `B` bins it is about
+//! `(B - 1) / n` on rows from the reference's own distribution (a chi-square over `n`), and an
+//! empty bin adds about 0.7 through the floor, so 54 in-distribution rows show PSI of 0.14 to 1.1.
+//! A feature is therefore flagged only when its PSI exceeds the threshold *and* a chi-square test
+//! of homogeneity between the live and the reference counts rejects "same distribution" at
+//! [`FAMILY_ALPHA`] over all features (Bonferroni): large enough to matter and unlikely to be
+//! chance. The p-value of every feature is reported beside its PSI.
+//!
 //! [`LiveCounts`] accumulates live rows batch by batch (the guard counts every row it scores),
 //! so a report over a long stream costs one count per feature and bin, never the rows.
 
@@ -28,12 +36,21 @@ pub const FLOOR: f64 = 1e-4;
 /// The threshold above which a feature is flagged unless the caller names another.
 pub const DEFAULT_THRESHOLD: f64 = 0.2;
 
+/// The chance, over all features of one report, of flagging any feature whose live rows come
+/// from the reference's own distribution: each feature's test runs at this over the feature
+/// count (Bonferroni).
+pub const FAMILY_ALPHA: f64 = 0.01;
+
 /// A drift report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Drift {
     /// PSI per feature.
     pub psi: Vec<f64>,
-    /// Features whose PSI exceeds the threshold.
+    /// The chi-square test's p-value per feature: how likely counts at least this far from the
+    /// reference's would be if the live rows came from the reference's distribution.
+    pub p_value: Vec<f64>,
+    /// Features whose PSI exceeds the threshold and whose p-value is below
+    /// [`FAMILY_ALPHA`] over the feature count.
     pub flagged: Vec<usize>,
     /// The threshold.
     pub threshold: f64,
@@ -152,15 +169,22 @@ impl LiveCounts {
                 format!("the PSI threshold must be positive, e.g. 0.2; got {threshold}"),
             ));
         }
-        let psi: Vec<f64> = (0..reference.n_features())
+        let n_features = reference.n_features();
+        let live_bins = |f: usize| self.counts[f].iter().chain([&self.missing[f]]).copied();
+        let reference_bins = |f: usize| {
+            reference.counts[f]
+                .iter()
+                .chain([&reference.missing[f]])
+                .copied()
+        };
+        let psi: Vec<f64> = (0..n_features)
             .map(|f| {
                 if self.rows == 0 {
                     return 0.0;
                 }
-                let live = self.counts[f].iter().chain([&self.missing[f]]);
-                let expected = reference.counts[f].iter().chain([&reference.missing[f]]);
-                live.zip(expected)
-                    .map(|(&a, &e)| {
+                live_bins(f)
+                    .zip(reference_bins(f))
+                    .map(|(a, e)| {
                         let a = (a as f64 / self.rows as f64).max(FLOOR);
                         let e = (e as f64 / reference.rows.max(1) as f64).max(FLOOR);
                         (a - e) * (a / e).ln()
@@ -168,18 +192,51 @@ impl LiveCounts {
                     .sum()
             })
             .collect();
-        let flagged = psi
-            .iter()
-            .enumerate()
-            .filter(|(_, p)| **p > threshold)
-            .map(|(j, _)| j)
+        let p_value: Vec<f64> = (0..n_features)
+            .map(|f| homogeneity_p_value(live_bins(f).zip(reference_bins(f))))
+            .collect();
+        let per_feature_alpha = FAMILY_ALPHA / n_features.max(1) as f64;
+        let flagged = (0..n_features)
+            .filter(|&j| psi[j] > threshold && p_value[j] < per_feature_alpha)
             .collect();
         Ok(Drift {
             psi,
+            p_value,
             flagged,
             threshold,
             rows: self.rows,
         })
+    }
+}
+
+/// The p-value of Pearson's chi-square test of homogeneity on a 2 x B table: `(live, reference)`
+/// counts per bin. Bins empty on both sides carry no information and are left out; with fewer
+/// than two bins left, or no rows on one side, nothing can differ and the p-value is 1.
+fn homogeneity_p_value(bins: impl Iterator<Item = (u64, u64)>) -> f64 {
+    let bins: Vec<(f64, f64)> = bins
+        .filter(|&(a, e)| a + e > 0)
+        .map(|(a, e)| (a as f64, e as f64))
+        .collect();
+    let live: f64 = bins.iter().map(|b| b.0).sum();
+    let reference: f64 = bins.iter().map(|b| b.1).sum();
+    if bins.len() < 2 || live == 0.0 || reference == 0.0 {
+        return 1.0;
+    }
+    let total = live + reference;
+    let statistic: f64 = bins
+        .iter()
+        .map(|&(a, e)| {
+            let column = a + e;
+            let (expect_live, expect_reference) =
+                (column * live / total, column * reference / total);
+            (a - expect_live).powi(2) / expect_live
+                + (e - expect_reference).powi(2) / expect_reference
+        })
+        .sum();
+    let degrees = (bins.len() - 1) as f64;
+    match statrs::distribution::ChiSquared::new(degrees) {
+        Ok(chi2) => statrs::distribution::ContinuousCDF::sf(&chi2, statistic),
+        Err(_) => 1.0,
     }
 }
 
@@ -236,6 +293,54 @@ mod tests {
             "{:?}",
             d.psi
         );
+    }
+
+    #[test]
+    fn the_homogeneity_p_value_matches_a_hand_computed_chi_square() {
+        // live [10, 20], reference [20, 10]: every expected count is 15, the statistic
+        // 4 * 25 / 15 = 6.667 on 1 degree of freedom; scipy's chi2.sf(20 / 3, 1) = 0.0098232.
+        let p = homogeneity_p_value([(10, 20), (20, 10)].into_iter());
+        assert!((p - 0.009_823_2).abs() < 1e-6, "{p}");
+        // A bin empty on both sides changes nothing; identical proportions give 1.
+        assert_eq!(
+            p,
+            homogeneity_p_value([(10, 20), (0, 0), (20, 10)].into_iter())
+        );
+        assert!((homogeneity_p_value([(5, 50), (10, 100)].into_iter()) - 1.0).abs() < 1e-12);
+        assert_eq!(homogeneity_p_value([(0, 7), (0, 9)].into_iter()), 1.0);
+        assert_eq!(homogeneity_p_value([(3, 7)].into_iter()), 1.0);
+    }
+
+    #[test]
+    fn small_samples_from_the_training_distribution_are_rarely_flagged() {
+        // 54 rows, as many as the wine tutorial's test split. PSI alone is noise at this size
+        // (about (B - 1) / n = 0.19 per feature before any empty bin); the chi-square gate keeps
+        // flagged reports near FAMILY_ALPHA, where the bare threshold flags most of them.
+        let h = fitted(&rows(5000, 1)).training_histogram.unwrap();
+        let trials = 400;
+        let (mut gated, mut bare) = (0u64, 0u64);
+        for t in 0..trials {
+            let d = h
+                .drift(rows(54, 100 + t).view(), DEFAULT_THRESHOLD)
+                .unwrap();
+            gated += u64::from(!d.flagged.is_empty());
+            bare += u64::from(d.psi.iter().any(|p| *p > DEFAULT_THRESHOLD));
+        }
+        assert!(gated <= trials * 3 / 100, "{gated} of {trials} flagged");
+        assert!(
+            bare >= trials / 3,
+            "the bare threshold flagged only {bare} of {trials}"
+        );
+    }
+
+    #[test]
+    fn a_real_shift_is_flagged_on_a_small_sample_too() {
+        let h = fitted(&rows(5000, 1)).training_histogram.unwrap();
+        let mut live = rows(54, 7);
+        live.column_mut(0).mapv_inplace(|v| v * 0.5);
+        let d = h.drift(live.view(), DEFAULT_THRESHOLD).unwrap();
+        assert_eq!(d.flagged, vec![0], "{:?} {:?}", d.psi, d.p_value);
+        assert!(d.p_value[0] < 1e-6, "{:?}", d.p_value);
     }
 
     #[test]

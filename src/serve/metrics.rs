@@ -184,13 +184,27 @@ pub fn render_drift(out: &mut String, drift: Option<&Drift>) {
             );
         }
     }
+    let _ = writeln!(
+        out,
+        "# HELP woodlot_guard_drift_p_value Chi-square p-value of each feature's live counts \
+         against the training histogram's (small: unlikely to be sampling noise).\n\
+         # TYPE woodlot_guard_drift_p_value gauge"
+    );
+    if let Some(d) = drift {
+        for (feature, p) in d.p_value.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "woodlot_guard_drift_p_value{{feature=\"{feature}\"}} {p}"
+            );
+        }
+    }
     let flagged = drift.map_or(0, |d| d.flagged.len());
     let rows = drift.map_or(0, |d| d.rows);
     let threshold = drift.map_or(0.0, |d| d.threshold);
     let _ = writeln!(
         out,
         "# HELP woodlot_guard_drift_flagged_features Features whose PSI passes the threshold \
-         (a warning, never a rollback).\n\
+         with a p-value below 0.01 over the feature count (a warning, never a rollback).\n\
          # TYPE woodlot_guard_drift_flagged_features gauge\n\
          woodlot_guard_drift_flagged_features {flagged}\n\
          # HELP woodlot_guard_drift_threshold The PSI above which a feature is flagged.\n\
@@ -360,6 +374,7 @@ mod tests {
 
         let report = Drift {
             psi: vec![0.01, 0.75, 0.0],
+            p_value: vec![0.9, 1e-9, 1.0],
             flagged: vec![1],
             threshold: 0.2,
             rows: 40,
@@ -370,6 +385,7 @@ mod tests {
             "woodlot_guard_drift_psi{feature=\"0\"} 0.01",
             "woodlot_guard_drift_psi{feature=\"1\"} 0.75",
             "woodlot_guard_drift_psi{feature=\"2\"} 0",
+            "woodlot_guard_drift_p_value{feature=\"1\"} 0.000000001",
             "woodlot_guard_drift_flagged_features 1",
             "woodlot_guard_drift_threshold 0.2",
             "woodlot_guard_drift_rows 40",
