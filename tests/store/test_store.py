@@ -285,3 +285,16 @@ def test_fault_switch_is_reachable_for_the_reliability_suite(store, models):
             _native._store_fault_arm(0)
         assert len(store.versions()) in (before, before + 1)
         assert store.verify().ok
+
+
+def test_a_rollback_to_a_named_version_is_itself_undone_by_a_plain_rollback(store, models):
+    # v1 -> v2 -> v3 active in turn; rollback(to=v1) jumps back two steps; a plain rollback
+    # then returns to v3, the version the jump left, not to v2 before it.
+    small, big = models
+    for m in (small, big, small):
+        store.promote(store.save(m))
+    assert store.rollback(to="v1", reason="jump").name == "v1"
+    assert store.rollback(reason="undo the jump").name == "v3"
+    assert store.active.name == "v3"
+    # And the walk goes on from there: v2, then v1.
+    assert [store.rollback().name for _ in range(2)] == ["v2", "v1"]
