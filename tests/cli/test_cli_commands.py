@@ -153,6 +153,20 @@ def test_store_comes_from_the_environment(base_store):
     assert doc["active"] == "v1"
 
 
+def test_store_given_before_the_command_name_works_and_the_one_after_wins(base_store, tmp_path):
+    # `woodlot --store models list`, as git -C / kubectl --context are used.
+    doc = run_json("--store", str(base_store), "list")
+    assert doc["active"] == "v1" and [v["name"] for v in doc["versions"]] == ["v1", "v2"]
+    # It beats $WOODLOT_STORE, and a --store after the command beats it.
+    doc = run_json("--store", str(base_store), "list", env={"WOODLOT_STORE": str(tmp_path / "nothing")})
+    assert doc["active"] == "v1"
+    proc = run("--store", str(base_store), "list", store=tmp_path / "typo")
+    assert proc.returncode == _exit.NOT_FOUND and "typo" in one_line_error(proc)
+    # Storage options before the command reach it too: a malformed one is refused by name.
+    proc = run("--store", str(base_store), "--storage-option", "novalue", "list")
+    assert proc.returncode == _exit.USAGE and "KEY=VALUE" in one_line_error(proc)
+
+
 def test_show_json_carries_the_manifest(base_store):
     doc = run_json("show", "stable", store=base_store)
     assert doc["name"] == "v1"

@@ -15,6 +15,7 @@ from typing import Callable, List, NoReturn, Optional, Sequence
 
 from .._native import __version__
 from . import _exit
+from ._common import resolve_store
 from . import alias
 from . import compare
 from . import delete
@@ -63,11 +64,26 @@ def build_parser() -> argparse.ArgumentParser:
         prog="woodlot",
         description="Operate a woodlot version store: list, compare, promote, roll back, serve.",
         epilog=_exit.EXIT_CODES_HELP
-        + "\n\nThe store is --store PATH_OR_URL (a directory or s3://bucket/prefix), "
-        "or the WOODLOT_STORE environment variable.",
+        + "\n\nThe store is --store PATH_OR_URL (a directory or s3://bucket/prefix), given before "
+        "or after the command name, or the WOODLOT_STORE environment variable.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"woodlot {__version__}")
+    parser.add_argument(
+        "--store",
+        dest="global_store",
+        metavar="PATH_OR_URL",
+        help="the store for the command: before or after the command name (after wins); "
+        "default $WOODLOT_STORE",
+    )
+    parser.add_argument(
+        "--storage-option",
+        dest="global_storage_option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an object-storage option for the command; repeatable",
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for add_parser in COMMANDS:
         add_parser(subparsers)
@@ -78,6 +94,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run one command; return its exit code (the console script exits with it)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    resolve_store(args)
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help(sys.stderr)

@@ -16,6 +16,7 @@ __all__ = [
     "json_argument",
     "common_arguments",
     "open_store",
+    "resolve_store",
     "version_json",
     "event_json",
     "markers",
@@ -28,10 +29,12 @@ EPILOG_JSON = "With --json the result is one JSON document on stdout (sorted key
 
 
 def store_argument(parser: argparse.ArgumentParser) -> None:
-    """Add ``--store`` (defaulting to ``$WOODLOT_STORE``) and ``--storage-option`` to a parser."""
+    """Add ``--store`` and ``--storage-option`` to a parser. The store defaults to one given
+    before the command name, then to ``$WOODLOT_STORE``: :func:`resolve_store` fills it in after
+    parsing, so a store named after the command always wins."""
     parser.add_argument(
         "--store",
-        default=os.environ.get("WOODLOT_STORE"),
+        default=None,
         metavar="PATH_OR_URL",
         help="the store: a directory or s3://bucket/prefix (default: $WOODLOT_STORE)",
     )
@@ -54,6 +57,18 @@ def common_arguments(parser: argparse.ArgumentParser) -> None:
     """``--store``, ``--storage-option`` and ``--json``: what every store command takes."""
     store_argument(parser)
     json_argument(parser)
+
+
+def resolve_store(args: argparse.Namespace) -> None:
+    """Fill a command's ``--store`` from the one given before the command name
+    (``woodlot --store models list``), then from ``$WOODLOT_STORE``; and put storage options
+    given before the command ahead of the command's own (a key given twice: the command's wins)."""
+    if not hasattr(args, "store"):
+        return
+    args.store = args.store or getattr(args, "global_store", None) or os.environ.get("WOODLOT_STORE")
+    args.storage_option = list(getattr(args, "global_storage_option", None) or []) + list(
+        getattr(args, "storage_option", None) or []
+    )
 
 
 def _storage_options(pairs: List[str]) -> Optional[Dict[str, Any]]:
