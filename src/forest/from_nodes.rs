@@ -281,6 +281,7 @@ pub fn forest_from_trees(
     Ok(Forest {
         n_features,
         n_classes,
+        output_classes: Vec::new(),
         params,
         trees,
         oob: None,
