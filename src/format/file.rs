@@ -96,6 +96,7 @@ pub fn decode(bytes: &[u8]) -> Result<(Forest, ModelMeta)> {
     // The histogram lives in the meta (format 2.1): older readers skip it, and it is checked
     // with the rest of the forest.
     forest.training_histogram = meta.training_histogram.clone();
+    forest.output_classes = meta.output_classes.clone();
     validate_forest(&forest)?;
     Ok((forest, meta))
 }

@@ -39,6 +39,8 @@ mod header;
 #[cfg(test)]
 mod hostile_tests;
 mod meta;
+#[cfg(test)]
+mod multi_output_tests;
 mod payload;
 #[cfg(test)]
 mod speed;
