@@ -102,8 +102,10 @@ impl NativeForest {
     /// scikit-learn-named hyperparameters; `n_jobs`: scikit-learn semantics. With `init`, keeps
     /// `init`'s trees and grows new ones up to `params["n_estimators"]` (warm start).
     /// With `progress`, each finished tree bumps its counter (read by `verbose` reporting).
+    /// With `output_classes` (each output's class count, two or more outputs), `y` holds that
+    /// many codes per row, row-major, and `n_classes` is their sum: a multi-output forest.
     #[staticmethod]
-    #[pyo3(signature = (x, y, n_classes, sample_weight=None, params=None, n_jobs=None, init=None, progress=None))]
+    #[pyo3(signature = (x, y, n_classes, sample_weight=None, params=None, n_jobs=None, init=None, progress=None, output_classes=None))]
     #[allow(clippy::too_many_arguments)]
     fn fit(
         py: Python<'_>,
@@ -115,6 +117,7 @@ impl NativeForest {
         n_jobs: Option<i64>,
         init: Option<&Bound<'_, NativeForest>>,
         progress: Option<&Bound<'_, FitProgress>>,
+        output_classes: Option<Vec<u32>>,
     ) -> PyResult<Self> {
         let params = params
             .map(params_from_dict)
@@ -129,6 +132,20 @@ impl NativeForest {
             .transpose()?;
         let init = init.map(|f| Arc::clone(f.get().forest()));
         let progress = progress.map(|p| p.get().0.clone());
+        if let Some(outputs) = output_classes.filter(|o| o.len() > 1) {
+            let total: u64 = outputs.iter().map(|&c| u64::from(c)).sum();
+            if total != n_classes as u64 {
+                return Err(PyValueError::new_err(format!(
+                    "n_classes is {n_classes} but output_classes {outputs:?} sum to {total}"
+                )));
+            }
+            let forest = with_view!(&x, view => py.detach(|| Forest::fit_outputs(
+                init.as_deref(), view, y, &outputs, w, &params, n_threads, progress.as_ref(),
+            )
+            .map(|forest| Predictor::with_threads(forest, n_threads))))
+            .py()?;
+            return Ok(Self { inner: forest });
+        }
         let forest = with_view!(&x, view => py.detach(|| match (&init, &progress) {
             (_, Some(p)) => Forest::fit_with_progress(init.as_deref(), view, y, n_classes, w, &params, n_threads, p),
             (None, None) => Forest::fit(view, y, n_classes, w, &params, n_threads),
@@ -180,6 +197,7 @@ impl NativeForest {
         x: &Bound<'py, PyAny>,
         n_jobs: Option<i64>,
     ) -> PyResult<Bound<'py, PyArray1<u32>>> {
+        self.forest().require_single_output("predict").py()?;
         let x = Matrix::extract(x)?;
         let n_threads = n_threads(n_jobs)?;
         let detach = self.heavy(x.shape().0);
@@ -243,10 +261,16 @@ impl NativeForest {
         self.forest().n_features
     }
 
-    /// Number of classes.
+    /// Number of classes (for a multi-output forest, the sum over outputs).
     #[getter]
     fn n_classes(&self) -> u32 {
         self.forest().n_classes
+    }
+
+    /// Class count of each output: `[n_classes]` for a single-output forest.
+    #[getter]
+    fn output_classes(&self) -> Vec<u32> {
+        self.forest().outputs()
     }
 
     /// Number of nodes of tree `i`.
