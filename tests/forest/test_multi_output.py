@@ -5,6 +5,7 @@ per-output accuracy against scikit-learn's on held-out rows (the forests differ 
 draws and in woodlot's binned thresholds, so the accuracies are close, not equal).
 """
 
+import json
 import pickle
 import warnings
 
@@ -225,3 +226,24 @@ def test_merge_forests_of_the_same_outputs_and_refuses_others(wine_two_outputs):
     with pytest.raises(ValueError, match="cannot merge these forests: classes"):
         woodlot.merge_forests([a, single])
 
+
+
+def test_the_guard_and_the_server_refuse_a_multi_output_version(wine_two_outputs, tmp_path):
+    from tests.serving._http_util import Client
+
+    X_train, X_test, Y_train, _ = wine_two_outputs
+    store = woodlot.VersionStore(tmp_path / "models")
+    single = RandomForestClassifier(n_estimators=5, random_state=0).fit(X_train, Y_train[:, 0])
+    multi = RandomForestClassifier(n_estimators=5, random_state=0).fit(X_train, Y_train)
+    store.promote(store.save(single))
+    store.save(multi)
+    with pytest.raises(ValueError, match="guarding version 2 needs a single-output forest"):
+        store.guard("v2", mode="shadow")
+    store.promote("v2")
+    # The server starts, refuses the active multi-output version (logging why) and answers
+    # 503 with a JSON reason instead of serving it.
+    with woodlot.serve(store, port=0, block=False) as server:
+        client = Client(server.url)
+        status, _, body = client.post_json("/invocations", {"instances": X_test[:2].tolist()})
+        assert status == 503 and json.loads(body)["error_code"] == "TEMPORARILY_UNAVAILABLE"
+        assert "serving version 2 needs a single-output forest" in server.status().last_error
