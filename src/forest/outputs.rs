@@ -66,7 +66,7 @@ pub fn argmax_outputs(proba: &Array2<f64>, outputs: &[u32]) -> Result<Array2<u32
 mod tests {
     use ndarray::{array, Array2};
 
-    use super::super::params::{ClassWeight, ForestParams};
+    use super::super::params::{ClassWeight, Criterion, ForestParams, SizeSpec};
     use super::super::Forest;
     use super::*;
     use crate::tree::tests::blobs;
@@ -136,6 +136,29 @@ mod tests {
     }
 
     #[test]
+    fn the_oob_score_of_several_outputs_is_subset_accuracy() {
+        let (x, y) = blobs(300, 3, 8);
+        let y2 = two_outputs(&x, &y);
+        let p = ForestParams {
+            oob_score: true,
+            ..params(25)
+        };
+        let forest = Forest::fit_outputs(None, x.view(), &y2, &[3, 2], None, &p, 1, None).unwrap();
+        let oob = forest.oob.as_ref().unwrap();
+        assert_eq!(oob.decision_function.len(), 300 * 5);
+        let proba = Array2::from_shape_vec((300, 5), oob.decision_function.clone()).unwrap();
+        let codes = argmax_outputs(&proba, &[3, 2]).unwrap();
+        let right = codes
+            .rows()
+            .into_iter()
+            .zip(y2.chunks(2))
+            .filter(|(c, want)| c[0] == want[0] && c[1] == want[1])
+            .count();
+        assert_eq!(oob.score, right as f64 / 300.0);
+        assert!(oob.score > 0.8, "{}", oob.score);
+    }
+
+    #[test]
     fn one_output_through_fit_outputs_is_fit() {
         let (x, y) = blobs(300, 3, 4);
         let p = params(10);
@@ -148,13 +171,45 @@ mod tests {
     #[test]
     fn a_duplicated_output_grows_the_single_output_trees() {
         // Two identical outputs: every output's impurity is the same, so their mean is the
-        // single output's and the trees split exactly where a single-output forest splits.
+        // single output's and the trees split exactly where a single-output forest splits
+        // (Gini over bootstrap counts is exact arithmetic), with leaf-size limits in rows.
         let (x, y) = blobs(300, 3, 5);
-        let p = params(5);
+        for p in [
+            params(5),
+            ForestParams {
+                min_samples_leaf: SizeSpec::Count(7),
+                ..params(5)
+            },
+        ] {
+            assert_same_splits(&x, &y, &p);
+        }
+    }
+
+    #[test]
+    fn a_duplicated_output_under_entropy_picks_the_single_output_root_splits() {
+        // Entropy's logarithms round differently when two outputs' terms are summed, so
+        // near-ties deep in a tree may break the other way; the root splits must agree.
+        let (x, y) = blobs(300, 3, 5);
+        let p = ForestParams {
+            criterion: Criterion::Entropy,
+            ..params(8)
+        };
         let single = Forest::fit(x.view(), &y, 3, None, &p, 1).unwrap();
         let doubled: Vec<u32> = y.iter().flat_map(|&c| [c, c]).collect();
         let multi =
             Forest::fit_outputs(None, x.view(), &doubled, &[3, 3], None, &p, 1, None).unwrap();
+        for (s, m) in single.trees.iter().zip(&multi.trees) {
+            let root = |t: &crate::tree::Tree| (t.nodes[0].feature, t.nodes[0].threshold);
+            assert_eq!(root(s), root(m));
+            assert_eq!(s.stats.impurity[0], m.stats.impurity[0]);
+        }
+    }
+
+    fn assert_same_splits(x: &Array2<f64>, y: &[u32], p: &ForestParams) {
+        let single = Forest::fit(x.view(), y, 3, None, p, 1).unwrap();
+        let doubled: Vec<u32> = y.iter().flat_map(|&c| [c, c]).collect();
+        let multi =
+            Forest::fit_outputs(None, x.view(), &doubled, &[3, 3], None, p, 1, None).unwrap();
         for (s, m) in single.trees.iter().zip(&multi.trees) {
             let split = |t: &crate::tree::Tree| {
                 t.nodes
