@@ -529,13 +529,8 @@ class RandomForestClassifier(ClassifierMixin, BaseEstimator):
         return np.random.RandomState(self._seed).randint(_MAX_SEED, size=self._native.n_trees)
 
     def _build_trees(self) -> list:
-        if self.__dict__.get("n_outputs_", 1) > 1:
-            raise NotImplementedError(
-                f"this forest has {self.n_outputs_} outputs: estimators_ and to_sklearn() are "
-                "built for single-output forests only so far; predict, predict_proba, the model "
-                "file and the store work on multi-output forests"
-            )
         params = self.get_params(deep=False)
+        outputs = list(self._native.output_classes)
         n_features, n_classes = int(self._native.n_features), int(self._native.n_classes)
         return [
             decision_tree(
@@ -544,6 +539,7 @@ class RandomForestClassifier(ClassifierMixin, BaseEstimator):
                 n_classes=n_classes,
                 params=params,
                 random_state=int(seed),
+                output_classes=outputs if len(outputs) > 1 else None,
             )
             for i, seed in enumerate(self._tree_random_states())
         ]
@@ -597,7 +593,10 @@ class RandomForestClassifier(ClassifierMixin, BaseEstimator):
         return forest_to_sklearn(
             self.get_params(deep=False),
             trees,
-            classes=np.array(self.classes_),
+            classes=(
+                [np.array(c) for c in self.classes_] if isinstance(self.classes_, list)
+                else np.array(self.classes_)
+            ),
             n_features=self.n_features_in_,
             feature_names=getattr(self, "feature_names_in_", None),
             n_samples=int(self._native.fit_info()["n_samples"]),

@@ -202,13 +202,27 @@ def test_the_store_keeps_multi_output_models_and_refuses_to_compare_them(
         store.promote_if_better("v2", X_test, Y_test[:, 0])
 
 
-def test_what_is_not_built_for_multi_output_yet_refuses_clearly(wine_two_outputs):
-    X_train, _, Y_train, _ = wine_two_outputs
-    m = RandomForestClassifier(n_estimators=3, random_state=0).fit(X_train, Y_train)
-    with pytest.raises(NotImplementedError, match="2 outputs"):
-        m.estimators_
-    with pytest.raises(NotImplementedError, match="2 outputs"):
-        m.to_sklearn()
+def test_estimators_and_to_sklearn_are_scikit_learns_multi_output_trees(wine_two_outputs):
+    from sklearn.tree import DecisionTreeClassifier, export_text
+
+    X_train, X_test, Y_train, _ = wine_two_outputs
+    m = RandomForestClassifier(n_estimators=6, max_depth=4, random_state=0).fit(X_train, Y_train)
+    trees = m.estimators_
+    assert all(isinstance(t, DecisionTreeClassifier) for t in trees)
+    t0 = trees[0]
+    assert t0.n_outputs_ == 2 and list(t0.n_classes_) == [3, 2]
+    assert t0.tree_.value.shape == (t0.tree_.node_count, 2, 3)
+    assert t0.predict(X_test).shape == (len(X_test), 2)
+    assert "class:" in export_text(t0)
+    # The trees' mean is the forest's (per output), and so is the scikit-learn forest's.
+    X32 = X_test.astype(np.float32)
+    mean = [np.mean([t.predict_proba(X32)[k] for t in trees], axis=0) for k in range(2)]
+    sk = m.to_sklearn()
+    assert sk.n_outputs_ == 2 and sk.n_classes_ == [3, 2]
+    for k, (ours, theirs) in enumerate(zip(m.predict_proba(X_test), sk.predict_proba(X_test))):
+        np.testing.assert_allclose(mean[k], ours, atol=1e-12)
+        np.testing.assert_allclose(theirs, ours, atol=1e-12)
+    np.testing.assert_array_equal(sk.predict(X_test), m.predict(X_test))
     with pytest.raises(ValueError, match="single-output forest"):
         m._native.predict(X_train)
 
