@@ -112,6 +112,7 @@ class NativeForest:
         trees: list[dict[str, object]],
         params: dict[str, object],
         n_samples: int,
+        output_classes: Optional[list[int]] = None,
     ) -> NativeForest: ...
     def bootstrap_draws(
         self, i: int, n_samples: int, base_weights: Optional[npt.NDArray[np.float64]] = None

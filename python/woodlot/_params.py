@@ -198,9 +198,17 @@ def recorded_params(est, classes, seed, bootstrap_size) -> dict:
     params["oob_score"] = False
     params["random_state"] = int(seed)
     cw = est.class_weight
-    if isinstance(cw, list):
+    if isinstance(classes, list) and isinstance(cw, list):
+        # Multi-output: every output's weights side by side (1 for a class a dict does not name).
+        params["class_weight"] = [
+            float(d.get(c, 1.0)) for d, cls in zip(cw, classes) for c in cls.tolist()
+        ]
+        cw = "recorded"
+    elif isinstance(cw, list):
         cw = cw[0] if len(cw) == 1 else cw
-    if isinstance(cw, dict):
+    if cw == "recorded":
+        pass
+    elif isinstance(cw, dict):
         params["class_weight"] = [float(cw.get(c, 1.0)) for c in classes.tolist()]
     elif cw in ("balanced", "balanced_subsample") or cw is None:
         params["class_weight"] = cw

@@ -19,7 +19,9 @@ use pyo3::types::{PyBytes, PyDict, PyList};
 
 use super::convert::{params_from_dict, slice, with_view, Matrix};
 use super::errors::IntoPyResult;
-use crate::forest::from_nodes::{bootstrap_draws, forest_from_trees, tree_from_nodes, NodeArrays};
+use crate::forest::from_nodes::{
+    bootstrap_draws, forest_from_trees, tree_from_nodes_of_outputs, NodeArrays,
+};
 use crate::forest::predict::argmax_rows;
 use crate::forest::progress::Progress;
 use crate::forest::threads::resolve_n_jobs;
@@ -357,7 +359,10 @@ impl NativeForest {
     /// `n_samples` the training size. Every array is checked (see `forest::from_nodes`), and
     /// the result passes the model file's structural validation, so it can be saved; bad arrays
     /// raise `ValueError` naming the tree and node.
+    /// With `output_classes` (two or more outputs' class counts, summing to `n_classes`), each
+    /// `value` row holds every output's fractions side by side: a multi-output forest.
     #[staticmethod]
+    #[pyo3(signature = (n_features, n_classes, trees, params, n_samples, output_classes=None))]
     fn from_node_arrays(
         py: Python<'_>,
         n_features: u32,
@@ -365,18 +370,28 @@ impl NativeForest {
         trees: &Bound<'_, PyList>,
         params: &Bound<'_, PyDict>,
         n_samples: u64,
+        output_classes: Option<Vec<u32>>,
     ) -> PyResult<Self> {
+        let outputs = output_classes
+            .filter(|o| o.len() > 1)
+            .unwrap_or_else(|| vec![n_classes]);
         let params = params_from_dict(params)?;
         let mut built = Vec::with_capacity(trees.len());
         for (t, item) in trees.iter().enumerate() {
             let d = item.cast::<PyDict>().map_err(|_| {
                 PyTypeError::new_err(format!("tree {t}: expected a dict of node arrays"))
             })?;
-            let tree = tree_from_dict(py, d, n_features, n_classes)
+            let tree = tree_from_dict(py, d, n_features, n_classes, &outputs)
                 .map_err(|e| PyValueError::new_err(format!("tree {t}: {e}")))?;
             built.push(tree);
         }
         let forest = forest_from_trees(n_features, n_classes, params, built, n_samples)
+            .map(|mut f| {
+                if outputs.len() > 1 {
+                    f.output_classes = outputs.clone();
+                }
+                f
+            })
             .and_then(|f| validate_forest(&f).map(|()| f))
             .py()?;
         Ok(Self::new(forest))
@@ -508,6 +523,7 @@ fn tree_from_dict(
     d: &Bound<'_, PyDict>,
     n_features: u32,
     n_classes: u32,
+    outputs: &[u32],
 ) -> Result<Tree, String> {
     let left = node_array::<i64>(d, "children_left")?;
     let right = node_array::<i64>(d, "children_right")?;
@@ -557,7 +573,7 @@ fn tree_from_dict(
             value.shape()[1]
         ));
     }
-    py.detach(|| tree_from_nodes(&arrays, n_features, n_classes))
+    py.detach(|| tree_from_nodes_of_outputs(&arrays, n_features, n_classes, outputs))
         .map_err(|e| e.to_string())
 }
 

@@ -261,3 +261,22 @@ def test_the_guard_and_the_server_refuse_a_multi_output_version(wine_two_outputs
         status, _, body = client.post_json("/invocations", {"instances": X_test[:2].tolist()})
         assert status == 503 and json.loads(body)["error_code"] == "TEMPORARILY_UNAVAILABLE"
         assert "serving version 2 needs a single-output forest" in server.status().last_error
+
+
+def test_from_sklearn_converts_a_multi_output_forest_exactly(wine_two_outputs):
+    X_train, X_test, Y_train, _ = wine_two_outputs
+    X_nan = X_test.copy()
+    X_nan[::5, 3] = np.nan
+    sk = SkForest(
+        n_estimators=8, max_depth=6, random_state=0,
+        class_weight=[{"barolo": 2.0}, {"strong": 3.0}],
+    ).fit(X_train, Y_train)
+    ours = woodlot.from_sklearn(sk)
+    assert ours.n_outputs_ == 2 and ours.n_classes_ == [3, 2]
+    for X in (X_test, X_nan):
+        for p, q in zip(ours.predict_proba(X), sk.predict_proba(X)):
+            np.testing.assert_allclose(p, q, atol=1e-6)
+        np.testing.assert_array_equal(ours.predict(X), sk.predict(X))
+    # ... and it is a woodlot model from then on: it saves and loads.
+    back = woodlot.loads(woodlot.dumps(ours))
+    np.testing.assert_array_equal(back.predict(X_test), ours.predict(X_test))
