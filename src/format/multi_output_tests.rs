@@ -4,7 +4,7 @@
 use ndarray::Array2;
 use serde_json::json;
 
-use super::{decode, encode, validate_forest};
+use super::{decode, encode, file_checksum, validate_forest, FLAG_MULTI_OUTPUT};
 use crate::forest::{Forest, ForestParams};
 use crate::rng::Rng;
 
@@ -70,4 +70,21 @@ fn output_classes_that_do_not_add_up_are_refused() {
     // Outputs split where the fractions do not: output 0 of 2 classes no longer sums to 1.
     f.output_classes = vec![2, 3];
     assert!(reason(&f).contains("of output 0 sum to"), "{}", reason(&f));
+}
+
+#[test]
+fn a_multi_output_file_sets_the_header_flag_and_it_must_agree_with_the_meta() {
+    let (forest, _) = multi_output_forest();
+    let mut bytes = encode(&forest, &json!({})).unwrap();
+    let flags = u32::from_le_bytes(bytes[12..16].try_into().unwrap());
+    assert_eq!(flags, FLAG_MULTI_OUTPUT);
+    // Clearing the flag (and resealing the checksum) leaves a file whose meta disagrees.
+    bytes[12..16].copy_from_slice(&0u32.to_le_bytes());
+    let sum = file_checksum(&bytes).unwrap();
+    bytes[32..64].copy_from_slice(&sum);
+    let err = decode(&bytes).unwrap_err().to_string();
+    assert!(
+        err.contains("multi-output flag is clear but the meta lists 2 outputs"),
+        "{err}"
+    );
 }
