@@ -192,6 +192,8 @@ def test_the_store_keeps_multi_output_models_and_refuses_to_compare_them(
     m = RandomForestClassifier(n_estimators=10, random_state=0).fit(X_train, Y_train)
     store = woodlot.VersionStore(tmp_path / "models")
     v = store.save(m)
+    assert v.classes == [["barbera", "barolo", "grignolino"], ["light", "strong"]]
+    assert v.n_classes == 5
     back = store.load(v.version, verify=True)
     for p, q in zip(back.predict_proba(X_test), m.predict_proba(X_test)):
         np.testing.assert_array_equal(p, q)
