@@ -40,11 +40,13 @@ pub use predictor::{Predictor, COMPILED_MIN_ROWS};
 /// Out-of-bag estimates, recorded when `oob_score` is on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OobEstimate {
-    /// Accuracy of the out-of-bag predictions.
+    /// Accuracy of the out-of-bag predictions (with several outputs, the fraction of rows
+    /// whose every output is right: scikit-learn's subset accuracy).
     pub score: f64,
     /// Number of training samples (rows of `decision_function`).
     pub n_samples: u64,
-    /// `n_samples * n_classes` mean out-of-bag class probabilities; rows never out of bag are 0.
+    /// `n_samples * n_classes` mean out-of-bag class probabilities (every output's side by side
+    /// for a multi-output forest); rows never out of bag are 0.
     pub decision_function: Vec<f64>,
 }
 
