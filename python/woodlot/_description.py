@@ -65,12 +65,17 @@ def describe(est, *, strict: bool) -> dict:
         "class": ESTIMATOR_CLASS,
         "format": ESTIMATOR_FORMAT,
         "params": _params_to_json(est.get_params(deep=False)),
-        "classes": _classes_to_json(est.classes_, strict=strict),
+        # One entry per output for a multi-output forest (scikit-learn's list of arrays).
+        "classes": (
+            [_classes_to_json(c, strict=strict) for c in est.classes_]
+            if isinstance(est.classes_, list)
+            else _classes_to_json(est.classes_, strict=strict)
+        ),
         "n_features_in": int(est.n_features_in_),
         "feature_names_in": (
             [str(n) for n in est.feature_names_in_] if hasattr(est, "feature_names_in_") else None
         ),
-        "n_outputs": 1,
+        "n_outputs": int(getattr(est, "n_outputs_", 1)),
         "seed": int(est._seed),
         "oob_score": getattr(est, "oob_score_", None),
         # Whether bootstrap draws were weighted (estimators_samples_ replays only unweighted

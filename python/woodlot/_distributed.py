@@ -132,6 +132,7 @@ def fit_forest(
     *,
     local_n_jobs: Optional[int] = None,
     progress: Optional[FitProgress] = None,
+    output_classes: Optional[list[int]] = None,
 ) -> tuple:
     """Fits ``params["n_estimators"]`` trees (after ``previous``'s, on a warm start) locally or
     through the active joblib engine. Returns ``(native forest, training)``, where
@@ -139,22 +140,33 @@ def fit_forest(
 
     ``local_n_jobs`` is the thread count of a local fit (``n_jobs`` resolved against joblib's
     configuration); ``progress`` is the trees-built counter a local fit bumps (an engine's
-    workers report nothing back until their share is done)."""
+    workers report nothing back until their share is done). ``output_classes`` (each output's
+    class count) makes it a multi-output fit, which runs locally only."""
     engine = active_engine()
+    multi = output_classes is not None and len(output_classes) > 1
     if engine is None:
         threads_arg = n_jobs if local_n_jobs is None else local_n_jobs
         native = NativeForest.fit(
-            X, y_codes, n_classes, sample_weight, params, threads_arg, previous, progress=progress
+            X, y_codes, n_classes, sample_weight, params, threads_arg, previous,
+            progress=progress, output_classes=output_classes,
         )
         threads = effective_n_jobs(threads_arg)
         return native, {"mode": "local", "engine": None, "workers": 1, "threads": threads}
     name, backend, config_n_jobs = engine
     slots = _slots(backend, config_n_jobs, n_jobs)
+    if multi and slots > 1:
+        raise ValueError(
+            f"a multi-output y (here {len(output_classes)} outputs) cannot be fitted on the "
+            f"joblib engine {name!r} yet: woodlot splits only single-output fits across "
+            "workers; fit outside the parallel_config / parallel_backend block (the local fit "
+            "uses every core), or fit one forest per output"
+        )
     if slots == 1:
         # joblib itself would run a single slot here, sequentially: the Rust threads do the same
         # fit faster (bit-identical either way).
         native = NativeForest.fit(
-            X, y_codes, n_classes, sample_weight, params, 1, previous, progress=progress
+            X, y_codes, n_classes, sample_weight, params, 1, previous,
+            progress=progress, output_classes=output_classes,
         )
         return native, {"mode": "local", "engine": None, "workers": 1, "threads": 1}
     return _fit_on_engine(

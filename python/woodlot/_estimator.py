@@ -30,7 +30,7 @@ from sklearn.exceptions import DataConversionWarning
 from sklearn.metrics import accuracy_score
 from sklearn.tree import DecisionTreeClassifier
 from sklearn.utils import check_random_state
-from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from ._description import (
@@ -145,7 +145,10 @@ class RandomForestClassifier(ClassifierMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = self.monotonic_cst is None
         tags.input_tags.sparse = True  # densified at fit, block by block at predict
-        tags.classifier_tags.multi_label = False
+        # y of shape (n_samples, n_outputs), multilabel indicators included, as scikit-learn's
+        # forest (MultiOutputMixin and ForestClassifier's tags).
+        tags.target_tags.multi_output = True
+        tags.classifier_tags.multi_label = True
         return tags
 
     def _allow_nan(self) -> bool:
@@ -238,16 +241,29 @@ class RandomForestClassifier(ClassifierMixin, BaseEstimator):
                 stacklevel=3,
             )
             y = y[:, 0]
-        if y.ndim != 1:
-            raise ValueError(
-                "woodlot's RandomForestClassifier supports a single output only: y must be 1-D, "
-                f"got y with shape {y.shape}. Multi-output and multilabel targets are not "
-                "supported; fit one classifier per output instead."
-            )
         check_classification_targets(y)
-        classes, y_codes = np.unique(y, return_inverse=True)
-        y_codes = np.ascontiguousarray(y_codes.reshape(-1), dtype=np.uint32)
-        n_classes = len(classes)
+        multi = y.ndim == 2
+        if multi:
+            # scikit-learn's multi-output classes: one sorted array per output; the core takes
+            # every output's codes per row (row-major) and their class counts.
+            if self.oob_score and type_of_target(y) == "multiclass-multioutput":
+                raise ValueError(
+                    "The type of target cannot be used to compute OOB estimates. Got "
+                    "multiclass-multioutput while only the following are supported: "
+                    "continuous, continuous-multioutput, binary, multiclass, "
+                    "multilabel-indicator."
+                )
+            per_output = [np.unique(y[:, k], return_inverse=True) for k in range(y.shape[1])]
+            classes = [c for c, _ in per_output]
+            codes = np.column_stack([inv.reshape(-1) for _, inv in per_output])
+            y_codes = np.ascontiguousarray(codes, dtype=np.uint32).reshape(-1)
+            output_classes = [len(c) for c in classes]
+            n_classes = sum(output_classes)
+        else:
+            classes, y_codes = np.unique(y, return_inverse=True)
+            y_codes = np.ascontiguousarray(y_codes.reshape(-1), dtype=np.uint32)
+            n_classes = len(classes)
+            output_classes = None
 
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
@@ -257,7 +273,7 @@ class RandomForestClassifier(ClassifierMixin, BaseEstimator):
         if previous is not None:
             # Fewer trees than the forest has is refused by the core (one message, in Rust).
             n_existing = previous.n_trees
-            if len(classes) != len(self.classes_) or np.any(classes != self.classes_):
+            if not _same_classes(classes, self.classes_):
                 raise ValueError(
                     "warm_start=True needs the same classes as the first fit: got "
                     f"{classes!r}, the forest was fitted on {self.classes_!r}"
@@ -288,17 +304,19 @@ class RandomForestClassifier(ClassifierMixin, BaseEstimator):
             # Local Rust threads, or the trees split across the active joblib engine's workers.
             native, training = fit_forest(
                 X, y_codes, n_classes, sample_weight, params, self.n_jobs, previous,
-                local_n_jobs=self._n_jobs(), progress=progress,
+                local_n_jobs=self._n_jobs(), progress=progress, output_classes=output_classes,
             )
         self._training = training
 
         self._native = native
         self._seed = seed
         self.classes_ = classes
-        self.n_classes_ = n_classes
-        self.n_outputs_ = 1
+        self.n_classes_ = output_classes if multi else n_classes
+        self.n_outputs_ = len(classes) if multi else 1
         self._estimators = None
-        self._bootstrap_weights = _bootstrap_weights(params, y_codes, sample_weight)
+        self._bootstrap_weights = _bootstrap_weights(
+            params, y_codes, sample_weight, output_classes
+        )
         self._weighted_draws_unknown = False
         self.__dict__.pop("_source", None)
         self._lean = not hasattr(self, "feature_names_in_") and self._allow_nan()
@@ -323,6 +341,22 @@ class RandomForestClassifier(ClassifierMixin, BaseEstimator):
                 UserWarning,
             )
         scorer = self.oob_score if callable(self.oob_score) else accuracy_score
+        if self.__dict__.get("n_outputs_", 1) > 1:
+            # scikit-learn's shape: (n_samples, n_classes_[0], n_outputs), which exists only
+            # when every output has as many classes as the first.
+            widths = list(self.n_classes_)
+            if len(set(widths)) != 1:
+                raise ValueError(
+                    "oob_decision_function_ of a multi-output forest has scikit-learn's shape "
+                    "(n_samples, n_classes, n_outputs), so every output needs the same number "
+                    f"of classes; these have {widths}. Fit with oob_score=False"
+                )
+            k = self.n_outputs_
+            decision = decision.reshape(decision.shape[0], k, widths[0]).transpose(0, 2, 1)
+            codes = y_codes.reshape(-1, k)
+            self.oob_decision_function_ = decision
+            self.oob_score_ = float(scorer(codes, np.argmax(decision, axis=1)))
+            return
         self.oob_decision_function_ = decision
         self.oob_score_ = float(scorer(y_codes, np.argmax(decision, axis=1)))
 
@@ -365,8 +399,24 @@ class RandomForestClassifier(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X):
         """Class probabilities: the mean of the trees' leaf class fractions.
 
-        Returns an array of shape (n_samples, n_classes), columns in the order of ``classes_``.
+        Returns an array of shape (n_samples, n_classes), columns in the order of ``classes_``;
+        for a multi-output forest, a list of ``n_outputs_`` such arrays, one per output.
         """
+        proba = self._predict_proba_rows(X)
+        if self.__dict__.get("n_outputs_", 1) > 1:
+            return self._split_outputs(proba)
+        return proba
+
+    def _split_outputs(self, proba):
+        """A multi-output forest's probability rows (every output's side by side) as
+        scikit-learn's list of one array per output."""
+        bounds = np.cumsum([0] + list(self.n_classes_))
+        return [
+            np.ascontiguousarray(proba[:, bounds[k] : bounds[k + 1]])
+            for k in range(self.n_outputs_)
+        ]
+
+    def _predict_proba_rows(self, X):
         lean = self._lean_input(X)
         if lean is not None:
             try:
@@ -377,7 +427,15 @@ class RandomForestClassifier(ClassifierMixin, BaseEstimator):
         return self._run_native(self._native.predict_proba, X)
 
     def predict(self, X):
-        """Predicted class labels (in the original label type)."""
+        """Predicted class labels (in the original label type); for a multi-output forest an
+        array of shape (n_samples, n_outputs) of the type of ``classes_[0]``, as
+        scikit-learn's."""
+        if self.__dict__.get("n_outputs_", 1) > 1:
+            probas = self.predict_proba(X)
+            out = np.empty((probas[0].shape[0], self.n_outputs_), dtype=self.classes_[0].dtype)
+            for k, proba in enumerate(probas):
+                out[:, k] = self.classes_[k].take(np.argmax(proba, axis=1))
+            return out
         lean = self._lean_input(X)
         if lean is not None:
             try:
@@ -391,6 +449,8 @@ class RandomForestClassifier(ClassifierMixin, BaseEstimator):
         """Logarithm of :meth:`predict_proba`."""
         proba = self.predict_proba(X)
         with np.errstate(divide="ignore"):
+            if isinstance(proba, list):
+                return [np.log(p) for p in proba]
             return np.log(proba)
 
     def apply(self, X):
@@ -470,6 +530,7 @@ class RandomForestClassifier(ClassifierMixin, BaseEstimator):
 
     def _build_trees(self) -> list:
         params = self.get_params(deep=False)
+        outputs = list(self._native.output_classes)
         n_features, n_classes = int(self._native.n_features), int(self._native.n_classes)
         return [
             decision_tree(
@@ -478,6 +539,7 @@ class RandomForestClassifier(ClassifierMixin, BaseEstimator):
                 n_classes=n_classes,
                 params=params,
                 random_state=int(seed),
+                output_classes=outputs if len(outputs) > 1 else None,
             )
             for i, seed in enumerate(self._tree_random_states())
         ]
@@ -531,7 +593,10 @@ class RandomForestClassifier(ClassifierMixin, BaseEstimator):
         return forest_to_sklearn(
             self.get_params(deep=False),
             trees,
-            classes=np.array(self.classes_),
+            classes=(
+                [np.array(c) for c in self.classes_] if isinstance(self.classes_, list)
+                else np.array(self.classes_)
+            ),
             n_features=self.n_features_in_,
             feature_names=getattr(self, "feature_names_in_", None),
             n_samples=int(self._native.fit_info()["n_samples"]),
@@ -585,13 +650,20 @@ class RandomForestClassifier(ClassifierMixin, BaseEstimator):
 
     def _restore(self, native, desc: dict, classes=None):
         if classes is None:
-            classes = classes_from_json(desc["classes"])
+            raw = desc["classes"]
+            # A multi-output description lists every output's classes.
+            classes = (
+                [classes_from_json(c) for c in raw] if isinstance(raw, list)
+                else classes_from_json(raw)
+            )
         n_features = int(desc["n_features_in"])
-        if len(classes) != native.n_classes or n_features != native.n_features:
+        multi = isinstance(classes, list)
+        widths = [len(c) for c in classes] if multi else [len(classes)]
+        if widths != list(native.output_classes) or n_features != native.n_features:
             raise CorruptModelError(
                 "the estimator description does not match the forest: "
-                f"{len(classes)} classes / {n_features} features described, "
-                f"{native.n_classes} / {native.n_features} in the forest"
+                f"{widths} classes / {n_features} features described, "
+                f"{list(native.output_classes)} / {native.n_features} in the forest"
             )
         names = desc.get("feature_names_in")
         if names is not None:
@@ -604,8 +676,8 @@ class RandomForestClassifier(ClassifierMixin, BaseEstimator):
         self._training = desc.get("training")
         self._seed = int(desc["seed"])
         self.classes_ = classes
-        self.n_classes_ = len(classes)
-        self.n_outputs_ = 1
+        self.n_classes_ = widths if multi else len(classes)
+        self.n_outputs_ = len(widths) if multi else 1
         self.n_features_in_ = n_features
         self._estimators = None
         # A model file keeps whether the bootstrap draws were weighted, not the weights: a
@@ -620,6 +692,9 @@ class RandomForestClassifier(ClassifierMixin, BaseEstimator):
         self._feature_names = list(names) if names is not None else None
         oob = native.oob_decision_function()
         if oob is not None and desc.get("oob_score") is not None:
+            if multi:
+                k = len(widths)
+                oob = oob.reshape(oob.shape[0], k, widths[0]).transpose(0, 2, 1)
             self.oob_decision_function_ = oob
             self.oob_score_ = float(desc["oob_score"])
         else:
@@ -651,17 +726,38 @@ class RandomForestClassifier(ClassifierMixin, BaseEstimator):
             self._restore(native, meta["estimator"], classes=state.get("classes_"))
 
 
-def _bootstrap_weights(params: dict, y_codes, sample_weight):
+def _same_classes(a, b) -> bool:
+    """Whether two fits' ``classes_`` (an array, or one per output) are the same."""
+    if isinstance(a, list) or isinstance(b, list):
+        if not (isinstance(a, list) and isinstance(b, list)) or len(a) != len(b):
+            return False
+        return all(_same_classes(x, y) for x, y in zip(a, b))
+    return len(a) == len(b) and not np.any(a != b)
+
+
+def _bootstrap_weights(params: dict, y_codes, sample_weight, output_classes=None):
     """The per-row weights the fit drew its bootstrap samples in proportion to (sample weight
-    x class weight, computed exactly as the core computes them), or None for uniform draws."""
+    x class weight, computed exactly as the core computes them: a product over outputs), or
+    None for uniform draws."""
     if not params.get("bootstrap"):
         return None
     cw = params.get("class_weight")
     per_class = np.asarray(cw, dtype=np.float64) if isinstance(cw, list) else None
+    k = 1 if output_classes is None else len(output_classes)
+    n = len(y_codes) // k
     if sample_weight is None and per_class is None:
         return None
-    sw = sample_weight if sample_weight is not None else np.ones(len(y_codes), dtype=np.float64)
-    weights = sw * (per_class[y_codes] if per_class is not None else 1.0)
+    sw = sample_weight if sample_weight is not None else np.ones(n, dtype=np.float64)
+    if per_class is not None and k > 1:
+        codes = np.asarray(y_codes).reshape(n, k)
+        offsets = np.cumsum([0] + list(output_classes[:-1]))
+        factors = per_class[codes + offsets]
+        class_factor = factors[:, 0].copy()
+        for j in range(1, k):
+            class_factor *= factors[:, j]
+        weights = sw * class_factor
+    else:
+        weights = sw * (per_class[y_codes] if per_class is not None else 1.0)
     weights = np.ascontiguousarray(weights, dtype=np.float64)
     if weights.size == 0 or np.all(weights == weights[0]):
         return None

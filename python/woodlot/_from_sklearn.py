@@ -22,7 +22,7 @@ import hashlib
 import io
 import os
 import warnings
-from typing import Any, Union
+from typing import Any, Optional, Union
 
 import joblib
 import numpy as np
@@ -54,8 +54,13 @@ _REQUIRED_NODE_FIELDS = (
 )
 
 
-def _tree_arrays(index: int, tree: Any, n_classes: int) -> dict:
-    """One scikit-learn tree's node arrays as ``NativeForest.from_node_arrays`` takes them."""
+def _tree_arrays(index: int, tree: Any, n_classes: int, widths: Optional[list] = None) -> dict:
+    """One scikit-learn tree's node arrays as ``NativeForest.from_node_arrays`` takes them.
+
+    For a multi-output tree (``widths``: each output's class count) scikit-learn's values are
+    ``(nodes, n_outputs, max classes)``, zero-padded; they become every output's values side
+    by side, unpadded."""
+    widths = list(widths) if widths else [n_classes]
     t = getattr(tree, "tree_", None)
     if t is None or not hasattr(t, "__getstate__"):
         raise ValueError(f"estimators_[{index}] has no fitted tree_")
@@ -73,15 +78,17 @@ def _tree_arrays(index: int, tree: Any, n_classes: int) -> dict:
             f"{', '.join(missing)}); woodlot converts the layouts of scikit-learn 1.3 and "
             "later: load the forest with scikit-learn >= 1.3 and convert it there"
         )
-    if values.ndim != 3 or values.shape[1] != 1 or values.shape[0] != nodes.shape[0]:
+    k = len(widths)
+    if values.ndim != 3 or values.shape[1] != k or values.shape[0] != nodes.shape[0]:
         raise ValueError(
-            f"estimators_[{index}].tree_ holds values of shape {values.shape}; a single-output "
-            f"tree over {nodes.shape[0]} nodes has ({nodes.shape[0]}, 1, n_classes)"
+            f"estimators_[{index}].tree_ holds values of shape {values.shape}; a tree of {k} "
+            f"output(s) over {nodes.shape[0]} nodes has ({nodes.shape[0]}, {k}, n_classes)"
         )
-    if values.shape[2] != n_classes:
+    if values.shape[2] != max(widths):
         raise ValueError(
-            f"estimators_[{index}] has {values.shape[2]} classes, the forest {n_classes}"
+            f"estimators_[{index}] has {values.shape[2]} classes, the forest {max(widths)}"
         )
+    value = np.concatenate([values[:, j, :w] for j, w in enumerate(widths)], axis=1)
 
     def field(name, dtype):
         return np.ascontiguousarray(nodes[name], dtype=dtype)
@@ -95,7 +102,7 @@ def _tree_arrays(index: int, tree: Any, n_classes: int) -> dict:
         "n_node_samples": field("n_node_samples", np.int64),
         "weighted_n_node_samples": field("weighted_n_node_samples", np.float64),
         "missing_go_to_left": field("missing_go_to_left", np.uint8),
-        "value": np.ascontiguousarray(values[:, 0, :], dtype=np.float64),
+        "value": np.ascontiguousarray(value, dtype=np.float64),
     }
 
 
@@ -107,8 +114,9 @@ def from_sklearn(clf: Any) -> RandomForestClassifier:
     ``apply`` agrees for depth-first trees), keeps ``clf``'s parameters, classes and feature
     names, and predicts its probabilities to ``float32`` rounding of the leaf values (woodlot
     stores leaves as ``float32``; the gap is a few 1e-8). Its trees are woodlot's from then on:
-    save it, compare it, serve it. Multi-output forests, other estimators and pre-1.3 tree
-    layouts are refused with a ``TypeError`` or ``ValueError`` saying why.
+    save it, compare it, serve it. Multi-output forests convert too (``classes_`` per output).
+    Other estimators and pre-1.3 tree layouts are refused with a ``TypeError`` or
+    ``ValueError`` saying why.
     """
     if isinstance(clf, RandomForestClassifier):
         raise TypeError("this is already a woodlot RandomForestClassifier; nothing to convert")
@@ -118,19 +126,24 @@ def from_sklearn(clf: Any) -> RandomForestClassifier:
             f"ExtraTreesClassifier, got {type(clf).__module__}.{type(clf).__name__}"
         )
     check_is_fitted(clf, "estimators_")
-    if int(getattr(clf, "n_outputs_", 1)) != 1:
-        raise ValueError(
-            f"the forest has {clf.n_outputs_} outputs; woodlot converts single-output forests "
-            "only (multi-output y is not supported yet): convert one forest per output"
-        )
     if not clf.estimators_:
         raise ValueError("the forest has no trees")
-    classes = np.asarray(clf.classes_)
-    n_classes = int(clf.n_classes_)
     n_features = int(clf.n_features_in_)
-    if len(classes) != n_classes:
-        raise ValueError(f"classes_ has {len(classes)} labels, n_classes_ is {n_classes}")
-    trees = [_tree_arrays(i, t, n_classes) for i, t in enumerate(clf.estimators_)]
+    widths = None
+    if int(getattr(clf, "n_outputs_", 1)) > 1:
+        # A multi-output forest: classes_ and n_classes_ per output.
+        classes = [np.asarray(c) for c in clf.classes_]
+        widths = [int(c) for c in clf.n_classes_]
+        if [len(c) for c in classes] != widths:
+            raise ValueError(f"classes_ has {[len(c) for c in classes]} labels, n_classes_ is "
+                             f"{widths}")
+        n_classes = sum(widths)
+    else:
+        classes = np.asarray(clf.classes_)
+        n_classes = int(clf.n_classes_)
+        if len(classes) != n_classes:
+            raise ValueError(f"classes_ has {len(classes)} labels, n_classes_ is {n_classes}")
+    trees = [_tree_arrays(i, t, n_classes, widths) for i, t in enumerate(clf.estimators_)]
 
     names = RandomForestClassifier._get_param_names()
     params = {k: v for k, v in clf.get_params(deep=False).items() if k in names}
@@ -142,7 +155,9 @@ def from_sklearn(clf: Any) -> RandomForestClassifier:
     n_samples = int(getattr(clf, "_n_samples", roots) or roots)
     bootstrap_size = getattr(clf, "_n_samples_bootstrap", None)
     native_params = recorded_params(est, classes, seed, bootstrap_size)
-    native = NativeForest.from_node_arrays(n_features, n_classes, trees, native_params, n_samples)
+    native = NativeForest.from_node_arrays(
+        n_features, n_classes, trees, native_params, n_samples, output_classes=widths
+    )
     names_in = getattr(clf, "feature_names_in_", None)
     desc = {
         "n_features_in": n_features,

@@ -45,7 +45,7 @@ def merge_forests(forests: Sequence[RandomForestClassifier]) -> RandomForestClas
             )
     head = parts[0]
     for k, f in enumerate(parts[1:], start=1):
-        if f.classes_.dtype != head.classes_.dtype or not np.array_equal(f.classes_, head.classes_):
+        if not _same_classes(f.classes_, head.classes_):
             raise ValueError(
                 f"cannot merge these forests: classes: forest 0 has {head.classes_!r}, "
                 f"forest {k} has {f.classes_!r}"
@@ -70,8 +70,22 @@ def merge_forests(forests: Sequence[RandomForestClassifier]) -> RandomForestClas
     }
     params = dict(head.get_params(deep=False), n_estimators=native.n_trees, oob_score=False)
     merged = RandomForestClassifier(**params)
-    merged._restore(native, desc, classes=head.classes_.copy())
+    classes = head.classes_
+    merged._restore(
+        native, desc,
+        classes=[c.copy() for c in classes] if isinstance(classes, list) else classes.copy(),
+    )
     return merged
+
+
+def _same_classes(a, b) -> bool:
+    """Equal labels of equal dtype; for multi-output forests, output by output."""
+    if isinstance(a, list) or isinstance(b, list):
+        return (
+            isinstance(a, list) and isinstance(b, list) and len(a) == len(b)
+            and all(_same_classes(x, y) for x, y in zip(a, b))
+        )
+    return a.dtype == b.dtype and np.array_equal(a, b)
 
 
 def _names(est: RandomForestClassifier):

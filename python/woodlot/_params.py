@@ -18,7 +18,7 @@ import numbers
 import warnings
 
 import numpy as np
-from sklearn.utils.class_weight import compute_class_weight
+from sklearn.utils.class_weight import compute_class_weight, compute_sample_weight
 
 __all__ = [
     "NATIVE_PARAMS",
@@ -92,7 +92,10 @@ def native_params(est, y, classes, sample_weight, n_samples, seed, oob) -> dict:
     """The native forest's parameter dict for one fit of the estimator ``est``.
 
     ``y`` holds the labels, ``classes`` their sorted unique values, ``seed`` the fit's seed and
-    ``oob`` whether to compute out-of-bag estimates.
+    ``oob`` whether to compute out-of-bag estimates. For a multi-output fit, ``y`` is 2-D and
+    ``classes`` holds one array per output: class weights then go to the core as every
+    output's weights side by side (the core multiplies a row's weights across outputs, as
+    scikit-learn's ``compute_sample_weight`` does).
     """
     params = {name: plain_number(getattr(est, name)) for name in NATIVE_PARAMS}
     params["bootstrap"] = bool(est.bootstrap)
@@ -102,14 +105,20 @@ def native_params(est, y, classes, sample_weight, n_samples, seed, oob) -> dict:
     params["random_state"] = seed
 
     cw = est.class_weight
-    if isinstance(cw, list):
+    if np.ndim(y) == 2:
+        params["class_weight"] = _multi_output_class_weight(est, y, classes, sample_weight)
+    elif isinstance(cw, list):
         if len(cw) != 1:
+            # scikit-learn's own check first (its forest calls the same), then ours.
+            compute_sample_weight(cw, np.reshape(y, (-1, 1)))
             raise ValueError(
                 "class_weight as a list is for multi-output targets (one dict per output); "
-                f"woodlot supports a single output, got a list of {len(cw)}"
+                f"y has a single output, got a list of {len(cw)}"
             )
         cw = cw[0]
-    if cw is None:
+    if np.ndim(y) == 2:
+        pass
+    elif cw is None:
         params["class_weight"] = None
     elif isinstance(cw, dict):
         params["class_weight"] = [float(w) for w in compute_class_weight(cw, classes=classes, y=y)]
@@ -134,6 +143,33 @@ def native_params(est, y, classes, sample_weight, n_samples, seed, oob) -> dict:
         cst = np.asarray(est.monotonic_cst).tolist()
         params["monotonic_cst"] = [_constraint(c) for c in cst] if isinstance(cst, list) else cst
     return params
+
+
+def _multi_output_class_weight(est, y, classes, sample_weight):
+    """The native ``class_weight`` of a multi-output fit: None, ``"balanced_subsample"`` (drawn
+    per tree by the core), or every output's per-class weights side by side."""
+    cw = est.class_weight
+    if cw is None:
+        return None
+    if isinstance(cw, (dict, list)):
+        # scikit-learn's own checks and messages (a dict, or a list of the wrong length).
+        compute_sample_weight(cw, y)
+        weights = []
+        for k, classes_k in enumerate(classes):
+            weights.extend(compute_class_weight(cw[k], classes=classes_k, y=y[:, k]))
+        return [float(w) for w in weights]
+    if est.warm_start:
+        _warn_class_weight_preset()
+    if cw == "balanced_subsample" and est.bootstrap:
+        return "balanced_subsample"
+    weights = []
+    for k, classes_k in enumerate(classes):
+        weights.extend(
+            compute_class_weight(
+                "balanced", classes=classes_k, y=y[:, k], sample_weight=sample_weight
+            )
+        )
+    return [float(w) for w in weights]
 
 
 def _warn_class_weight_preset():
@@ -162,9 +198,17 @@ def recorded_params(est, classes, seed, bootstrap_size) -> dict:
     params["oob_score"] = False
     params["random_state"] = int(seed)
     cw = est.class_weight
-    if isinstance(cw, list):
+    if isinstance(classes, list) and isinstance(cw, list):
+        # Multi-output: every output's weights side by side (1 for a class a dict does not name).
+        params["class_weight"] = [
+            float(d.get(c, 1.0)) for d, cls in zip(cw, classes) for c in cls.tolist()
+        ]
+        cw = "recorded"
+    elif isinstance(cw, list):
         cw = cw[0] if len(cw) == 1 else cw
-    if isinstance(cw, dict):
+    if cw == "recorded":
+        pass
+    elif isinstance(cw, dict):
         params["class_weight"] = [float(cw.get(c, 1.0)) for c in classes.tolist()]
     elif cw in ("balanced", "balanced_subsample") or cw is None:
         params["class_weight"] = cw

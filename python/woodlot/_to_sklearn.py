@@ -98,6 +98,7 @@ def decision_tree(
     n_classes: int,
     params: dict,
     random_state: Optional[int],
+    output_classes: Optional[list] = None,
 ) -> DecisionTreeClassifier:
     """A fitted ``DecisionTreeClassifier`` equal in prediction to one woodlot tree.
 
@@ -105,6 +106,11 @@ def decision_tree(
     ``TREE_PARAMS`` become the tree's, as scikit-learn's forest sets them); ``random_state`` the
     tree's own seed. As in a scikit-learn forest, the tree was fitted on encoded labels:
     ``classes_`` are ``0.0 .. n_classes - 1`` and ``predict`` returns them.
+
+    With ``output_classes`` (each output's class count, two or more outputs, summing to
+    ``n_classes``) the tree is a multi-output one as scikit-learn builds it: ``tree_.value`` of
+    shape ``(nodes, n_outputs, max classes)``, each output's fractions zero-padded on the right,
+    and ``classes_`` / ``n_classes_`` per output.
     """
     check_sklearn_layout()
     tree_params = {k: params[k] for k in TREE_PARAMS if k in params}
@@ -119,8 +125,15 @@ def decision_tree(
     nodes["n_node_samples"] = arrays["n_node_samples"]
     nodes["weighted_n_node_samples"] = arrays["weighted_n_node_samples"]
     nodes["missing_go_to_left"] = arrays["missing_go_to_left"]
-    values = np.ascontiguousarray(arrays["value"], dtype=np.float64).reshape(n, 1, n_classes)
-    tree = Tree(int(n_features), np.array([n_classes], dtype=np.intp), 1)
+    flat = np.ascontiguousarray(arrays["value"], dtype=np.float64).reshape(n, n_classes)
+    widths = list(output_classes) if output_classes and len(output_classes) > 1 else [n_classes]
+    k = len(widths)
+    values = np.zeros((n, k, max(widths)), dtype=np.float64)
+    start = 0
+    for j, width in enumerate(widths):
+        values[:, j, :width] = flat[:, start : start + width]
+        start += width
+    tree = Tree(int(n_features), np.array(widths, dtype=np.intp), k)
     tree.__setstate__(
         {
             "max_depth": int(arrays["max_depth"]),
@@ -131,9 +144,14 @@ def decision_tree(
     )
     est.tree_ = tree
     est.n_features_in_ = int(n_features)
-    est.n_outputs_ = 1
-    est.classes_ = np.arange(n_classes, dtype=np.float64)
-    est.n_classes_ = int(n_classes)
+    if k > 1:
+        est.n_outputs_ = k
+        est.classes_ = [np.arange(w, dtype=np.float64) for w in widths]
+        est.n_classes_ = np.array(widths, dtype=np.intp)
+    else:
+        est.n_outputs_ = 1
+        est.classes_ = np.arange(n_classes, dtype=np.float64)
+        est.n_classes_ = int(n_classes)
     est.max_features_ = resolved_max_features(est.max_features, int(n_features))
     return est
 
@@ -165,15 +183,20 @@ def forest_to_sklearn(
 ) -> SkRandomForestClassifier:
     """A fitted ``sklearn.ensemble.RandomForestClassifier`` holding ``trees`` (see
     :func:`decision_tree`), with woodlot's constructor ``params``, the original ``classes``,
-    ``feature_names`` (or None) and ``oob`` as ``(oob_score_, oob_decision_function_)``."""
+    ``feature_names`` (or None) and ``oob`` as ``(oob_score_, oob_decision_function_)``.
+    ``classes`` is a list of arrays, one per output, for a multi-output forest."""
     check_sklearn_layout()
     sk_params = {k: v for k, v in params.items() if k in _FOREST_PARAMS}
     forest = SkRandomForestClassifier(**sk_params)
     forest.estimator_ = DecisionTreeClassifier()
     forest.estimators_ = list(trees)
     forest.classes_ = classes
-    forest.n_classes_ = len(classes)
-    forest.n_outputs_ = 1
+    if isinstance(classes, list):
+        forest.n_classes_ = [len(c) for c in classes]
+        forest.n_outputs_ = len(classes)
+    else:
+        forest.n_classes_ = len(classes)
+        forest.n_outputs_ = 1
     forest.n_features_in_ = int(n_features)
     if feature_names is not None:
         forest.feature_names_in_ = np.asarray(feature_names, dtype=object)

@@ -31,8 +31,11 @@ use crate::value::FeatureValue;
 /// Everything a tree needs from the training set, shared read-only by all trees.
 struct TrainingSet<'a> {
     binned: BinnedMatrix,
+    /// Class codes, row-major: `outputs.len()` per row, each in its output's `0..outputs[j]`.
     y: &'a [u32],
     n_classes: usize,
+    /// Class count of each output (`[n_classes]` for a single output).
+    outputs: &'a [u32],
     /// Sample weight x class weight (for every class weighting but `balanced_subsample`).
     base_weight: &'a [f64],
     /// With bootstrap and unequal base weights: draws rows in proportion to them.
@@ -52,16 +55,59 @@ impl Forest {
         params: &ForestParams,
         n_threads: usize,
     ) -> Result<Forest> {
+        let outputs = [n_classes as u32];
         grow_forest(
             Vec::new(),
             x,
             y,
-            n_classes,
+            &outputs,
             sample_weight,
             params,
             n_threads,
             None,
         )
+    }
+
+    /// Fits a multi-output forest (scikit-learn's `y` of shape `(n_samples, k)`): `y` holds
+    /// `k = outputs.len()` class codes per row, row-major, output `j`'s in `0..outputs[j]`.
+    /// The trees see one class space, every output's classes side by side (`n_classes` is
+    /// their sum): a leaf row holds each output's fractions, each part summing to 1, and splits
+    /// are ranked by the mean of the outputs' impurities, as scikit-learn ranks them. With
+    /// `init`, warm-starts from it (it must have the same outputs); `progress` as in
+    /// [`Forest::fit_with_progress`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn fit_outputs<T: FeatureValue>(
+        init: Option<&Forest>,
+        x: ArrayView2<'_, T>,
+        y: &[u32],
+        outputs: &[u32],
+        sample_weight: Option<&[f64]>,
+        params: &ForestParams,
+        n_threads: usize,
+        progress: Option<&Progress>,
+    ) -> Result<Forest> {
+        match init {
+            None => grow_forest(
+                Vec::new(),
+                x,
+                y,
+                outputs,
+                sample_weight,
+                params,
+                n_threads,
+                progress,
+            ),
+            Some(forest) => {
+                if forest.outputs() != outputs {
+                    return Err(WoodlotError::input(format!(
+                        "warm_start=True needs the same outputs as the first fit: got outputs \
+                         of {outputs:?} classes, the forest was fitted with {:?}",
+                        forest.outputs()
+                    )));
+                }
+                forest.grow_more(x, y, sample_weight, params, n_threads, progress)
+            }
+        }
     }
 
     /// [`Forest::fit`] (no `init`) or [`Forest::fit_more`] (warm start from `init`), bumping
@@ -82,7 +128,7 @@ impl Forest {
                 Vec::new(),
                 x,
                 y,
-                n_classes,
+                &[n_classes as u32],
                 sample_weight,
                 params,
                 n_threads,
@@ -137,7 +183,7 @@ impl Forest {
             self.trees.clone(),
             x,
             y,
-            self.n_classes as usize,
+            &self.outputs(),
             sample_weight,
             params,
             n_threads,
@@ -155,6 +201,55 @@ fn validate_inputs<T: FeatureValue>(
 ) -> Result<()> {
     let (n, f) = x.dim();
     validate_sizes(n, f, y, n_classes, sample_weight)
+}
+
+/// [`validate_inputs`] for a multi-output `y` (`outputs.len()` codes per row).
+fn validate_outputs<T: FeatureValue>(
+    x: &ArrayView2<'_, T>,
+    y: &[u32],
+    outputs: &[u32],
+    sample_weight: Option<&[f64]>,
+    params: &ForestParams,
+) -> Result<()> {
+    if outputs.len() <= 1 {
+        let n_classes = outputs.first().map_or(0, |&c| c as usize);
+        return validate_inputs(x, y, n_classes, sample_weight);
+    }
+    let k = outputs.len();
+    let n = x.nrows();
+    if y.len() != n.saturating_mul(k) {
+        return Err(WoodlotError::input(format!(
+            "y holds {} class codes, expected {n} samples x {k} outputs",
+            y.len()
+        )));
+    }
+    if let Some(j) = outputs.iter().position(|&c| c == 0) {
+        return Err(WoodlotError::input(format!(
+            "output {j} has no classes; every output needs at least one"
+        )));
+    }
+    for (i, row) in y.chunks(k).enumerate() {
+        for (j, (&code, &c)) in row.iter().zip(outputs).enumerate() {
+            if code >= c {
+                return Err(WoodlotError::input(format!(
+                    "class code {code} of sample {i} is out of range for output {j}'s {c} classes"
+                )));
+            }
+        }
+    }
+    if params
+        .monotonic_cst
+        .as_ref()
+        .is_some_and(|cst| cst.iter().any(|&c| c != 0))
+    {
+        return Err(WoodlotError::param(
+            "monotonic_cst",
+            "Monotonicity constraints are not supported with multiple outputs.",
+        ));
+    }
+    // Sizes, features and weights as for one output: a row-wise view of the first output.
+    let first: Vec<u32> = y.iter().step_by(k).copied().collect();
+    validate_inputs(x, &first, outputs[0] as usize, sample_weight)
 }
 
 /// [`validate_inputs`] for a training set of `n` samples and `f` features that is not a matrix
@@ -227,17 +322,18 @@ fn grow_forest<T: FeatureValue>(
     mut trees: Vec<Tree>,
     x: ArrayView2<'_, T>,
     y: &[u32],
-    n_classes: usize,
+    outputs: &[u32],
     sample_weight: Option<&[f64]>,
     params: &ForestParams,
     n_threads: usize,
     progress: Option<&Progress>,
 ) -> Result<Forest> {
     let started = Instant::now();
-    validate_inputs(&x, y, n_classes, sample_weight)?;
+    validate_outputs(&x, y, outputs, sample_weight, params)?;
+    let n_classes: usize = outputs.iter().map(|&c| c as usize).sum();
     let (n, n_features) = x.dim();
     let limits = params.resolve(n, n_features, n_classes)?;
-    let base_weight = base_weights(y, n_classes, sample_weight, &params.class_weight);
+    let base_weight = base_weights(y, outputs, sample_weight, &params.class_weight);
     let sampler = if params.bootstrap {
         WeightedSampler::new(&base_weight)
     } else {
@@ -258,6 +354,7 @@ fn grow_forest<T: FeatureValue>(
                 binned,
                 y,
                 n_classes,
+                outputs,
                 base_weight: &base_weight,
                 sampler: sampler.as_ref(),
                 limits,
@@ -278,7 +375,7 @@ fn grow_forest<T: FeatureValue>(
     trees.extend(new_trees);
     let oob = if params.oob_score {
         Some(run_in_pool(n_threads, || {
-            oob_estimate(&trees, x, y, n_classes, params, sampler.as_ref())
+            oob_estimate(&trees, x, y, outputs, params, sampler.as_ref())
         })??)
     } else {
         None
@@ -286,6 +383,11 @@ fn grow_forest<T: FeatureValue>(
     Ok(Forest {
         n_features: n_features as u32,
         n_classes: n_classes as u32,
+        output_classes: if outputs.len() > 1 {
+            outputs.to_vec()
+        } else {
+            Vec::new()
+        },
         params: params.clone(),
         trees,
         oob,
@@ -363,7 +465,8 @@ pub fn grow_tree_range(
     }
     let limits = params.resolve(n, n_features, n_classes)?;
     check_missing_values(&limits, &binned)?;
-    let base_weight = base_weights(y, n_classes, sample_weight, &params.class_weight);
+    let outputs = [n_classes as u32];
+    let base_weight = base_weights(y, &outputs, sample_weight, &params.class_weight);
     let sampler = if params.bootstrap {
         WeightedSampler::new(&base_weight)
     } else {
@@ -373,6 +476,7 @@ pub fn grow_tree_range(
         binned,
         y,
         n_classes,
+        outputs: &outputs,
         base_weight: &base_weight,
         sampler: sampler.as_ref(),
         limits,
@@ -398,6 +502,7 @@ pub fn grow_tree_range(
         forest: Forest {
             n_features: n_features as u32,
             n_classes: n_classes as u32,
+            output_classes: Vec::new(),
             params: params.clone(),
             trees,
             oob: None,
@@ -444,6 +549,7 @@ impl Forest {
         let expected = Forest {
             n_features: n_features as u32,
             n_classes: n_classes as u32,
+            output_classes: Vec::new(),
             params: params.clone(),
             trees: Vec::new(),
             oob: None,
@@ -457,7 +563,8 @@ impl Forest {
         let (new_trees, new_masks) = assemble(shares, first, &expected)?;
         trees.extend(new_trees);
         let oob = if params.oob_score {
-            let base_weight = base_weights(y, n_classes, sample_weight, &params.class_weight);
+            let base_weight =
+                base_weights(y, &[n_classes as u32], sample_weight, &params.class_weight);
             let sampler = if params.bootstrap {
                 WeightedSampler::new(&base_weight)
             } else {
@@ -469,7 +576,7 @@ impl Forest {
             Some(run_in_pool(n_threads, || -> Result<OobEstimate> {
                 let mut masks = oob_masks(0..first, n, params, sampler.as_ref())?;
                 masks.extend(new_masks);
-                oob_from_masks(&trees, &masks, x, y, n_classes)
+                oob_from_masks(&trees, &masks, x, y, &[n_classes as u32])
             })??)
         } else {
             None
@@ -490,6 +597,7 @@ fn training_fingerprint<T: FeatureValue>(
 ) -> String {
     let mut fp = Fingerprinter::new();
     fp.matrix("X", x).numbers("y", y.iter().map(|&c| c as f64));
+    // y's length already tells one output from several; the row count is in X.
     if let Some(w) = sample_weight {
         fp.numbers("sample_weight", w.iter().copied());
     }
@@ -497,26 +605,74 @@ fn training_fingerprint<T: FeatureValue>(
 }
 
 /// Per-sample weight before bootstrapping: sample weight times class weight (scikit-learn
-/// multiplies them the same way; `balanced` counts classes without weights).
+/// multiplies them the same way; `balanced` counts classes without weights). With several
+/// outputs the class weight is the product of every output's (scikit-learn's
+/// `compute_sample_weight`); `PerClass` then holds every output's weights side by side.
 fn base_weights(
     y: &[u32],
-    n_classes: usize,
+    outputs: &[u32],
     sample_weight: Option<&[f64]>,
     class_weight: &ClassWeight,
 ) -> Vec<f64> {
     let per_class: Option<Vec<f64>> = match class_weight {
         ClassWeight::Uniform | ClassWeight::BalancedSubsample => None,
         ClassWeight::PerClass(w) => Some(w.clone()),
-        ClassWeight::Balanced => Some(balanced_weights(y.iter().map(|&c| (c, 1u32)), n_classes)),
+        ClassWeight::Balanced => Some(balanced_per_output(y, outputs, |_| 1)),
     };
-    y.iter()
+    let offsets = output_offsets(outputs);
+    let k = outputs.len();
+    y.chunks(k)
         .enumerate()
-        .map(|(i, &c)| {
+        .map(|(i, row)| {
             let sw = sample_weight.map_or(1.0, |w| w[i]);
-            let cw = per_class.as_ref().map_or(1.0, |w| w[c as usize]);
+            let cw = per_class
+                .as_ref()
+                .map_or(1.0, |w| class_weight_of(w, row, &offsets));
             sw * cw
         })
         .collect()
+}
+
+/// Where each output's classes start in the concatenated class space.
+fn output_offsets(outputs: &[u32]) -> Vec<u32> {
+    outputs
+        .iter()
+        .scan(0u32, |start, &c| {
+            let at = *start;
+            *start += c;
+            Some(at)
+        })
+        .collect()
+}
+
+/// A row's class weight: the product over outputs of its class's weight (one factor for a
+/// single output, so the weight is exactly the class's).
+fn class_weight_of(weights: &[f64], row: &[u32], offsets: &[u32]) -> f64 {
+    let mut cw = weights[(offsets[0] + row[0]) as usize];
+    for (&code, &at) in row.iter().zip(offsets).skip(1) {
+        cw *= weights[(at + code) as usize];
+    }
+    cw
+}
+
+/// "balanced" weights of every output, side by side, counting row `i` `multiplicity(i)` times.
+fn balanced_per_output(
+    y: &[u32],
+    outputs: &[u32],
+    multiplicity: impl Fn(usize) -> u32,
+) -> Vec<f64> {
+    let k = outputs.len();
+    let mut all = Vec::new();
+    for (j, &c) in outputs.iter().enumerate() {
+        let labels = y
+            .iter()
+            .skip(j)
+            .step_by(k)
+            .enumerate()
+            .map(|(i, &code)| (code, multiplicity(i)));
+        all.extend(balanced_weights(labels, c as usize));
+    }
+    all
 }
 
 /// `n / (n_present_classes * count(class))` for classes present, 0 for absent ones, over
@@ -542,25 +698,25 @@ fn balanced_weights(labels: impl Iterator<Item = (u32, u32)>, n_classes: usize) 
 
 /// Grows tree `index` of the forest.
 fn grow_tree(set: &TrainingSet<'_>, params: &ForestParams, index: usize) -> Tree {
-    let n = set.y.len();
+    let n = set.binned.n_samples;
     let mut rng = Rng::new(tree_seed(params.random_state, index as u64));
     let counts = params.bootstrap.then(|| {
         let draws = params.bootstrap_size(n).unwrap_or(n);
         bootstrap_counts(&mut rng, n, draws, set.sampler)
     });
     let subsample_weights = match (&counts, &params.class_weight) {
-        (Some(c), ClassWeight::BalancedSubsample) => Some(balanced_weights(
-            set.y.iter().zip(c).map(|(&class, &m)| (class, m)),
-            set.n_classes,
-        )),
-        (None, ClassWeight::BalancedSubsample) => Some(balanced_weights(
-            set.y.iter().map(|&c| (c, 1)),
-            set.n_classes,
-        )),
+        (Some(c), ClassWeight::BalancedSubsample) => {
+            Some(balanced_per_output(set.y, set.outputs, |i| c[i]))
+        }
+        (None, ClassWeight::BalancedSubsample) => {
+            Some(balanced_per_output(set.y, set.outputs, |_| 1))
+        }
         _ => None,
     };
-    let mut samples = Vec::with_capacity(n);
-    for (i, &class) in set.y.iter().enumerate() {
+    let k = set.outputs.len();
+    let offsets = output_offsets(set.outputs);
+    let mut samples = Vec::with_capacity(n * k);
+    for (i, row) in set.y.chunks(k).enumerate() {
         let draws = counts.as_ref().map_or(1, |c| c[i]);
         if draws == 0 {
             continue;
@@ -573,17 +729,23 @@ fn grow_tree(set: &TrainingSet<'_>, params: &ForestParams, index: usize) -> Tree
             set.base_weight[i]
         };
         if let Some(cw) = &subsample_weights {
-            weight *= cw[class as usize];
+            weight *= class_weight_of(cw, row, &offsets);
         }
         if weight > 0.0 {
-            samples.push(Sample {
-                row: i as u32,
-                class,
-                weight,
-            });
+            // A multi-output row goes in once per output, its class shifted to that output's
+            // segment (see `TreeBuilder::with_outputs`).
+            for (&code, &at) in row.iter().zip(&offsets) {
+                samples.push(Sample {
+                    row: i as u32,
+                    class: at + code,
+                    weight,
+                });
+            }
         }
     }
-    TreeBuilder::new(&set.binned, set.n_classes, &set.limits).grow(&mut samples, &mut rng)
+    TreeBuilder::new(&set.binned, set.n_classes, &set.limits)
+        .with_outputs(set.outputs)
+        .grow(&mut samples, &mut rng)
 }
 
 /// Out-of-bag class probabilities and accuracy: each row is predicted by the trees whose
@@ -593,12 +755,12 @@ fn oob_estimate<T: FeatureValue>(
     trees: &[Tree],
     x: ArrayView2<'_, T>,
     y: &[u32],
-    n_classes: usize,
+    outputs: &[u32],
     params: &ForestParams,
     sampler: Option<&WeightedSampler>,
 ) -> Result<OobEstimate> {
-    let masks = oob_masks(0..trees.len(), y.len(), params, sampler)?;
-    oob_from_masks(trees, &masks, x, y, n_classes)
+    let masks = oob_masks(0..trees.len(), x.nrows(), params, sampler)?;
+    oob_from_masks(trees, &masks, x, y, outputs)
 }
 
 /// The out-of-bag rows of trees `range` as bit sets (`n.div_ceil(64)` words per tree; bit `r`
@@ -628,14 +790,17 @@ pub(crate) fn oob_masks(
 }
 
 /// The out-of-bag estimate from every tree's mask (see [`oob_masks`]), summed in tree order.
+/// With several outputs the score is scikit-learn's for multilabel targets: the fraction of
+/// rows whose every output is predicted right (subset accuracy).
 fn oob_from_masks<T: FeatureValue>(
     trees: &[Tree],
     masks: &[Vec<u64>],
     x: ArrayView2<'_, T>,
     y: &[u32],
-    n_classes: usize,
+    outputs: &[u32],
 ) -> Result<OobEstimate> {
-    let n = y.len();
+    let n = x.nrows();
+    let n_classes: usize = outputs.iter().map(|&c| c as usize).sum();
     let words = n.div_ceil(64);
     if masks.len() != trees.len() || masks.iter().any(|m| m.len() != words) {
         return Err(WoodlotError::input(format!(
@@ -676,10 +841,19 @@ fn oob_from_masks<T: FeatureValue>(
             }
             Ok(())
         })?;
+    let k = outputs.len();
     let correct = decision
         .chunks(c)
-        .zip(y)
-        .filter(|(row, &label)| argmax(*row) == label as usize)
+        .zip(y.chunks(k))
+        .filter(|(row, labels)| {
+            let mut start = 0usize;
+            outputs.iter().zip(labels.iter()).all(|(&width, &label)| {
+                let end = start + width as usize;
+                let right = argmax(&row[start..end]) == label as usize;
+                start = end;
+                right
+            })
+        })
         .count();
     Ok(OobEstimate {
         score: correct as f64 / n as f64,

@@ -93,6 +93,25 @@ fn node_err(i: usize, msg: impl std::fmt::Display) -> WoodlotError {
 /// Checks `arrays` and builds the equivalent woodlot [`Tree`] for `n_features` features and
 /// `n_classes` classes (see the module docs for what is preserved).
 pub fn tree_from_nodes(arrays: &NodeArrays<'_>, n_features: u32, n_classes: u32) -> Result<Tree> {
+    tree_from_nodes_of_outputs(arrays, n_features, n_classes, &[n_classes])
+}
+
+/// [`tree_from_nodes`] for a multi-output tree: each value row holds every output's class
+/// weights side by side (`outputs[j]` for output `j`, summing to `n_classes`), and each
+/// output's part of a leaf row is checked and normalised on its own.
+pub fn tree_from_nodes_of_outputs(
+    arrays: &NodeArrays<'_>,
+    n_features: u32,
+    n_classes: u32,
+    outputs: &[u32],
+) -> Result<Tree> {
+    let widths: u64 = outputs.iter().map(|&w| u64::from(w)).sum();
+    if widths != u64::from(n_classes) || outputs.contains(&0) {
+        return Err(WoodlotError::input(format!(
+            "output class counts {outputs:?} must each be at least 1 and sum to n_classes \
+             {n_classes}"
+        )));
+    }
     let n = arrays.children_left.len();
     let c = n_classes as usize;
     if n == 0 {
@@ -212,17 +231,23 @@ pub fn tree_from_nodes(arrays: &NodeArrays<'_>, n_features: u32, n_classes: u32)
                     format!("leaf value {v} is not a finite weight >= 0"),
                 ));
             }
-            let sum: f64 = row.iter().sum();
-            if !(sum > 0.0 && sum.is_finite()) {
-                return Err(node_err(i, "leaf values sum to 0: no class distribution"));
-            }
-            // Fractions that are already exact `f32`s (a woodlot tree that went out through
-            // `to_sklearn`) are kept bit for bit; anything else is divided by its sum.
-            let exact = (sum - 1.0).abs() <= 1e-6 && row.iter().all(|v| f64::from(*v as f32) == *v);
-            if exact {
-                leaf_values.extend(row.iter().map(|v| *v as f32));
-            } else {
-                leaf_values.extend(row.iter().map(|v| (v / sum) as f32));
+            let mut start = 0usize;
+            for &width in outputs {
+                let part = &row[start..start + width as usize];
+                start += width as usize;
+                let sum: f64 = part.iter().sum();
+                if !(sum > 0.0 && sum.is_finite()) {
+                    return Err(node_err(i, "leaf values sum to 0: no class distribution"));
+                }
+                // Fractions that are already exact `f32`s (a woodlot tree that went out through
+                // `to_sklearn`) are kept bit for bit; anything else is divided by its sum.
+                let exact =
+                    (sum - 1.0).abs() <= 1e-6 && part.iter().all(|v| f64::from(*v as f32) == *v);
+                if exact {
+                    leaf_values.extend(part.iter().map(|v| *v as f32));
+                } else {
+                    leaf_values.extend(part.iter().map(|v| (v / sum) as f32));
+                }
             }
             nodes.push(Node::leaf(n_leaves));
             n_leaves += 1;
@@ -281,6 +306,7 @@ pub fn forest_from_trees(
     Ok(Forest {
         n_features,
         n_classes,
+        output_classes: Vec::new(),
         params,
         trees,
         oob: None,

@@ -141,6 +141,13 @@ pub fn merge_forests(parts: &[&Forest]) -> Result<Forest> {
                 head.n_classes, f.n_classes
             ));
         }
+        if f.outputs() != head.outputs() {
+            return refuse(format!(
+                "outputs: forest 0 has outputs of {:?} classes, forest {k} of {:?}",
+                head.outputs(),
+                f.outputs()
+            ));
+        }
         let (a, b) = (&head.fit_info, &f.fit_info);
         if a.training_fingerprint != b.training_fingerprint || a.n_samples != b.n_samples {
             return refuse(format!(
@@ -180,6 +187,7 @@ pub fn merge_forests(parts: &[&Forest]) -> Result<Forest> {
     Ok(Forest {
         n_features: head.n_features,
         n_classes: head.n_classes,
+        output_classes: head.output_classes.clone(),
         params,
         trees,
         oob: None,

@@ -6,6 +6,7 @@
 //! - [`from_nodes`]: trees and forests from another library's node arrays (scikit-learn's).
 //! - [`histogram`]: each feature's training histogram, from the fit's bins (for drift).
 //! - [`merge`]: the tree shares of a distributed fit back in order, and merging forests.
+//! - [`outputs`]: multi-output forests: per-output prediction and single-output refusals.
 //! - [`compiled`]: a prediction-only layout for large batches.
 //! - [`predict`]: blocked batch prediction, leaf indices, the single-row path.
 //! - [`predictor`]: the serving handle: plain walk for small batches, compiled layout (cached)
@@ -21,6 +22,7 @@ pub mod from_nodes;
 pub mod histogram;
 pub mod linfa_impl;
 pub mod merge;
+pub mod outputs;
 pub mod params;
 pub mod predict;
 pub mod predictor;
@@ -38,11 +40,13 @@ pub use predictor::{Predictor, COMPILED_MIN_ROWS};
 /// Out-of-bag estimates, recorded when `oob_score` is on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OobEstimate {
-    /// Accuracy of the out-of-bag predictions.
+    /// Accuracy of the out-of-bag predictions (with several outputs, the fraction of rows
+    /// whose every output is right: scikit-learn's subset accuracy).
     pub score: f64,
     /// Number of training samples (rows of `decision_function`).
     pub n_samples: u64,
-    /// `n_samples * n_classes` mean out-of-bag class probabilities; rows never out of bag are 0.
+    /// `n_samples * n_classes` mean out-of-bag class probabilities (every output's side by side
+    /// for a multi-output forest); rows never out of bag are 0.
     pub decision_function: Vec<f64>,
 }
 
@@ -62,8 +66,12 @@ pub struct FitInfo {
 pub struct Forest {
     /// Number of input features.
     pub n_features: u32,
-    /// Number of classes; class codes are `0..n_classes`.
+    /// Number of classes; class codes are `0..n_classes`. For a multi-output forest, the sum
+    /// of every output's class count: leaf rows hold each output's fractions side by side.
     pub n_classes: u32,
+    /// Class count of each output of a multi-output forest (at least two outputs, summing to
+    /// `n_classes`); empty for a single output, the common case.
+    pub output_classes: Vec<u32>,
     /// The hyperparameters the forest was trained with.
     pub params: ForestParams,
     /// The trees, in index order (tree `i` was seeded from `(random_state, i)`).
@@ -79,6 +87,20 @@ pub struct Forest {
 }
 
 impl Forest {
+    /// Class count of each output: `[n_classes]` for a single-output forest.
+    pub fn outputs(&self) -> Vec<u32> {
+        if self.output_classes.is_empty() {
+            vec![self.n_classes]
+        } else {
+            self.output_classes.clone()
+        }
+    }
+
+    /// Whether the forest predicts several outputs at once.
+    pub fn is_multi_output(&self) -> bool {
+        self.output_classes.len() > 1
+    }
+
     /// Impurity-based feature importances: each tree's normalised importances averaged over the
     /// trees that split at least once, then normalised again (scikit-learn's definition).
     pub fn feature_importances(&self) -> Vec<f64> {

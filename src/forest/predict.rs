@@ -188,6 +188,7 @@ impl Forest {
         x: ArrayView2<'_, T>,
         n_threads: usize,
     ) -> Result<Vec<u32>> {
+        self.require_single_output("predict")?;
         Ok(argmax_rows(&self.predict_proba(x, n_threads)?))
     }
 

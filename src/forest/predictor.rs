@@ -89,6 +89,7 @@ impl Predictor {
         x: ArrayView2<'_, T>,
         n_threads: usize,
     ) -> Result<Vec<u32>> {
+        self.forest().require_single_output("predict")?;
         Ok(argmax_rows(&self.predict_proba(x, n_threads)?))
     }
 

@@ -20,7 +20,7 @@
 //! against the file's size ([`Claims`]) before anything is sized from them.
 
 use super::claims::{most_features, Claims, FEATURES_FLOOR};
-use super::header::{seal, Header, HEADER_LEN, MAX_META_LEN, MAX_PAYLOAD_LEN};
+use super::header::{seal, Header, FLAG_MULTI_OUTPUT, HEADER_LEN, MAX_META_LEN, MAX_PAYLOAD_LEN};
 use super::meta::ModelMeta;
 use super::payload;
 use super::validate::validate_forest;
@@ -55,7 +55,11 @@ pub fn encode(forest: &Forest, estimator: &serde_json::Value) -> Result<Vec<u8>>
         )));
     }
     let mut out = Vec::with_capacity(HEADER_LEN + meta.len() + payload.len());
-    out.extend_from_slice(&Header::new(meta_len, payload_len).to_bytes());
+    let mut header = Header::new(meta_len, payload_len);
+    if forest.is_multi_output() {
+        header.flags |= FLAG_MULTI_OUTPUT;
+    }
+    out.extend_from_slice(&header.to_bytes());
     out.extend_from_slice(&meta);
     out.extend_from_slice(&payload);
     seal(&mut out)?;
@@ -96,6 +100,18 @@ pub fn decode(bytes: &[u8]) -> Result<(Forest, ModelMeta)> {
     // The histogram lives in the meta (format 2.1): older readers skip it, and it is checked
     // with the rest of the forest.
     forest.training_histogram = meta.training_histogram.clone();
+    forest.output_classes = meta.output_classes.clone();
+    if (header.flags & FLAG_MULTI_OUTPUT != 0) != forest.is_multi_output() {
+        return Err(WoodlotError::corrupt(format!(
+            "the header's multi-output flag is {} but the meta lists {} outputs",
+            if header.flags & FLAG_MULTI_OUTPUT != 0 {
+                "set"
+            } else {
+                "clear"
+            },
+            forest.outputs().len()
+        )));
+    }
     validate_forest(&forest)?;
     Ok((forest, meta))
 }

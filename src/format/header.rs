@@ -5,7 +5,7 @@
 //!      0     8  magic 0x89 'W' 'D' 'L' '\r' '\n' 0x1a '\n'
 //!      8     2  format major, u16 LE
 //!     10     2  format minor, u16 LE
-//!     12     4  flags, u32 LE (no flag is defined; any set bit is rejected)
+//!     12     4  flags, u32 LE (bit 0: multi-output forest; any other set bit is rejected)
 //!     16     8  meta_len, u64 LE
 //!     24     8  payload_len, u64 LE
 //!     32    32  BLAKE3 of the whole file with these 32 bytes zeroed
@@ -39,8 +39,14 @@ pub const FORMAT_MINOR: u16 = 1;
 /// Length of the fixed header in bytes.
 pub const HEADER_LEN: usize = 64;
 
-/// Flag bits this version understands (none yet). Any other set bit makes a file unreadable.
-pub const KNOWN_FLAGS: u32 = 0;
+/// Set in a file holding a multi-output forest (its meta lists `output_classes`). An older
+/// woodlot would read such a file as one output whose leaf rows do not sum to 1; the flag makes
+/// it refuse the file as needing a newer woodlot instead. Single-output files never set it, so
+/// they are byte-identical to those of earlier versions.
+pub const FLAG_MULTI_OUTPUT: u32 = 1;
+
+/// Flag bits this version understands. Any other set bit makes a file unreadable.
+pub const KNOWN_FLAGS: u32 = FLAG_MULTI_OUTPUT;
 
 /// Largest meta section a reader accepts (1 GiB). Real metas are kilobytes; feature names of a
 /// very wide data set may reach megabytes.
@@ -427,7 +433,13 @@ mod tests {
 
     #[test]
     fn unknown_flags_are_rejected() {
-        for bit in 0..32 {
+        assert!(Header::parse(&{
+            let mut b = file(0, 0, 0);
+            b[12..16].copy_from_slice(&FLAG_MULTI_OUTPUT.to_le_bytes());
+            b
+        })
+        .is_ok_and(|h| h.flags == FLAG_MULTI_OUTPUT));
+        for bit in 1..32 {
             let mut b = file(0, 0, 0);
             b[12..16].copy_from_slice(&(1u32 << bit).to_le_bytes());
             let m = err(&b);

@@ -5,7 +5,9 @@
 //! the Rust core keeps opaque. Unknown fields are ignored, so a later minor version may add
 //! fields without breaking older readers: format 2.1 added `training_histogram` (the
 //! forest's [`TrainingHistogram`], present when the fit recorded one; absent in 2.0 files and for
-//! converted forests), which the decoder hands to the forest and [`validate_forest`] checks.
+//! converted forests), which the decoder hands to the forest and [`validate_forest`] checks;
+//! `output_classes` (each output's class count, multi-output forests only) is handed over and
+//! checked the same way.
 //!
 //! [`validate_forest`]: super::validate_forest
 
@@ -45,6 +47,11 @@ pub struct ModelMeta {
     /// has none, so such a file's meta is byte-identical to 2.0's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub training_histogram: Option<TrainingHistogram>,
+    /// Class count of each output of a multi-output forest (summing to `n_classes`); omitted
+    /// for a single output, so such a file's meta is unchanged. An older reader ignores it and
+    /// then refuses the file, as each leaf row sums to the number of outputs, not 1.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub output_classes: Vec<u32>,
 }
 
 impl ModelMeta {
@@ -72,6 +79,7 @@ impl ModelMeta {
             fit: forest.fit_info.clone(),
             estimator: estimator.clone(),
             training_histogram: forest.training_histogram.clone(),
+            output_classes: forest.output_classes.clone(),
         })
     }
 

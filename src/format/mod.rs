@@ -39,6 +39,8 @@ mod header;
 #[cfg(test)]
 mod hostile_tests;
 mod meta;
+#[cfg(test)]
+mod multi_output_tests;
 mod payload;
 #[cfg(test)]
 mod speed;
@@ -49,8 +51,8 @@ mod validate;
 pub use claims::{most_features, Claims, FEATURES_FLOOR, MAX_DECODE_RATIO};
 pub use file::{decode, digest_hex, encode, read_meta};
 pub use header::{
-    file_checksum, Header, FORMAT_MAJOR, FORMAT_MINOR, HEADER_LEN, KNOWN_FLAGS, MAGIC,
-    MAX_META_LEN, MAX_PAYLOAD_LEN,
+    file_checksum, Header, FLAG_MULTI_OUTPUT, FORMAT_MAJOR, FORMAT_MINOR, HEADER_LEN, KNOWN_FLAGS,
+    MAGIC, MAX_META_LEN, MAX_PAYLOAD_LEN,
 };
 pub use meta::{ModelMeta, CODEC, KIND};
 pub use validate::{validate_forest, LEAF_SUM_TOLERANCE};

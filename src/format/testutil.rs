@@ -53,6 +53,7 @@ pub fn sample_forest() -> Forest {
     Forest {
         n_features: 3,
         n_classes: 3,
+        output_classes: Vec::new(),
         params: ForestParams {
             n_estimators: 2,
             oob_score: true,

@@ -52,6 +52,8 @@ pub fn validate_forest(forest: &Forest) -> Result<()> {
     if forest.trees.is_empty() {
         return Err(WoodlotError::corrupt("forest has no trees"));
     }
+    check_outputs(forest)?;
+    let outputs = forest.outputs();
     let n_samples = usize::try_from(forest.fit_info.n_samples).map_err(|_| {
         WoodlotError::corrupt(format!(
             "fit_info.n_samples {} does not fit this platform",
@@ -104,7 +106,7 @@ pub fn validate_forest(forest: &Forest) -> Result<()> {
         }
     }
     let check = |(t, tree): (usize, &Tree)| {
-        validate_tree(tree, forest.n_features, forest.n_classes)
+        validate_tree(tree, forest.n_features, forest.n_classes, &outputs)
             .map_err(|reason| WoodlotError::corrupt(format!("tree {t} {reason}")))
     };
     let nodes: usize = forest.trees.iter().map(|t| t.nodes.len()).sum();
@@ -161,7 +163,12 @@ fn check_params(
 /// - a leaf's `right` is its row in `leaf_values`; there are exactly `n_leaves * n_classes`
 ///   values, the leaves take the rows in node order (the file stores none), and each row holds
 ///   fractions in `[0, 1]` summing to 1 (within [`LEAF_SUM_TOLERANCE`]).
-fn validate_tree(tree: &Tree, n_features: u32, n_classes: u32) -> std::result::Result<(), String> {
+fn validate_tree(
+    tree: &Tree,
+    n_features: u32,
+    n_classes: u32,
+    outputs: &[u32],
+) -> std::result::Result<(), String> {
     if tree.n_classes != n_classes {
         return Err(format!(
             "has {} classes, the forest {n_classes}",
@@ -320,18 +327,52 @@ fn validate_tree(tree: &Tree, n_features: u32, n_classes: u32) -> std::result::R
             .leaf_values
             .get(row * c..(row + 1) * c)
             .unwrap_or_default();
-        let mut sum = 0.0f64;
-        for v in values {
-            if !(0.0..=1.0).contains(v) {
-                return Err(format!(
-                    "node {i}: leaf value {v} is not a fraction in [0, 1]"
-                ));
+        if let Some(v) = values.iter().find(|v| !(0.0..=1.0).contains(*v)) {
+            return Err(format!(
+                "node {i}: leaf value {v} is not a fraction in [0, 1]"
+            ));
+        }
+        // Each output's fractions sum to 1 on their own (one output: the whole row).
+        let mut start = 0usize;
+        for (j, &width) in outputs.iter().enumerate() {
+            let end = (start + width as usize).min(values.len());
+            let sum: f64 = values[start..end].iter().map(|&v| f64::from(v)).sum();
+            if (sum - 1.0).abs() > LEAF_SUM_TOLERANCE {
+                return Err(if outputs.len() == 1 {
+                    format!("node {i}: leaf values sum to {sum}, not 1")
+                } else {
+                    format!("node {i}: leaf values of output {j} sum to {sum}, not 1")
+                });
             }
-            sum += f64::from(*v);
+            start = end;
         }
-        if (sum - 1.0).abs() > LEAF_SUM_TOLERANCE {
-            return Err(format!("node {i}: leaf values sum to {sum}, not 1"));
-        }
+    }
+    Ok(())
+}
+
+/// A multi-output forest's class counts: at least two outputs, each with a class, summing to
+/// `n_classes` (an empty list is a single output).
+fn check_outputs(forest: &Forest) -> Result<()> {
+    let outputs = &forest.output_classes;
+    if outputs.is_empty() {
+        return Ok(());
+    }
+    if outputs.len() == 1 {
+        return Err(WoodlotError::corrupt(
+            "output_classes lists one output; a single-output forest records none",
+        ));
+    }
+    if outputs.contains(&0) {
+        return Err(WoodlotError::corrupt(format!(
+            "output_classes {outputs:?} has an output without classes"
+        )));
+    }
+    let total: u64 = outputs.iter().map(|&c| u64::from(c)).sum();
+    if total != u64::from(forest.n_classes) {
+        return Err(WoodlotError::corrupt(format!(
+            "output_classes {outputs:?} sum to {total}, but the forest has {} classes",
+            forest.n_classes
+        )));
     }
     Ok(())
 }

@@ -142,6 +142,8 @@ struct DriftWatch {
 fn load(store: &Store, v: u64) -> Result<Loaded> {
     let (m, bytes) = store.read_model(&Ref::Number(v), true)?;
     let (forest, _meta) = format::decode(&bytes)?;
+    // The guard scores one label per row (accuracy, McNemar): multi-output is refused.
+    forest.require_single_output(&format!("guarding version {v}"))?;
     let classes = classes_from_json(&m.model.classes, forest.n_classes as usize)?;
     Ok(Loaded {
         n_features: forest.n_features as usize,

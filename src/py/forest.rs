@@ -19,7 +19,9 @@ use pyo3::types::{PyBytes, PyDict, PyList};
 
 use super::convert::{params_from_dict, slice, with_view, Matrix};
 use super::errors::IntoPyResult;
-use crate::forest::from_nodes::{bootstrap_draws, forest_from_trees, tree_from_nodes, NodeArrays};
+use crate::forest::from_nodes::{
+    bootstrap_draws, forest_from_trees, tree_from_nodes_of_outputs, NodeArrays,
+};
 use crate::forest::predict::argmax_rows;
 use crate::forest::progress::Progress;
 use crate::forest::threads::resolve_n_jobs;
@@ -102,8 +104,10 @@ impl NativeForest {
     /// scikit-learn-named hyperparameters; `n_jobs`: scikit-learn semantics. With `init`, keeps
     /// `init`'s trees and grows new ones up to `params["n_estimators"]` (warm start).
     /// With `progress`, each finished tree bumps its counter (read by `verbose` reporting).
+    /// With `output_classes` (each output's class count, two or more outputs), `y` holds that
+    /// many codes per row, row-major, and `n_classes` is their sum: a multi-output forest.
     #[staticmethod]
-    #[pyo3(signature = (x, y, n_classes, sample_weight=None, params=None, n_jobs=None, init=None, progress=None))]
+    #[pyo3(signature = (x, y, n_classes, sample_weight=None, params=None, n_jobs=None, init=None, progress=None, output_classes=None))]
     #[allow(clippy::too_many_arguments)]
     fn fit(
         py: Python<'_>,
@@ -115,6 +119,7 @@ impl NativeForest {
         n_jobs: Option<i64>,
         init: Option<&Bound<'_, NativeForest>>,
         progress: Option<&Bound<'_, FitProgress>>,
+        output_classes: Option<Vec<u32>>,
     ) -> PyResult<Self> {
         let params = params
             .map(params_from_dict)
@@ -129,6 +134,20 @@ impl NativeForest {
             .transpose()?;
         let init = init.map(|f| Arc::clone(f.get().forest()));
         let progress = progress.map(|p| p.get().0.clone());
+        if let Some(outputs) = output_classes.filter(|o| o.len() > 1) {
+            let total: u64 = outputs.iter().map(|&c| u64::from(c)).sum();
+            if total != n_classes as u64 {
+                return Err(PyValueError::new_err(format!(
+                    "n_classes is {n_classes} but output_classes {outputs:?} sum to {total}"
+                )));
+            }
+            let forest = with_view!(&x, view => py.detach(|| Forest::fit_outputs(
+                init.as_deref(), view, y, &outputs, w, &params, n_threads, progress.as_ref(),
+            )
+            .map(|forest| Predictor::with_threads(forest, n_threads))))
+            .py()?;
+            return Ok(Self { inner: forest });
+        }
         let forest = with_view!(&x, view => py.detach(|| match (&init, &progress) {
             (_, Some(p)) => Forest::fit_with_progress(init.as_deref(), view, y, n_classes, w, &params, n_threads, p),
             (None, None) => Forest::fit(view, y, n_classes, w, &params, n_threads),
@@ -180,6 +199,7 @@ impl NativeForest {
         x: &Bound<'py, PyAny>,
         n_jobs: Option<i64>,
     ) -> PyResult<Bound<'py, PyArray1<u32>>> {
+        self.forest().require_single_output("predict").py()?;
         let x = Matrix::extract(x)?;
         let n_threads = n_threads(n_jobs)?;
         let detach = self.heavy(x.shape().0);
@@ -243,10 +263,16 @@ impl NativeForest {
         self.forest().n_features
     }
 
-    /// Number of classes.
+    /// Number of classes (for a multi-output forest, the sum over outputs).
     #[getter]
     fn n_classes(&self) -> u32 {
         self.forest().n_classes
+    }
+
+    /// Class count of each output: `[n_classes]` for a single-output forest.
+    #[getter]
+    fn output_classes(&self) -> Vec<u32> {
+        self.forest().outputs()
     }
 
     /// Number of nodes of tree `i`.
@@ -333,7 +359,10 @@ impl NativeForest {
     /// `n_samples` the training size. Every array is checked (see `forest::from_nodes`), and
     /// the result passes the model file's structural validation, so it can be saved; bad arrays
     /// raise `ValueError` naming the tree and node.
+    /// With `output_classes` (two or more outputs' class counts, summing to `n_classes`), each
+    /// `value` row holds every output's fractions side by side: a multi-output forest.
     #[staticmethod]
+    #[pyo3(signature = (n_features, n_classes, trees, params, n_samples, output_classes=None))]
     fn from_node_arrays(
         py: Python<'_>,
         n_features: u32,
@@ -341,18 +370,28 @@ impl NativeForest {
         trees: &Bound<'_, PyList>,
         params: &Bound<'_, PyDict>,
         n_samples: u64,
+        output_classes: Option<Vec<u32>>,
     ) -> PyResult<Self> {
+        let outputs = output_classes
+            .filter(|o| o.len() > 1)
+            .unwrap_or_else(|| vec![n_classes]);
         let params = params_from_dict(params)?;
         let mut built = Vec::with_capacity(trees.len());
         for (t, item) in trees.iter().enumerate() {
             let d = item.cast::<PyDict>().map_err(|_| {
                 PyTypeError::new_err(format!("tree {t}: expected a dict of node arrays"))
             })?;
-            let tree = tree_from_dict(py, d, n_features, n_classes)
+            let tree = tree_from_dict(py, d, n_features, n_classes, &outputs)
                 .map_err(|e| PyValueError::new_err(format!("tree {t}: {e}")))?;
             built.push(tree);
         }
         let forest = forest_from_trees(n_features, n_classes, params, built, n_samples)
+            .map(|mut f| {
+                if outputs.len() > 1 {
+                    f.output_classes = outputs.clone();
+                }
+                f
+            })
             .and_then(|f| validate_forest(&f).map(|()| f))
             .py()?;
         Ok(Self::new(forest))
@@ -484,6 +523,7 @@ fn tree_from_dict(
     d: &Bound<'_, PyDict>,
     n_features: u32,
     n_classes: u32,
+    outputs: &[u32],
 ) -> Result<Tree, String> {
     let left = node_array::<i64>(d, "children_left")?;
     let right = node_array::<i64>(d, "children_right")?;
@@ -533,7 +573,7 @@ fn tree_from_dict(
             value.shape()[1]
         ));
     }
-    py.detach(|| tree_from_nodes(&arrays, n_features, n_classes))
+    py.detach(|| tree_from_nodes_of_outputs(&arrays, n_features, n_classes, outputs))
         .map_err(|e| e.to_string())
 }
 

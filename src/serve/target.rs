@@ -114,6 +114,8 @@ impl Watch {
 pub fn load_served(store: &Store, n: u64, generation: u64) -> Result<Served> {
     let started = Instant::now();
     let (manifest, bytes, forest) = store.read_verified_model(&Ref::Number(n))?;
+    // The server answers one label per row: a multi-output model is refused before it serves.
+    forest.require_single_output(&format!("serving version {n}"))?;
     Ok(Served {
         manifest,
         forest,

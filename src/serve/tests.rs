@@ -65,6 +65,7 @@ pub(crate) fn model(t: f32) -> Vec<u8> {
     let forest = Forest {
         n_features: 2,
         n_classes: 2,
+        output_classes: Vec::new(),
         params: ForestParams {
             n_estimators: 1,
             ..ForestParams::default()

@@ -340,6 +340,10 @@ impl Store {
             }
             let bytes = self.read_blob(v, &m.blob, "model")?;
             let (forest, _) = format::decode(&bytes).map_err(|e| about(v, e))?;
+            // Metrics here are one label per row; a multi-output version is refused, naming it.
+            forest
+                .require_single_output(&format!("comparing {}", version_name(v)))
+                .map_err(|e| about(v, e))?;
             classes.push(
                 classes_from_json(&m.model.classes, forest.n_classes as usize)
                     .map_err(|e| about(v, e))?,

@@ -579,6 +579,13 @@ fn after_commit(n: u64, what: &str, e: WoodlotError) -> WoodlotError {
 /// `{"classes": {"dtype": "<i8", "values": [...]}}` and a bare list.
 fn classes_of(estimator: &Value) -> (Value, Value) {
     match estimator.get("classes") {
+        // A multi-output model: one `{dtype, values}` per output, recorded as a list of label
+        // lists and a list of dtypes.
+        Some(Value::Array(a)) if !a.is_empty() && a.iter().all(Value::is_object) => {
+            let each = a.iter().map(classes_of_output);
+            let (values, dtypes): (Vec<Value>, Vec<Value>) = each.unzip();
+            (Value::Array(values), Value::Array(dtypes))
+        }
         Some(Value::Array(a)) => (Value::Array(a.clone()), Value::Null),
         Some(Value::Object(o)) => (
             o.get("values").cloned().unwrap_or(Value::Null),
@@ -586,6 +593,14 @@ fn classes_of(estimator: &Value) -> (Value, Value) {
         ),
         _ => (Value::Null, Value::Null),
     }
+}
+
+/// One output's `{dtype, values}` as `(values, dtype)`.
+fn classes_of_output(output: &Value) -> (Value, Value) {
+    (
+        output.get("values").cloned().unwrap_or(Value::Null),
+        output.get("dtype").cloned().unwrap_or(Value::Null),
+    )
 }
 
 #[cfg(test)]

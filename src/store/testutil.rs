@@ -67,6 +67,7 @@ pub fn forest_with_threshold(t: f32) -> Forest {
     Forest {
         n_features: 2,
         n_classes: 2,
+        output_classes: Vec::new(),
         params: ForestParams {
             n_estimators: 3,
             ..ForestParams::default()

@@ -80,6 +80,11 @@ pub struct TreeBuilder<'a> {
     min_weight_leaf: f64,
     /// Holds a node's right-going samples during a stable partition.
     scratch: Vec<Sample>,
+    /// Class count of each output, their sum `n_classes`: `[n_classes]` for one output. A
+    /// multi-output tree is given each row once per output (same row and weight, the class
+    /// shifted into that output's segment), so a node's class weights are every output's side
+    /// by side, each summing to the node's weight.
+    outputs: Vec<u32>,
 }
 
 impl<'a> TreeBuilder<'a> {
@@ -95,7 +100,28 @@ impl<'a> TreeBuilder<'a> {
             values: Vec::new(),
             total_weight: 0.0,
             min_weight_leaf: 0.0,
+            outputs: vec![n_classes as u32],
         }
+    }
+
+    /// A builder for a multi-output tree: `outputs[j]` classes for output `j`, summing to the
+    /// builder's `n_classes`, with every row given once per output (see the `outputs` field).
+    pub fn with_outputs(mut self, outputs: &[u32]) -> Self {
+        if outputs.len() > 1 {
+            self.outputs = outputs.to_vec();
+            self.splitter = self.splitter.with_outputs(outputs.len() as u32);
+        }
+        self
+    }
+
+    /// Number of outputs: every row appears this many times among the samples.
+    fn n_outputs(&self) -> usize {
+        self.outputs.len()
+    }
+
+    /// A weight summed over a node's class weights (every output's), per row.
+    fn per_row(&self, summed: f64) -> f64 {
+        summed / self.n_outputs() as f64
     }
 
     /// Grows a tree. `samples` is reordered in place.
@@ -105,11 +131,11 @@ impl<'a> TreeBuilder<'a> {
         for s in samples.iter() {
             root_weights[s.class as usize] += s.weight;
         }
-        self.total_weight = root_weights.iter().sum();
+        self.total_weight = self.per_row(root_weights.iter().sum());
         self.min_weight_leaf = self.limits.min_weight_fraction_leaf * self.total_weight;
         let root = self.add_node(
             &root_weights,
-            samples.len() as u32,
+            (samples.len() / self.n_outputs()) as u32,
             (f64::NEG_INFINITY, f64::INFINITY),
         );
         let first = self.plan(root, 0, samples.len(), 0, samples, rng);
@@ -141,19 +167,23 @@ impl<'a> TreeBuilder<'a> {
         if self.limits.ccp_alpha > 0.0 {
             prune_cost_complexity(&mut self.nodes, self.total_weight, self.limits.ccp_alpha);
         }
-        finish(&self.nodes, &self.values, c)
+        finish(&self.nodes, &self.values, &self.outputs)
     }
 
     /// Records a node and its class weights; returns its index.
     fn add_node(&mut self, class_weights: &[f64], n_samples: u32, bounds: (f64, f64)) -> u32 {
-        let weight: f64 = class_weights.iter().sum();
+        let weight = self.per_row(class_weights.iter().sum());
+        let impurity =
+            self.limits
+                .criterion
+                .impurity_of_outputs(class_weights, weight, &self.outputs);
         self.nodes.push(RawNode {
             feature: 0,
             threshold: 0.0,
             left: LEAF,
             right: LEAF,
             missing_left: false,
-            impurity: self.limits.criterion.impurity(class_weights, weight),
+            impurity,
             n_samples,
             weight,
             bounds,
@@ -206,15 +236,19 @@ impl<'a> TreeBuilder<'a> {
         else {
             return pending;
         };
-        let w_left: f64 = split.left_weights.iter().sum();
+        let w_left = self.per_row(split.left_weights.iter().sum());
         let right: Vec<f64> = class_weights
             .iter()
             .zip(&split.left_weights)
             .map(|(t, l)| (t - l).max(0.0))
             .collect();
         let w_right = w - w_left;
-        let imp_left = l.criterion.impurity(&split.left_weights, w_left);
-        let imp_right = l.criterion.impurity(&right, w_right);
+        let imp_left = l
+            .criterion
+            .impurity_of_outputs(&split.left_weights, w_left, &self.outputs);
+        let imp_right = l
+            .criterion
+            .impurity_of_outputs(&right, w_right, &self.outputs);
         let improvement = (w / self.total_weight)
             * (impurity - (w_right / w) * imp_right - (w_left / w) * imp_left);
         if improvement + EPSILON < l.min_impurity_decrease {
@@ -249,8 +283,9 @@ impl<'a> TreeBuilder<'a> {
             .collect();
         let (left_bounds, right_bounds) =
             self.child_bounds(parent, split.feature, &left_weights, &right_weights);
-        let left = self.add_node(&left_weights, (mid - p.start) as u32, left_bounds);
-        let right = self.add_node(&right_weights, (p.end - mid) as u32, right_bounds);
+        let k = self.n_outputs();
+        let left = self.add_node(&left_weights, ((mid - p.start) / k) as u32, left_bounds);
+        let right = self.add_node(&right_weights, ((p.end - mid) / k) as u32, right_bounds);
         let node = &mut self.nodes[parent];
         node.feature = split.feature;
         node.threshold = split.threshold;
@@ -324,8 +359,10 @@ fn partition(
 }
 
 /// Turns the grown (and possibly pruned) nodes into a compact tree in depth-first preorder,
-/// dropping nodes below pruned subtrees and normalising leaf values to class fractions.
-fn finish(nodes: &[RawNode], values: &[f64], c: usize) -> Tree {
+/// dropping nodes below pruned subtrees and normalising leaf values to class fractions (each
+/// output's segment of a leaf row on its own).
+fn finish(nodes: &[RawNode], values: &[f64], outputs: &[u32]) -> Tree {
+    let c: usize = outputs.iter().map(|&k| k as usize).sum();
     let mut out_nodes: Vec<Node> = Vec::with_capacity(nodes.len());
     let mut stats = NodeStats::default();
     let mut leaf_values: Vec<f32> = Vec::new();
@@ -346,7 +383,12 @@ fn finish(nodes: &[RawNode], values: &[f64], c: usize) -> Tree {
         stats.weighted_n_samples.push(r.weight as f32);
         if r.left == LEAF {
             let row = (leaf_values.len() / c) as u32;
-            leaf_values.extend(leaf_fractions(&values[raw * c..(raw + 1) * c], r.bounds));
+            let mut start = raw * c;
+            for &k in outputs {
+                let end = start + k as usize;
+                leaf_values.extend(leaf_fractions(&values[start..end], r.bounds));
+                start = end;
+            }
             out_nodes.push(Node::leaf(row));
         } else {
             // Children are filled in when they are emitted.

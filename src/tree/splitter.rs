@@ -52,6 +52,10 @@ pub struct Splitter {
     bins: [u8; 256],
     left: Vec<f64>,
     right: Vec<f64>,
+    /// Number of outputs whose class weights lie side by side in the histograms: a sample of a
+    /// multi-output tree is stored once per output, so counts and summed weights are this many
+    /// times the node's.
+    n_outputs: u32,
 }
 
 /// The best cut seen so far, kept small: the left child's weights are recomputed once, for the
@@ -86,7 +90,14 @@ impl Splitter {
             bins: [0; 256],
             left: vec![0.0; n_classes],
             right: vec![0.0; n_classes],
+            n_outputs: 1,
         }
+    }
+
+    /// The splitter for a tree of `n_outputs` outputs (see [`Splitter::n_outputs`]'s field).
+    pub fn with_outputs(mut self, n_outputs: u32) -> Self {
+        self.n_outputs = n_outputs.max(1);
+        self
     }
 
     /// Moves a random not-yet-drawn feature to position `drawn` of the pool.
@@ -201,7 +212,11 @@ impl Splitter {
         } else {
             k - 1
         };
-        let min_leaf = limits.min_samples_leaf as u32;
+        // Every row is stored once per output: counts and class weights are that many times
+        // the rows' (exact for one output: scaling by 1 changes nothing).
+        let outputs = self.n_outputs;
+        let per_output = outputs as f64;
+        let min_leaf = (limits.min_samples_leaf as u32).saturating_mul(outputs);
         let cst = limits.monotonic_cst.get(feature).copied().unwrap_or(0);
         for j in 0..cuts {
             let b = self.bins[j];
@@ -226,18 +241,28 @@ impl Splitter {
             }
             n_left += h.count(b);
             let n_right = n_total - n_left;
-            let w_right = node.weight - w_left;
-            if n_left < min_leaf || w_left < search.min_weight_leaf {
+            let w_left_rows = w_left / per_output;
+            let w_right = node.weight - w_left_rows;
+            if n_left < min_leaf || w_left_rows < search.min_weight_leaf {
                 continue;
             }
             if n_right < min_leaf || n_right == 0 || w_right < search.min_weight_leaf {
                 break;
             }
-            if cst != 0 && !monotonic_ok(cst, &self.left, w_left, &self.right, w_right, node.bounds)
+            if cst != 0
+                && !monotonic_ok(
+                    cst,
+                    &self.left,
+                    w_left_rows,
+                    &self.right,
+                    w_right,
+                    node.bounds,
+                )
             {
                 continue;
             }
-            let proxy = crit.proxy(sum_left, w_left, sum_right, w_right);
+            let proxy =
+                crit.proxy_of_outputs(sum_left, w_left_rows, sum_right, w_right, per_output);
             if best.is_none_or(|b| proxy > b.proxy) {
                 *best = Some(BestCut {
                     proxy,

@@ -168,9 +168,13 @@ def test_unsupported_estimators_and_layouts_are_refused_clearly():
         woodlot.from_sklearn(LogisticRegression().fit(X, y))
     with pytest.raises(Exception, match="not fitted"):
         woodlot.from_sklearn(SkForest())
+    # A multi-output forest converts (tests/forest/test_multi_output.py); one whose trees
+    # disagree with its outputs is refused.
     Y = np.column_stack([y, y % 2])
-    with pytest.raises(ValueError, match="outputs"):
-        woodlot.from_sklearn(SkForest(n_estimators=3, random_state=0).fit(X, Y))
+    sk = SkForest(n_estimators=3, random_state=0).fit(X, Y)
+    sk.n_classes_ = [int(c) + 1 for c in sk.n_classes_]
+    with pytest.raises(ValueError, match="labels, n_classes_ is"):
+        woodlot.from_sklearn(sk)
     with pytest.raises(TypeError, match="already a woodlot"):
         woodlot.from_sklearn(RandomForestClassifier(n_estimators=3).fit(X, y))
 

@@ -201,3 +201,13 @@ def test_the_data_goes_to_each_worker_once_before_any_task(dask_client, workers,
             assert sorted(where) == workers, key
     finally:
         release()
+
+
+def test_a_multi_output_fit_on_the_cluster_is_refused_clearly(dask_client, data):
+    X, y, _ = data
+    Y = np.column_stack([y, y[::-1]])
+    with parallel_config(backend="dask"):
+        with pytest.raises(ValueError, match="multi-output y .* cannot be fitted on the joblib"):
+            RandomForestClassifier(n_estimators=6, random_state=0).fit(X, Y)
+    # Outside the engine the same fit runs on the local threads.
+    assert RandomForestClassifier(n_estimators=6, random_state=0).fit(X, Y).n_outputs_ == 2

@@ -206,10 +206,11 @@ def test_column_vector_y_warns_like_sklearn(int_data):
         small_forest().fit(X, y.reshape(-1, 1))
 
 
-def test_multi_output_y_is_refused_clearly(int_data):
+def test_multi_output_y_fits_one_forest_of_every_output(int_data):
+    # The behaviour itself is tested in test_multi_output.py.
     X, y = int_data
-    with pytest.raises(ValueError, match="single output"):
-        small_forest().fit(X, np.c_[y, y])
+    m = small_forest().fit(X, np.c_[y, y])
+    assert m.n_outputs_ == 2 and m.predict(X).shape == (len(X), 2)
 
 
 def test_continuous_y_is_refused(int_data):

@@ -67,6 +67,7 @@ pub(super) fn decode_payload(payload: &[u8], file_len: usize) -> Result<Forest> 
     Ok(Forest {
         n_features: head.n_features,
         n_classes: head.n_classes,
+        output_classes: Vec::new(),
         params: head.params,
         trees,
         oob: head.oob,
