@@ -210,8 +210,15 @@ const NO_GUARD: &str = "no guard is running in this store (or this server follow
                         only a server of `active` does); start one with store.guard(...) or \
                         woodlot serve --guard";
 
-const NO_MODEL: &str = "no verified model is loaded yet; promote a version (or check the \
-                        store) and retry";
+/// The 503 reply while no verified model is served, with the reason the live model gives
+/// (nothing promoted yet, a damaged blob, a multi-output version, ...), so a client and an
+/// operator reading the body see why without the server's log.
+fn no_model(why: &str) -> Reply {
+    error_reply(
+        StatusCode::SERVICE_UNAVAILABLE,
+        &format!("{why}; promote a servable version (or check the store) and retry"),
+    )
+}
 
 /// Counts a request in flight for as long as it lives.
 struct InFlight<'a>(&'a Counters);
@@ -242,7 +249,7 @@ impl App {
         let started = Instant::now();
         // The model this request is answered with, taken once: a swap meanwhile does not
         // change it, so the version header always names the model that scored.
-        let served = self.live.served().ok();
+        let served = self.live.served().map_err(|e| e.to_string());
         let mut resp = match (req.method(), req.uri().path()) {
             (&Method::GET, "/metrics") => {
                 let mut text = self.counters.render(&self.live.status());
@@ -252,15 +259,15 @@ impl App {
                 reply(StatusCode::OK, "text/plain; version=0.0.4", text)
             }
             (&Method::GET, "/ping" | "/health") => match &served {
-                Some(_) => reply(StatusCode::OK, "text/plain", "ok\n"),
-                None => error_reply(StatusCode::SERVICE_UNAVAILABLE, NO_MODEL),
+                Ok(_) => reply(StatusCode::OK, "text/plain", "ok\n"),
+                Err(why) => no_model(why),
             },
             (&Method::GET, "/version") => match &served {
-                Some(s) => json_reply(
+                Ok(s) => json_reply(
                     StatusCode::OK,
                     &serde_json::to_value(&*s.manifest).unwrap_or(Value::Null),
                 ),
-                None => error_reply(StatusCode::SERVICE_UNAVAILABLE, NO_MODEL),
+                Err(why) => no_model(why),
             },
             (&Method::POST, "/invocations") => {
                 self.invocations(req, served.clone(), id.to_str().unwrap_or(""))
@@ -283,7 +290,7 @@ impl App {
             .record(resp.status().as_u16(), started.elapsed().as_secs_f64());
         let h = resp.headers_mut();
         h.insert("x-request-id", id);
-        if let Some(s) = served.filter(|_| !h.contains_key("x-woodlot-version")) {
+        if let Some(s) = served.ok().filter(|_| !h.contains_key("x-woodlot-version")) {
             if let Ok(v) = HeaderValue::from_str(&s.name()) {
                 h.insert("x-woodlot-version", v);
             }
@@ -356,11 +363,12 @@ impl App {
     async fn invocations(
         &self,
         req: Request<Incoming>,
-        served: Option<Arc<Served>>,
+        served: std::result::Result<Arc<Served>, String>,
         request_id: &str,
     ) -> Reply {
-        let Some(served) = served else {
-            return error_reply(StatusCode::SERVICE_UNAVAILABLE, NO_MODEL);
+        let served = match served {
+            Ok(s) => s,
+            Err(why) => return no_model(&why),
         };
         let content_type = req.headers().get(CONTENT_TYPE).map(|v| v.to_str());
         let kind = match content_type {

@@ -262,6 +262,9 @@ def test_the_guard_and_the_server_refuse_a_multi_output_version(wine_two_outputs
         client = Client(server.url)
         status, _, body = client.post_json("/invocations", {"instances": X_test[:2].tolist()})
         assert status == 503 and json.loads(body)["error_code"] == "TEMPORARILY_UNAVAILABLE"
+        assert "needs a single-output forest" in json.loads(body)["message"], body  # the reason, in the body
+        status, _, body = client.get("/ping")
+        assert status == 503 and "needs a single-output forest" in json.loads(body)["message"], body
         assert "serving version 2 needs a single-output forest" in server.status().last_error
 
 
