@@ -149,6 +149,7 @@ def main() -> None:
     ap.add_argument("--rows", default="1,100")
     ap.add_argument("--poll-seconds", type=float, default=1.0)
     ap.add_argument("--moves", type=int, default=6)
+    ap.add_argument("--workers", type=int, default=2, help="woodlot serve's worker threads (p99 on 2 busy cores: try 1)")
     ap.add_argument("--skip-mlflow", action="store_true")
     ap.add_argument("--skip-fastapi", action="store_true")
     args = ap.parse_args()
@@ -179,7 +180,7 @@ def main() -> None:
         port = free_port()
         procs["woodlot"] = subprocess.Popen(
             [sys.executable, "-c", "from woodlot._cli import console_main; console_main()", "serve", "--store", str(root / "models"),
-             "--port", str(port), "--workers", "2", "--poll-seconds", str(args.poll_seconds)],
+             "--port", str(port), "--workers", str(args.workers), "--poll-seconds", str(args.poll_seconds)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         servers["woodlot"] = f"http://127.0.0.1:{port}"
