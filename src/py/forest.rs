@@ -22,9 +22,9 @@ use super::errors::IntoPyResult;
 use crate::forest::from_nodes::{bootstrap_draws, forest_from_trees, tree_from_nodes, NodeArrays};
 use crate::forest::predict::argmax_rows;
 use crate::forest::progress::Progress;
-use crate::forest::threads::resolve_n_jobs;
+use crate::forest::threads::{resolve_n_jobs, run_in_pool};
 use crate::forest::{FitInfo, Forest, Predictor};
-use crate::format::validate_forest;
+use crate::format::{validate_forest, ValidForest};
 use crate::tree::Tree;
 
 /// Below this many row-tree visits a prediction is cheaper than releasing and re-taking the
@@ -37,6 +37,10 @@ const DETACH_MIN_WORK: usize = 4096;
 pub struct NativeForest {
     /// The forest and its compiled layout for large batches (see [`Predictor`]).
     inner: Predictor,
+    /// The same forest when it is known valid (checked after its fit, or loaded from a file):
+    /// saving it skips validating it again. `None` for forests built from other arrays
+    /// (conversion, merge), which are validated when saved.
+    valid: Option<ValidForest>,
 }
 
 impl NativeForest {
@@ -45,6 +49,7 @@ impl NativeForest {
     fn new(forest: Forest) -> Self {
         Self {
             inner: Predictor::new(forest),
+            valid: None,
         }
     }
 
@@ -134,9 +139,19 @@ impl NativeForest {
             (None, None) => Forest::fit(view, y, n_classes, w, &params, n_threads),
             (Some(prev), None) => prev.fit_more(view, y, w, &params, n_threads),
         }
-        .map(|forest| Predictor::with_threads(forest, n_threads))))
+        .map(|forest| {
+            let inner = Predictor::with_threads(forest, n_threads);
+            // Checked once here (a small share of the fit), so that saving it need not: a
+            // forest that fails is simply not marked, and saving it reports why.
+            let forest = Arc::clone(inner.forest());
+            let valid = run_in_pool(n_threads, || ValidForest::check(forest))
+                .ok()
+                .and_then(|checked| checked.ok());
+            (inner, valid)
+        })))
         .py()?;
-        Ok(Self { inner: forest })
+        let (inner, valid) = forest;
+        Ok(Self { inner, valid })
     }
 
     /// Checks scikit-learn-named hyperparameters for `n_samples` x `n_features` data with
@@ -415,9 +430,11 @@ impl NativeForest {
     ) -> PyResult<Bound<'py, PyBytes>> {
         let estimator: serde_json::Value = serde_json::from_str(estimator_json)
             .map_err(|e| PyValueError::new_err(format!("estimator_json is not valid JSON: {e}")))?;
-        let forest = self.forest();
         let bytes = py
-            .detach(|| crate::format::encode(forest, &estimator))
+            .detach(|| match &self.valid {
+                Some(valid) => crate::format::encode_valid(valid, &estimator),
+                None => crate::format::encode(self.forest(), &estimator),
+            })
             .py()?;
         Ok(PyBytes::new(py, &bytes))
     }
@@ -427,12 +444,16 @@ impl NativeForest {
     #[staticmethod]
     fn from_bytes(py: Python<'_>, data: &[u8]) -> PyResult<(Self, String)> {
         // The prediction layout is built here, without the GIL, so no first batch pays for it.
-        let (inner, meta) = py
-            .detach(|| crate::format::decode(data).map(|(f, m)| (Predictor::new(f), m)))
+        let loaded = py
+            .detach(|| crate::format::decode_for_prediction(data))
             .py()?;
-        let meta =
-            serde_json::to_string(&meta).map_err(|e| PyValueError::new_err(e.to_string()))?;
-        Ok((Self { inner }, meta))
+        let meta = serde_json::to_string(&loaded.meta)
+            .map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let native = Self {
+            inner: loaded.predictor,
+            valid: Some(loaded.valid),
+        };
+        Ok((native, meta))
     }
 
     /// Pickles as its model file.
