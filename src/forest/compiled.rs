@@ -337,6 +337,147 @@ fn compile_tree(
     n_classes: usize,
     mode: LeafMode,
 ) -> Result<FastTree, Refusal> {
+    match compile_preordered(tree, n_features, n_classes, mode) {
+        Some(result) => result,
+        None => compile_by_walk(tree, n_features, n_classes, mode),
+    }
+}
+
+/// [`compile_by_walk`]'s result for a tree whose nodes are in plain depth-first preorder (a
+/// split's left child is the next node, its right child the node after its left subtree, the
+/// root's subtree every node: every fitted and every decoded tree), in two sequential passes
+/// instead of a walk that hops between the hot and cold sides: a backward pass sizes every
+/// subtree, a forward pass gives each node its place (a split's hot child right after it, its
+/// cold child after the hot subtree) and writes it there. `None` for any other tree, which
+/// then takes the walk.
+fn compile_preordered(
+    tree: &Tree,
+    n_features: usize,
+    n_classes: usize,
+    mode: LeafMode,
+) -> Option<Result<FastTree, Refusal>> {
+    let votes = mode == LeafMode::Votes;
+    let c = n_classes;
+    let n = tree.nodes.len();
+    // (Without classes the walk gives every leaf row 0; such a forest takes the walk.)
+    if n == 0 || c == 0 || u32::try_from(n).is_err() {
+        return None;
+    }
+    // Backward: one past each subtree's last node, and (for a table) its number of leaves.
+    let mut end = vec![0u32; n];
+    let mut leaves = if votes { Vec::new() } else { vec![0u32; n] };
+    for i in (0..n).rev() {
+        let node = &tree.nodes[i];
+        if node.is_leaf() {
+            end[i] = i as u32 + 1;
+            if !votes {
+                leaves[i] = 1;
+            }
+            continue;
+        }
+        let (l, r) = (node.left as usize, node.right as usize);
+        if l != i + 1 || r >= n || l >= n || end[l] as usize != r {
+            return None;
+        }
+        end[i] = end[r];
+        if !votes {
+            leaves[i] = leaves[l] + leaves[r];
+        }
+    }
+    if end[0] as usize != n {
+        return None;
+    }
+    Some(place_preordered(tree, n_features, c, votes, &end, &leaves))
+}
+
+/// The forward pass of [`compile_preordered`]: `end` and `leaves` are its subtree sizes.
+fn place_preordered(
+    tree: &Tree,
+    n_features: usize,
+    c: usize,
+    votes: bool,
+    end: &[u32],
+    leaves: &[u32],
+) -> Result<FastTree, Refusal> {
+    let n = tree.nodes.len();
+    let samples = |i: usize| tree.stats.n_samples.get(i).copied().unwrap_or(0);
+    let empty = FastNode {
+        threshold: 0.0,
+        word: 0,
+        next: 0,
+    };
+    let mut nodes = vec![empty; n];
+    // Each node's place, and (for a table) its first leaf's row, set by its parent.
+    let mut place = vec![0u32; n];
+    let mut first_row = if votes { Vec::new() } else { vec![0u32; n] };
+    let mut leaf_values = if votes {
+        Vec::new()
+    } else {
+        let rows = *leaves.first().unwrap_or(&0) as usize;
+        vec![0f32; rows.checked_mul(c).ok_or(Refusal::Malformed)?]
+    };
+    for (i, node) in tree.nodes.iter().enumerate() {
+        let at = place[i] as usize;
+        if node.is_leaf() {
+            let row = node.right as usize;
+            let values = tree
+                .leaf_values
+                .get(row * c..(row + 1) * c)
+                .ok_or(Refusal::Malformed)?;
+            let next = if votes {
+                pure_class(values).ok_or(Refusal::Impure)?
+            } else {
+                let rank = first_row[i] as usize;
+                leaf_values
+                    .get_mut(rank * c..(rank + 1) * c)
+                    .ok_or(Refusal::Malformed)?
+                    .copy_from_slice(values);
+                first_row[i]
+            };
+            nodes[at] = FastNode {
+                threshold: f32::from_bits(i as u32),
+                word: LEAF_BIT,
+                next,
+            };
+            continue;
+        }
+        if node.feature as usize >= n_features {
+            return Err(Refusal::Malformed);
+        }
+        let (l, r) = (node.left as usize, node.right as usize);
+        let hot_left = samples(l) >= samples(r);
+        let (hot, cold) = if hot_left { (l, r) } else { (r, l) };
+        let hot_size = end[hot] - hot as u32;
+        place[hot] = at as u32 + 1;
+        place[cold] = at as u32 + 1 + hot_size;
+        if !votes {
+            first_row[hot] = first_row[i];
+            first_row[cold] = first_row[i] + leaves[hot];
+        }
+        let word = node.feature
+            | if node.missing_left {
+                MISSING_LEFT_BIT
+            } else {
+                0
+            }
+            | if hot_left { HOT_LEFT_BIT } else { 0 };
+        nodes[at] = FastNode {
+            threshold: node.threshold,
+            word,
+            next: place[cold],
+        };
+    }
+    Ok(FastTree { nodes, leaf_values })
+}
+
+/// [`compile_tree`] for any tree: a walk from the root, hot child first, that refuses what
+/// it cannot lay out.
+fn compile_by_walk(
+    tree: &Tree,
+    n_features: usize,
+    n_classes: usize,
+    mode: LeafMode,
+) -> Result<FastTree, Refusal> {
     let votes = mode == LeafMode::Votes;
     let c = n_classes;
     let n = tree.nodes.len();
@@ -671,6 +812,85 @@ mod tests {
         let mut malformed = pure.clone();
         malformed.trees[2].nodes[0].right = 0;
         assert!(CompiledTree::new(&malformed.trees[2], 5, 3).is_none());
+    }
+
+    /// The same tree with every split's right subtree stored before its left one: a valid
+    /// tree, but not in the preorder `compile_preordered` takes.
+    fn right_first(tree: &Tree) -> Tree {
+        let mut out = tree.clone();
+        out.nodes.clear();
+        let mut stats = tree.stats.clone();
+        stats.n_samples.clear();
+        stats.impurity.clear();
+        stats.weighted_n_samples.clear();
+        // (original node, new parent, whether it is the parent's left child)
+        let mut stack = vec![(0usize, None::<(usize, bool)>)];
+        while let Some((i, parent)) = stack.pop() {
+            let id = out.nodes.len() as u32;
+            if let Some((p, is_left)) = parent {
+                if is_left {
+                    out.nodes[p].left = id;
+                } else {
+                    out.nodes[p].right = id;
+                }
+            }
+            out.nodes.push(tree.nodes[i]);
+            stats.n_samples.push(tree.stats.n_samples[i]);
+            stats.impurity.push(tree.stats.impurity[i]);
+            stats
+                .weighted_n_samples
+                .push(tree.stats.weighted_n_samples[i]);
+            let node = tree.nodes[i];
+            if !node.is_leaf() {
+                let p = id as usize;
+                stack.push((node.left as usize, Some((p, true))));
+                stack.push((node.right as usize, Some((p, false))));
+            }
+        }
+        out.stats = stats;
+        out
+    }
+
+    /// The two-pass layout of a preorder tree is the walk's, node for node, in both leaf
+    /// modes; a tree in another order takes the walk and still predicts the same.
+    #[test]
+    fn preordered_trees_are_laid_out_as_the_walk_lays_them_out() {
+        let mut compared = 0;
+        for (case, classes) in [2u32, 3, 5].into_iter().enumerate() {
+            let (x, y) = noisy(700, 5, classes, case as u64 + 3);
+            let rows: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+            for max_depth in [None, Some(4)] {
+                let params = ForestParams {
+                    n_estimators: 6,
+                    max_depth,
+                    ..Default::default()
+                };
+                let forest = Forest::fit(x.view(), &y, classes as usize, None, &params, 2).unwrap();
+                let c = classes as usize;
+                for tree in &forest.trees {
+                    for mode in [LeafMode::Votes, LeafMode::Table] {
+                        let fast = compile_preordered(tree, 5, c, mode).expect("in preorder");
+                        assert_eq!(fast, compile_by_walk(tree, 5, c, mode));
+                        compared += 1;
+                    }
+                    let reordered = right_first(tree);
+                    if reordered.nodes.len() > 1 {
+                        assert!(compile_preordered(&reordered, 5, c, LeafMode::Table).is_none());
+                    }
+                }
+                let mut other = forest.clone();
+                other.trees = forest.trees.iter().map(right_first).collect();
+                let compiled = CompiledForest::new(&other).unwrap();
+                let mut out = vec![0.0; 700 * c];
+                compiled.predict_proba_into(&rows, &mut out, 1.0 / other.trees.len() as f64);
+                let want = plain(&forest, &rows, 5);
+                assert!(out
+                    .iter()
+                    .zip(&want)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()));
+            }
+        }
+        assert!(compared >= 60, "{compared}");
     }
 
     #[test]
