@@ -65,6 +65,56 @@ struct FastTree {
 /// leaves' memory (and a hostile model file's decode footprint) for no speed.
 pub const MAX_TABLE_CLASSES: usize = 256;
 
+/// One tree in the compiled layout, made on its own (so a decoder can compile each tree in the
+/// task that decoded it) and assembled into a forest by [`CompiledForest::from_trees`]. Its
+/// leaves hold class votes when the tree's own leaves are all pure, else fraction-table rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompiledTree {
+    tree: FastTree,
+    votes: bool,
+}
+
+impl CompiledTree {
+    /// Compiles `tree` of a forest of `n_features` features and `n_classes` classes; `None`
+    /// on a tree [`CompiledForest::new`] refuses (too many features, malformed, or impure
+    /// with more than [`MAX_TABLE_CLASSES`] classes).
+    pub fn new(tree: &Tree, n_features: usize, n_classes: usize) -> Option<Self> {
+        if n_features > FEATURE_MASK as usize {
+            return None;
+        }
+        // Votes first (the common, fully grown case); the first impure leaf switches to a
+        // fraction table for this tree.
+        match compile_tree(tree, n_features, n_classes, LeafMode::Votes) {
+            Ok(tree) => Some(Self { tree, votes: true }),
+            // A forest of so many classes with an impure leaf keeps the plain walk (see
+            // MAX_TABLE_CLASSES): no table is copied for it.
+            Err(Refusal::Impure) if n_classes > MAX_TABLE_CLASSES => None,
+            Err(Refusal::Impure) => compile_tree(tree, n_features, n_classes, LeafMode::Table)
+                .ok()
+                .map(|tree| Self { tree, votes: false }),
+            Err(Refusal::Malformed) => None,
+        }
+    }
+}
+
+/// What a compiled leaf holds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum LeafMode {
+    /// Its class: every leaf must be pure.
+    Votes,
+    /// Its row in the tree's fraction table.
+    Table,
+}
+
+/// Why [`compile_tree`] gave up on a tree.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Refusal {
+    /// A leaf is not pure (only in [`LeafMode::Votes`]).
+    Impure,
+    /// The tree is not well formed.
+    Malformed,
+}
+
 /// A forest compiled for batch prediction. Build it once per fitted forest and reuse it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CompiledForest {
@@ -81,23 +131,44 @@ impl CompiledForest {
     /// feature out of range, a missing leaf row); callers then use the plain walk. Runs on the
     /// current rayon pool, never panics.
     pub fn new(forest: &Forest) -> Option<Self> {
-        let n_features = forest.n_features as usize;
-        if n_features > FEATURE_MASK as usize {
-            return None;
-        }
-        let n_classes = forest.n_classes as usize;
-        let votes = forest
+        let (n_features, n_classes) = (forest.n_features as usize, forest.n_classes as usize);
+        let pieces = forest
             .trees
             .par_iter()
-            .all(|t| has_pure_leaves(t, n_classes));
+            .map(|t| CompiledTree::new(t, n_features, n_classes))
+            .collect();
+        Self::from_trees(forest, pieces)
+    }
+
+    /// Assembles the layout of `forest` from its trees compiled one by one ([`CompiledTree`],
+    /// `pieces[k]` from `forest.trees[k]`, e.g. each while its tree was decoded); `None` as
+    /// [`CompiledForest::new`]. When some trees are pure and others not, the pure ones are
+    /// compiled again with a fraction table (their one-hot rows), so every tree adds the same
+    /// kind of leaf. Runs on the current rayon pool.
+    pub fn from_trees(forest: &Forest, pieces: Vec<Option<CompiledTree>>) -> Option<Self> {
+        let n_features = forest.n_features as usize;
+        let n_classes = forest.n_classes as usize;
+        if n_features > FEATURE_MASK as usize || pieces.len() != forest.trees.len() {
+            return None;
+        }
+        let pieces = pieces.into_iter().collect::<Option<Vec<_>>>()?;
+        let votes = n_classes > 0 && pieces.iter().all(|p| p.votes);
         if !votes && n_classes > MAX_TABLE_CLASSES {
             return None;
         }
-        let trees = forest
-            .trees
-            .par_iter()
-            .map(|t| compile_tree(t, n_features, n_classes, votes))
-            .collect::<Option<Vec<_>>>()?;
+        let trees = if votes {
+            pieces.into_iter().map(|p| p.tree).collect()
+        } else {
+            pieces
+                .into_par_iter()
+                .zip(forest.trees.par_iter())
+                .map(|(piece, tree)| match piece.votes {
+                    false => Ok(piece.tree),
+                    true => compile_tree(tree, n_features, n_classes, LeafMode::Table),
+                })
+                .collect::<Result<Vec<_>, Refusal>>()
+                .ok()?
+        };
         Some(Self {
             n_features,
             n_classes,
@@ -244,19 +315,170 @@ fn walk_lanes<const K: usize>(
     }
 }
 
-/// Whether every leaf's fractions are exactly one `1.0` and otherwise `0.0`.
-fn has_pure_leaves(tree: &Tree, n_classes: usize) -> bool {
-    n_classes > 0
-        && tree.leaf_values.len().is_multiple_of(n_classes)
-        && tree.leaf_values.chunks_exact(n_classes).all(|row| {
-            row.iter().all(|&v| v == 0.0 || v == 1.0)
-                && row.iter().filter(|&&v| v == 1.0).count() == 1
-        })
+/// The class of a pure leaf row (exactly one `1.0`, every other value `0.0`), else `None`.
+fn pure_class(row: &[f32]) -> Option<u32> {
+    let mut class = None;
+    for (i, &v) in row.iter().enumerate() {
+        if v == 1.0 && class.is_none() {
+            class = Some(i as u32);
+        } else if v != 0.0 {
+            return None;
+        }
+    }
+    class
 }
 
-/// Re-lays one tree in hot-first depth-first preorder. `None` on a malformed tree: a child not
-/// after its parent or outside the tree, a feature out of range, a leaf row out of range.
-fn compile_tree(tree: &Tree, n_features: usize, n_classes: usize, votes: bool) -> Option<FastTree> {
+/// Re-lays one tree in hot-first depth-first preorder. Refuses a malformed tree (a child not
+/// after its parent or outside the tree, a feature out of range, a leaf row out of range) and,
+/// for votes, an impure leaf.
+fn compile_tree(
+    tree: &Tree,
+    n_features: usize,
+    n_classes: usize,
+    mode: LeafMode,
+) -> Result<FastTree, Refusal> {
+    match compile_preordered(tree, n_features, n_classes, mode) {
+        Some(result) => result,
+        None => compile_by_walk(tree, n_features, n_classes, mode),
+    }
+}
+
+/// [`compile_by_walk`]'s result for a tree whose nodes are in plain depth-first preorder (a
+/// split's left child is the next node, its right child the node after its left subtree, the
+/// root's subtree every node: every fitted and every decoded tree), in two sequential passes
+/// instead of a walk that hops between the hot and cold sides: a backward pass sizes every
+/// subtree, a forward pass gives each node its place (a split's hot child right after it, its
+/// cold child after the hot subtree) and writes it there. `None` for any other tree, which
+/// then takes the walk.
+fn compile_preordered(
+    tree: &Tree,
+    n_features: usize,
+    n_classes: usize,
+    mode: LeafMode,
+) -> Option<Result<FastTree, Refusal>> {
+    let votes = mode == LeafMode::Votes;
+    let c = n_classes;
+    let n = tree.nodes.len();
+    // (Without classes the walk gives every leaf row 0; such a forest takes the walk.)
+    if n == 0 || c == 0 || u32::try_from(n).is_err() {
+        return None;
+    }
+    // Backward: one past each subtree's last node, and (for a table) its number of leaves.
+    let mut end = vec![0u32; n];
+    let mut leaves = if votes { Vec::new() } else { vec![0u32; n] };
+    for i in (0..n).rev() {
+        let node = &tree.nodes[i];
+        if node.is_leaf() {
+            end[i] = i as u32 + 1;
+            if !votes {
+                leaves[i] = 1;
+            }
+            continue;
+        }
+        let (l, r) = (node.left as usize, node.right as usize);
+        if l != i + 1 || r >= n || l >= n || end[l] as usize != r {
+            return None;
+        }
+        end[i] = end[r];
+        if !votes {
+            leaves[i] = leaves[l] + leaves[r];
+        }
+    }
+    if end[0] as usize != n {
+        return None;
+    }
+    Some(place_preordered(tree, n_features, c, votes, &end, &leaves))
+}
+
+/// The forward pass of [`compile_preordered`]: `end` and `leaves` are its subtree sizes.
+fn place_preordered(
+    tree: &Tree,
+    n_features: usize,
+    c: usize,
+    votes: bool,
+    end: &[u32],
+    leaves: &[u32],
+) -> Result<FastTree, Refusal> {
+    let n = tree.nodes.len();
+    let samples = |i: usize| tree.stats.n_samples.get(i).copied().unwrap_or(0);
+    let empty = FastNode {
+        threshold: 0.0,
+        word: 0,
+        next: 0,
+    };
+    let mut nodes = vec![empty; n];
+    // Each node's place, and (for a table) its first leaf's row, set by its parent.
+    let mut place = vec![0u32; n];
+    let mut first_row = if votes { Vec::new() } else { vec![0u32; n] };
+    let mut leaf_values = if votes {
+        Vec::new()
+    } else {
+        let rows = *leaves.first().unwrap_or(&0) as usize;
+        vec![0f32; rows.checked_mul(c).ok_or(Refusal::Malformed)?]
+    };
+    for (i, node) in tree.nodes.iter().enumerate() {
+        let at = place[i] as usize;
+        if node.is_leaf() {
+            let row = node.right as usize;
+            let values = tree
+                .leaf_values
+                .get(row * c..(row + 1) * c)
+                .ok_or(Refusal::Malformed)?;
+            let next = if votes {
+                pure_class(values).ok_or(Refusal::Impure)?
+            } else {
+                let rank = first_row[i] as usize;
+                leaf_values
+                    .get_mut(rank * c..(rank + 1) * c)
+                    .ok_or(Refusal::Malformed)?
+                    .copy_from_slice(values);
+                first_row[i]
+            };
+            nodes[at] = FastNode {
+                threshold: f32::from_bits(i as u32),
+                word: LEAF_BIT,
+                next,
+            };
+            continue;
+        }
+        if node.feature as usize >= n_features {
+            return Err(Refusal::Malformed);
+        }
+        let (l, r) = (node.left as usize, node.right as usize);
+        let hot_left = samples(l) >= samples(r);
+        let (hot, cold) = if hot_left { (l, r) } else { (r, l) };
+        let hot_size = end[hot] - hot as u32;
+        place[hot] = at as u32 + 1;
+        place[cold] = at as u32 + 1 + hot_size;
+        if !votes {
+            first_row[hot] = first_row[i];
+            first_row[cold] = first_row[i] + leaves[hot];
+        }
+        let word = node.feature
+            | if node.missing_left {
+                MISSING_LEFT_BIT
+            } else {
+                0
+            }
+            | if hot_left { HOT_LEFT_BIT } else { 0 };
+        nodes[at] = FastNode {
+            threshold: node.threshold,
+            word,
+            next: place[cold],
+        };
+    }
+    Ok(FastTree { nodes, leaf_values })
+}
+
+/// [`compile_tree`] for any tree: a walk from the root, hot child first, that refuses what
+/// it cannot lay out.
+fn compile_by_walk(
+    tree: &Tree,
+    n_features: usize,
+    n_classes: usize,
+    mode: LeafMode,
+) -> Result<FastTree, Refusal> {
+    let votes = mode == LeafMode::Votes;
     let c = n_classes;
     let n = tree.nodes.len();
     let mut nodes: Vec<FastNode> = Vec::with_capacity(n);
@@ -271,24 +493,25 @@ fn compile_tree(tree: &Tree, n_features: usize, n_classes: usize, votes: bool) -
         // Children point strictly forward (checked below), so each node is reached at most
         // once per parent and the walk ends; this bounds it even for a malformed tree.
         if nodes.len() >= n {
-            return None;
+            return Err(Refusal::Malformed);
         }
         let id = nodes.len();
         if let Some(p) = cold_of {
-            nodes[p].next = u32::try_from(id).ok()?;
+            nodes[p].next = u32::try_from(id).map_err(|_| Refusal::Malformed)?;
         }
-        let node = tree.nodes.get(i)?;
-        let original = u32::try_from(i).ok()?;
+        let node = tree.nodes.get(i).ok_or(Refusal::Malformed)?;
+        let original = u32::try_from(i).map_err(|_| Refusal::Malformed)?;
         if node.is_leaf() {
             let values = tree
                 .leaf_values
-                .get(node.right as usize * c..(node.right as usize + 1) * c)?;
+                .get(node.right as usize * c..(node.right as usize + 1) * c)
+                .ok_or(Refusal::Malformed)?;
             let next = if votes {
-                values.iter().position(|&v| v == 1.0)? as u32
+                pure_class(values).ok_or(Refusal::Impure)?
             } else {
                 let row = leaf_values.len() / c.max(1);
                 leaf_values.extend_from_slice(values);
-                u32::try_from(row).ok()?
+                u32::try_from(row).map_err(|_| Refusal::Malformed)?
             };
             nodes.push(FastNode {
                 threshold: f32::from_bits(original),
@@ -298,7 +521,7 @@ fn compile_tree(tree: &Tree, n_features: usize, n_classes: usize, votes: bool) -
         } else {
             let (l, r) = (node.left as usize, node.right as usize);
             if node.feature as usize >= n_features || l <= i || r <= i || l >= n || r >= n {
-                return None;
+                return Err(Refusal::Malformed);
             }
             let hot_left = samples(l) >= samples(r);
             let (hot, cold) = if hot_left { (l, r) } else { (r, l) };
@@ -318,7 +541,7 @@ fn compile_tree(tree: &Tree, n_features: usize, n_classes: usize, votes: bool) -
             stack.push((hot, None));
         }
     }
-    Some(FastTree { nodes, leaf_values })
+    Ok(FastTree { nodes, leaf_values })
 }
 
 #[cfg(test)]
@@ -544,6 +767,130 @@ mod tests {
         }
         // Both leaf kinds were exercised: vote forests and fraction-table forests.
         assert!(checked.0 >= 3 && checked.1 >= 3, "{checked:?}");
+    }
+
+    /// Trees compiled one by one and assembled give the forest's layout; a forest mixing pure
+    /// and impure trees gets fraction tables for all of them and stays bit-identical.
+    #[test]
+    fn a_forest_of_pure_and_impure_trees_compiles_tree_by_tree() {
+        let (x, y) = noisy(600, 5, 3, 7);
+        let fit = |params: ForestParams| Forest::fit(x.view(), &y, 3, None, &params, 2).unwrap();
+        let pure = fit(ForestParams {
+            n_estimators: 4,
+            ..Default::default()
+        });
+        let shallow = fit(ForestParams {
+            n_estimators: 3,
+            max_depth: Some(3),
+            ..Default::default()
+        });
+        let mut mixed = pure.clone();
+        mixed.trees.extend(shallow.trees.iter().cloned());
+        mixed.trees.swap(1, 5);
+        let rows: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+        for (forest, votes) in [(&pure, true), (&shallow, false), (&mixed, false)] {
+            let pieces = forest
+                .trees
+                .iter()
+                .map(|t| CompiledTree::new(t, 5, 3))
+                .collect();
+            let assembled = CompiledForest::from_trees(forest, pieces).unwrap();
+            let compiled = CompiledForest::new(forest).unwrap();
+            assert_eq!(assembled, compiled);
+            assert_eq!(compiled.uses_votes(), votes);
+            let mut out = vec![0.0; 600 * 3];
+            compiled.predict_proba_into(&rows, &mut out, 1.0 / forest.trees.len() as f64);
+            let want = plain(forest, &rows, 5);
+            assert!(out
+                .iter()
+                .zip(&want)
+                .all(|(a, b)| a.to_bits() == b.to_bits()));
+        }
+        // Pieces that do not belong to the forest's trees are refused, not walked.
+        let wrong = vec![CompiledTree::new(&pure.trees[0], 5, 3)];
+        assert!(CompiledForest::from_trees(&pure, wrong).is_none());
+        let mut malformed = pure.clone();
+        malformed.trees[2].nodes[0].right = 0;
+        assert!(CompiledTree::new(&malformed.trees[2], 5, 3).is_none());
+    }
+
+    /// The same tree with every split's right subtree stored before its left one: a valid
+    /// tree, but not in the preorder `compile_preordered` takes.
+    fn right_first(tree: &Tree) -> Tree {
+        let mut out = tree.clone();
+        out.nodes.clear();
+        let mut stats = tree.stats.clone();
+        stats.n_samples.clear();
+        stats.impurity.clear();
+        stats.weighted_n_samples.clear();
+        // (original node, new parent, whether it is the parent's left child)
+        let mut stack = vec![(0usize, None::<(usize, bool)>)];
+        while let Some((i, parent)) = stack.pop() {
+            let id = out.nodes.len() as u32;
+            if let Some((p, is_left)) = parent {
+                if is_left {
+                    out.nodes[p].left = id;
+                } else {
+                    out.nodes[p].right = id;
+                }
+            }
+            out.nodes.push(tree.nodes[i]);
+            stats.n_samples.push(tree.stats.n_samples[i]);
+            stats.impurity.push(tree.stats.impurity[i]);
+            stats
+                .weighted_n_samples
+                .push(tree.stats.weighted_n_samples[i]);
+            let node = tree.nodes[i];
+            if !node.is_leaf() {
+                let p = id as usize;
+                stack.push((node.left as usize, Some((p, true))));
+                stack.push((node.right as usize, Some((p, false))));
+            }
+        }
+        out.stats = stats;
+        out
+    }
+
+    /// The two-pass layout of a preorder tree is the walk's, node for node, in both leaf
+    /// modes; a tree in another order takes the walk and still predicts the same.
+    #[test]
+    fn preordered_trees_are_laid_out_as_the_walk_lays_them_out() {
+        let mut compared = 0;
+        for (case, classes) in [2u32, 3, 5].into_iter().enumerate() {
+            let (x, y) = noisy(700, 5, classes, case as u64 + 3);
+            let rows: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+            for max_depth in [None, Some(4)] {
+                let params = ForestParams {
+                    n_estimators: 6,
+                    max_depth,
+                    ..Default::default()
+                };
+                let forest = Forest::fit(x.view(), &y, classes as usize, None, &params, 2).unwrap();
+                let c = classes as usize;
+                for tree in &forest.trees {
+                    for mode in [LeafMode::Votes, LeafMode::Table] {
+                        let fast = compile_preordered(tree, 5, c, mode).expect("in preorder");
+                        assert_eq!(fast, compile_by_walk(tree, 5, c, mode));
+                        compared += 1;
+                    }
+                    let reordered = right_first(tree);
+                    if reordered.nodes.len() > 1 {
+                        assert!(compile_preordered(&reordered, 5, c, LeafMode::Table).is_none());
+                    }
+                }
+                let mut other = forest.clone();
+                other.trees = forest.trees.iter().map(right_first).collect();
+                let compiled = CompiledForest::new(&other).unwrap();
+                let mut out = vec![0.0; 700 * c];
+                compiled.predict_proba_into(&rows, &mut out, 1.0 / other.trees.len() as f64);
+                let want = plain(&forest, &rows, 5);
+                assert!(out
+                    .iter()
+                    .zip(&want)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()));
+            }
+        }
+        assert!(compared >= 60, "{compared}");
     }
 
     #[test]

@@ -72,19 +72,19 @@ impl Forest {
     /// Runs `per_block(first_row, rows, buffer, out_block)` over blocks of `x`, in parallel on
     /// `n_threads` threads when there is more than one block.
     #[allow(clippy::too_many_arguments)]
-    fn for_each_block<T: FeatureValue>(
+    fn for_each_block<T: FeatureValue, O: Send>(
         &self,
         x: ArrayView2<'_, T>,
-        out: &mut [f64],
+        out: &mut [O],
         width: usize,
         block_rows: usize,
         n_threads: usize,
-        per_block: impl Fn(&[f32], &mut [f64]) + Sync,
+        per_block: impl Fn(&[f32], &mut [O]) + Sync,
     ) -> Result<()> {
         self.check_features(&x)?;
         let n = x.nrows();
         let f = x.ncols();
-        let run = |(b, chunk): (usize, &mut [f64])| -> Result<()> {
+        let run = |(b, chunk): (usize, &mut [O])| -> Result<()> {
             let rows = chunk.len() / width.max(1);
             let mut buf = Vec::with_capacity(rows * f);
             gather_rows(x, b * block_rows, rows, &mut buf)?;
@@ -168,18 +168,12 @@ impl Forest {
         n_threads: usize,
     ) -> Result<Array2<i64>> {
         let t = self.trees.len();
-        let mut out = vec![0.0f64; x.nrows() * t];
+        let mut out = vec![0i64; x.nrows() * t];
         let chunk = compiled_chunk_rows(x.nrows(), n_threads);
         self.for_each_block(x, &mut out, t, chunk, n_threads, |buf, block| {
-            let mut ids = vec![0i64; block.len()];
-            compiled.apply_into(buf, &mut ids);
-            for (d, s) in block.iter_mut().zip(ids) {
-                *d = s as f64;
-            }
+            compiled.apply_into(buf, block);
         })?;
-        let leaves = out.into_iter().map(|v| v as i64).collect();
-        Array2::from_shape_vec((x.nrows(), t), leaves)
-            .map_err(|e| WoodlotError::input(e.to_string()))
+        Array2::from_shape_vec((x.nrows(), t), out).map_err(|e| WoodlotError::input(e.to_string()))
     }
 
     /// Class code of the highest mean probability for each row (the first on ties).
@@ -201,8 +195,7 @@ impl Forest {
     ) -> Result<Array2<i64>> {
         let t = self.trees.len();
         let f = self.n_features as usize;
-        // Leaf indices travel as f64 through the shared block runner: exact below 2^53.
-        let mut out = vec![0.0f64; x.nrows() * t];
+        let mut out = vec![0i64; x.nrows() * t];
         self.for_each_block(x, &mut out, t, BLOCK_ROWS, n_threads, |buf, block| {
             let rows = block.len() / t.max(1);
             let mut leaves = vec![0u32; rows];
@@ -210,13 +203,11 @@ impl Forest {
             for (k, tree) in self.trees.iter().enumerate() {
                 tree.leaves_of_block(buf, f, &mut leaves, &mut active);
                 for (&leaf, dst) in leaves.iter().zip(block.chunks_exact_mut(t)) {
-                    dst[k] = leaf as f64;
+                    dst[k] = i64::from(leaf);
                 }
             }
         })?;
-        let leaves = out.into_iter().map(|v| v as i64).collect();
-        Array2::from_shape_vec((x.nrows(), t), leaves)
-            .map_err(|e| WoodlotError::input(e.to_string()))
+        Array2::from_shape_vec((x.nrows(), t), out).map_err(|e| WoodlotError::input(e.to_string()))
     }
 }
 

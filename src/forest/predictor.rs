@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use ndarray::{Array2, ArrayView2};
 
-use super::compiled::CompiledForest;
+use super::compiled::{CompiledForest, CompiledTree};
 use super::predict::argmax_rows;
 use super::threads::{available_cores, run_in_pool};
 use super::Forest;
@@ -49,6 +49,19 @@ impl Predictor {
                 .ok()
                 .flatten()
         };
+        Self { forest, compiled }
+    }
+
+    /// Wraps `forest` with the layout assembled from its trees compiled one by one, where
+    /// `pieces[k]` is [`CompiledTree::new`] of `forest.trees[k]` (the model-file decoder
+    /// compiles each tree in the task that decoded it). Call it on the pool that should do the
+    /// work: a forest mixing pure and impure trees recompiles the pure ones in parallel.
+    pub(crate) fn from_compiled_trees(
+        forest: impl Into<Arc<Forest>>,
+        pieces: Vec<Option<CompiledTree>>,
+    ) -> Self {
+        let forest = forest.into();
+        let compiled = CompiledForest::from_trees(&forest, pieces);
         Self { forest, compiled }
     }
 

@@ -23,9 +23,15 @@ use super::claims::{most_features, Claims, FEATURES_FLOOR};
 use super::header::{seal, Header, FLAG_MULTI_OUTPUT, HEADER_LEN, MAX_META_LEN, MAX_PAYLOAD_LEN};
 use super::meta::ModelMeta;
 use super::payload;
-use super::validate::validate_forest;
+use super::valid::ValidForest;
+use super::validate::{
+    in_parallel, tree_error, validate_forest, validate_forest_head, validate_tree,
+};
 use crate::error::{Result, WoodlotError};
-use crate::forest::Forest;
+use crate::forest::compiled::CompiledTree;
+use crate::forest::{Forest, Predictor};
+use crate::tree::Tree;
+use std::sync::Arc;
 
 /// Encodes `forest` as a model file, with `estimator` (a JSON object: classes, their dtype,
 /// feature names, params) as the Python face recorded in the meta.
@@ -39,6 +45,17 @@ pub fn encode(forest: &Forest, estimator: &serde_json::Value) -> Result<Vec<u8>>
         }
         other => other,
     })?;
+    encode_checked(forest, estimator)
+}
+
+/// [`encode`] of a forest known to be valid ([`ValidForest`]), which skips validating it again:
+/// the same bytes.
+pub fn encode_valid(forest: &ValidForest, estimator: &serde_json::Value) -> Result<Vec<u8>> {
+    encode_checked(forest.forest(), estimator)
+}
+
+/// [`encode`] after its validation.
+fn encode_checked(forest: &Forest, estimator: &serde_json::Value) -> Result<Vec<u8>> {
     let meta = ModelMeta::for_forest(forest, estimator)?.to_json()?;
     let payload = payload::encode_payload(forest)?;
     // usize -> u64 widens on every target Rust supports.
@@ -96,9 +113,17 @@ pub fn decode(bytes: &[u8]) -> Result<(Forest, ModelMeta)> {
     }
     .check(bytes.len(), payload.len())?;
     let mut forest = payload::decode_payload(payload, bytes.len())?;
-    meta.check_matches(&forest)?;
-    // The histogram lives in the meta (format 2.1): older readers skip it, and it is checked
-    // with the rest of the forest.
+    adopt_meta(&header, &meta, &mut forest)?;
+    validate_forest(&forest)?;
+    Ok((forest, meta))
+}
+
+/// What the meta holds of a decoded forest, handed over once the two agree: the training
+/// histogram (format 2.1; older readers skip it) and a multi-output forest's class counts,
+/// which must agree with the header's multi-output flag. Both are checked with the rest of the
+/// forest.
+fn adopt_meta(header: &Header, meta: &ModelMeta, forest: &mut Forest) -> Result<()> {
+    meta.check_matches(forest)?;
     forest.training_histogram = meta.training_histogram.clone();
     forest.output_classes = meta.output_classes.clone();
     if (header.flags & FLAG_MULTI_OUTPUT != 0) != forest.is_multi_output() {
@@ -112,8 +137,65 @@ pub fn decode(bytes: &[u8]) -> Result<(Forest, ModelMeta)> {
             forest.outputs().len()
         )));
     }
-    validate_forest(&forest)?;
-    Ok((forest, meta))
+    Ok(())
+}
+
+/// A model file decoded for serving: its forest ready to predict, the proof that it is valid
+/// (so saving it again skips the check), and its meta.
+#[derive(Debug)]
+pub struct LoadedModel {
+    /// The forest with its prediction layout built.
+    pub predictor: Predictor,
+    /// The same forest, validated.
+    pub valid: ValidForest,
+    /// The file's meta.
+    pub meta: ModelMeta,
+}
+
+/// [`decode`], then the prediction layout ([`Predictor`]), with every check of `decode` and
+/// the same first error for any input. Each tree is validated and compiled in the parallel
+/// task that decodes it, while its arrays are in that core's cache, instead of in two more
+/// passes over the whole forest; a tree's failed validation is reported only after the checks
+/// `decode` runs before validating trees (every tree decodes, the meta agrees, the forest's own
+/// facts pass), so the first error is `decode`'s.
+pub fn decode_for_prediction(bytes: &[u8]) -> Result<LoadedModel> {
+    let (header, meta) = checked_meta(bytes)?;
+    let (_, payload) = header.sections(bytes)?;
+    Claims {
+        n_features: meta.n_features,
+        n_classes: meta.n_classes,
+        n_trees: u64::from(meta.n_trees),
+    }
+    .check(bytes.len(), payload.len())?;
+    // Each output's part of a leaf row sums to 1: the meta's outputs (checked against the
+    // forest before any tree's failure is reported), or one output of every class.
+    let check_and_compile = |t: usize, tree: &Tree, n_features: u32, n_classes: u32| {
+        let outputs = if meta.output_classes.is_empty() {
+            vec![n_classes]
+        } else {
+            meta.output_classes.clone()
+        };
+        validate_tree(tree, n_features, n_classes, &outputs)
+            .map_err(|reason| tree_error(t, reason))?;
+        Ok(CompiledTree::new(
+            tree,
+            n_features as usize,
+            n_classes as usize,
+        ))
+    };
+    let (mut forest, checked) =
+        payload::decode_payload_with(payload, bytes.len(), &check_and_compile)?;
+    adopt_meta(&header, &meta, &mut forest)?;
+    validate_forest_head(&forest)?;
+    // The first failed tree in tree order, as `validate_forest` reports it.
+    let pieces = checked.into_iter().collect::<Result<Vec<_>>>()?;
+    let forest = Arc::new(forest);
+    let predictor = in_parallel(|| Predictor::from_compiled_trees(Arc::clone(&forest), pieces))?;
+    Ok(LoadedModel {
+        predictor,
+        valid: ValidForest::validated_by_decoder(forest),
+        meta,
+    })
 }
 
 /// Reads only the header and meta of a model file (for listings), after the header checks and
@@ -152,11 +234,88 @@ mod tests {
     }
 
     fn reason(bytes: &[u8]) -> String {
-        match decode(bytes) {
+        let m = match decode(bytes) {
             Err(WoodlotError::CorruptModel(m)) => m,
             Err(other) => panic!("expected CorruptModel, got {other:?}"),
             Ok(_) => panic!("expected an error, the file decoded"),
+        };
+        // The serving decoder refuses every such file with the same first error.
+        match decode_for_prediction(bytes) {
+            Err(WoodlotError::CorruptModel(fused)) => assert_eq!(fused, m),
+            other => panic!("decode says {m:?}, decode_for_prediction {other:?}"),
         }
+        m
+    }
+
+    /// `decode_for_prediction` gives what `decode` then `Predictor::new` give, or the same
+    /// first error.
+    fn assert_same_as_decode(bytes: &[u8]) -> bool {
+        match (decode(bytes), decode_for_prediction(bytes)) {
+            (Ok((forest, meta)), Ok(loaded)) => {
+                assert_eq!(**loaded.valid.forest(), forest);
+                assert!(Arc::ptr_eq(
+                    loaded.valid.forest(),
+                    loaded.predictor.forest()
+                ));
+                assert_eq!(loaded.meta, meta);
+                assert_eq!(
+                    loaded.predictor.compiled(),
+                    Predictor::new(forest).compiled()
+                );
+                true
+            }
+            (Err(a), Err(b)) => {
+                assert_eq!(a.to_string(), b.to_string());
+                false
+            }
+            (a, b) => panic!("decode gave {a:?}, decode_for_prediction {b:?}"),
+        }
+    }
+
+    #[test]
+    fn decoding_for_prediction_agrees_with_decode_on_every_tampered_byte() {
+        let bytes = encoded();
+        assert!(assert_same_as_decode(&bytes));
+        let limit = 1 << 20;
+        let mut accepted = 0;
+        let mut check = |copy: &mut Vec<u8>| {
+            reseal(copy);
+            let (same, peak) = largest_allocation_during(|| assert_same_as_decode(copy));
+            assert!(
+                peak <= limit,
+                "a tampered file allocated {peak} bytes at once"
+            );
+            accepted += usize::from(same);
+        };
+        for i in HEADER_LEN..bytes.len() {
+            for bit in 0..8 {
+                let mut copy = bytes.clone();
+                copy[i] ^= 1 << bit;
+                check(&mut copy);
+            }
+            let mut copy = bytes.clone();
+            copy[i] = 0xff;
+            check(&mut copy);
+        }
+        assert!(accepted > 0, "some flips decode to another valid forest");
+    }
+
+    /// A forest known valid saves to the bytes `encode` writes after checking it.
+    #[test]
+    fn encode_valid_writes_the_bytes_encode_writes() {
+        let forest = Arc::new(sample_forest());
+        let valid = crate::format::ValidForest::check(Arc::clone(&forest)).unwrap();
+        assert_eq!(encode_valid(&valid, &estimator()).unwrap(), encoded());
+        let loaded = decode_for_prediction(&encoded()).unwrap();
+        assert_eq!(
+            encode_valid(&loaded.valid, &estimator()).unwrap(),
+            encoded()
+        );
+        // The check is validate_forest's.
+        let mut broken = sample_forest();
+        broken.trees[0].nodes[2].left = 1;
+        let e = crate::format::ValidForest::check(Arc::new(broken)).unwrap_err();
+        assert!(e.to_string().contains("tree 0 node 2"), "{e}");
     }
 
     #[test]

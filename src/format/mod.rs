@@ -28,6 +28,9 @@
 //!   from its depth-first preorder.
 //! - `bounded`: the serde adapter that keeps bincode from allocating claimed lengths.
 //! - [`validate_forest`] (`validate`): the structural checks, also usable on in-memory forests.
+//! - [`ValidForest`] (`valid`): a forest known to pass them, saved without checking again
+//!   ([`encode_valid`]); [`decode_for_prediction`] gives one with the forest's prediction
+//!   layout, each tree decoded, validated and compiled in one parallel task.
 //!
 //! Every failed check is [`WoodlotError::CorruptModel`](crate::error::WoodlotError) with a
 //! reason a person can act on; no input makes these functions panic.
@@ -46,13 +49,17 @@ mod payload;
 mod speed;
 #[cfg(test)]
 mod testutil;
+mod valid;
 mod validate;
 
 pub use claims::{most_features, Claims, FEATURES_FLOOR, MAX_DECODE_RATIO};
-pub use file::{decode, digest_hex, encode, read_meta};
+pub use file::{
+    decode, decode_for_prediction, digest_hex, encode, encode_valid, read_meta, LoadedModel,
+};
 pub use header::{
     file_checksum, Header, FLAG_MULTI_OUTPUT, FORMAT_MAJOR, FORMAT_MINOR, HEADER_LEN, KNOWN_FLAGS,
     MAGIC, MAX_META_LEN, MAX_PAYLOAD_LEN,
 };
 pub use meta::{ModelMeta, CODEC, KIND};
+pub use valid::ValidForest;
 pub use validate::{validate_forest, LEAF_SUM_TOLERANCE};

@@ -4,7 +4,9 @@
 use ndarray::Array2;
 use serde_json::json;
 
-use super::{decode, encode, file_checksum, validate_forest, FLAG_MULTI_OUTPUT};
+use super::{
+    decode, decode_for_prediction, encode, file_checksum, validate_forest, FLAG_MULTI_OUTPUT,
+};
 use crate::forest::{Forest, ForestParams};
 use crate::rng::Rng;
 
@@ -86,5 +88,33 @@ fn a_multi_output_file_sets_the_header_flag_and_it_must_agree_with_the_meta() {
     assert!(
         err.contains("multi-output flag is clear but the meta lists 2 outputs"),
         "{err}"
+    );
+}
+
+#[test]
+fn loading_for_prediction_checks_each_outputs_leaf_sums_as_decode_does() {
+    let (forest, x) = multi_output_forest();
+    let mut bytes = encode(&forest, &json!({})).unwrap();
+    let loaded = decode_for_prediction(&bytes).unwrap();
+    assert_eq!(loaded.meta.output_classes, vec![3, 2]);
+    assert_eq!(
+        loaded.predictor.predict_proba(x.view(), 1).unwrap(),
+        forest.predict_proba(x.view(), 1).unwrap()
+    );
+    // The meta's outputs split where the leaf fractions do not ([2, 3] for [3, 2]), resealed:
+    // the per-tree check inside the parallel decode refuses it with decode's own reason.
+    let text = b"\"output_classes\":[3,2]";
+    let at = bytes
+        .windows(text.len())
+        .position(|w| w == text)
+        .expect("the meta lists the outputs");
+    bytes[at + text.len() - 4..at + text.len() - 1].copy_from_slice(b"2,3");
+    let sum = file_checksum(&bytes).unwrap();
+    bytes[32..64].copy_from_slice(&sum);
+    let by_decode = decode(&bytes).unwrap_err().to_string();
+    assert!(by_decode.contains("of output 0 sum to"), "{by_decode}");
+    assert_eq!(
+        decode_for_prediction(&bytes).unwrap_err().to_string(),
+        by_decode
     );
 }

@@ -6,7 +6,10 @@ use std::time::Instant;
 
 use super::header::Header;
 use super::meta::ModelMeta;
-use super::{decode, encode, file_checksum, payload, validate_forest};
+use super::{
+    decode, decode_for_prediction, encode, encode_valid, file_checksum, payload, validate_forest,
+    ValidForest,
+};
 use crate::forest::{Forest, ForestParams, Predictor};
 
 /// Best of `runs` wall times of `f`, in milliseconds.
@@ -74,10 +77,14 @@ fn load_and_save_phases() {
         let (f, _) = decode(&bytes).unwrap();
         Predictor::new(f);
     });
+    let fused = best_ms(runs, &mut || {
+        decode_for_prediction(&bytes).unwrap();
+    });
     println!(
         "load: checksum {checksum:.1} ms, meta {meta:.1} ms, payload {payload:.1} ms, \
          validate {validate:.1} ms, layout {layout:.1} ms; decode {whole:.1} ms, \
-         decode + layout {load:.1} ms"
+         decode + layout {load:.1} ms, decode_for_prediction (each tree decoded, validated \
+         and compiled in one task) {fused:.1} ms"
     );
     let est = model_meta.estimator.clone();
     let check = best_ms(runs, &mut || validate_forest(&forest).unwrap());
@@ -96,8 +103,13 @@ fn load_and_save_phases() {
     let whole = best_ms(runs, &mut || {
         encode(&forest, &est).unwrap();
     });
+    let valid = ValidForest::check(std::sync::Arc::clone(&forest)).unwrap();
+    let known_valid = best_ms(runs, &mut || {
+        encode_valid(&valid, &est).unwrap();
+    });
     println!(
         "save: validate {check:.1} ms, meta {meta_json:.1} ms, payload {payload:.1} ms, \
-         checksum {seal:.1} ms; encode {whole:.1} ms"
+         checksum {seal:.1} ms; encode {whole:.1} ms, encode_valid (known valid) \
+         {known_valid:.1} ms"
     );
 }

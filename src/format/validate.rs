@@ -43,6 +43,38 @@ pub(super) const PARALLEL_MIN_NODES: usize = 1 << 16;
 ///
 /// `params.n_estimators` need not equal the number of trees (warm start may differ).
 pub fn validate_forest(forest: &Forest) -> Result<()> {
+    validate_forest_head(forest)?;
+    let outputs = forest.outputs();
+    let check = |(t, tree): (usize, &Tree)| {
+        validate_tree(tree, forest.n_features, forest.n_classes, &outputs)
+            .map_err(|reason| tree_error(t, reason))
+    };
+    let nodes: usize = forest.trees.iter().map(|t| t.nodes.len()).sum();
+    if nodes >= PARALLEL_MIN_NODES {
+        // Trees are independent; the first failure in tree order is reported, as sequentially.
+        let failure = in_parallel(|| {
+            forest
+                .trees
+                .par_iter()
+                .enumerate()
+                .map(check)
+                .find_first(|r| r.is_err())
+        })?;
+        failure.unwrap_or(Ok(()))
+    } else {
+        forest.trees.iter().enumerate().try_for_each(check)
+    }
+}
+
+/// The error [`validate_forest`] gives when tree `t` fails [`validate_tree`] with `reason`.
+pub(super) fn tree_error(t: usize, reason: String) -> WoodlotError {
+    WoodlotError::corrupt(format!("tree {t} {reason}"))
+}
+
+/// Every check of [`validate_forest`] but the trees' own ([`validate_tree`]), in the same
+/// order: a decoder that checks each tree as it decodes it runs this, then reports the first
+/// failed tree, and so fails with the same first error as `validate_forest`.
+pub(super) fn validate_forest_head(forest: &Forest) -> Result<()> {
     if forest.n_features == 0 {
         return Err(WoodlotError::corrupt("forest has n_features = 0"));
     }
@@ -53,7 +85,6 @@ pub fn validate_forest(forest: &Forest) -> Result<()> {
         return Err(WoodlotError::corrupt("forest has no trees"));
     }
     check_outputs(forest)?;
-    let outputs = forest.outputs();
     let n_samples = usize::try_from(forest.fit_info.n_samples).map_err(|_| {
         WoodlotError::corrupt(format!(
             "fit_info.n_samples {} does not fit this platform",
@@ -105,25 +136,34 @@ pub fn validate_forest(forest: &Forest) -> Result<()> {
             return Err(WoodlotError::corrupt(format!("oob score is {}", oob.score)));
         }
     }
-    let check = |(t, tree): (usize, &Tree)| {
-        validate_tree(tree, forest.n_features, forest.n_classes, &outputs)
-            .map_err(|reason| WoodlotError::corrupt(format!("tree {t} {reason}")))
-    };
-    let nodes: usize = forest.trees.iter().map(|t| t.nodes.len()).sum();
-    if nodes >= PARALLEL_MIN_NODES {
-        // Trees are independent; the first failure in tree order is reported, as sequentially.
-        let failure = in_parallel(|| {
-            forest
-                .trees
-                .par_iter()
-                .enumerate()
-                .map(check)
-                .find_first(|r| r.is_err())
-        })?;
-        failure.unwrap_or(Ok(()))
-    } else {
-        forest.trees.iter().enumerate().try_for_each(check)
+    Ok(())
+}
+
+/// A multi-output forest's class counts: at least two outputs, each with a class, summing to
+/// `n_classes` (an empty list is a single output).
+fn check_outputs(forest: &Forest) -> Result<()> {
+    let outputs = &forest.output_classes;
+    if outputs.is_empty() {
+        return Ok(());
     }
+    if outputs.len() == 1 {
+        return Err(WoodlotError::corrupt(
+            "output_classes lists one output; a single-output forest records none",
+        ));
+    }
+    if outputs.contains(&0) {
+        return Err(WoodlotError::corrupt(format!(
+            "output_classes {outputs:?} has an output without classes"
+        )));
+    }
+    let total: u64 = outputs.iter().map(|&c| u64::from(c)).sum();
+    if total != u64::from(forest.n_classes) {
+        return Err(WoodlotError::corrupt(format!(
+            "output_classes {outputs:?} sum to {total}, but the forest has {} classes",
+            forest.n_classes
+        )));
+    }
+    Ok(())
 }
 
 /// Hyperparameters must be ones `fit` would accept.
@@ -163,7 +203,105 @@ fn check_params(
 /// - a leaf's `right` is its row in `leaf_values`; there are exactly `n_leaves * n_classes`
 ///   values, the leaves take the rows in node order (the file stores none), and each row holds
 ///   fractions in `[0, 1]` summing to 1 (within [`LEAF_SUM_TOLERANCE`]).
-fn validate_tree(
+pub(super) fn validate_tree(
+    tree: &Tree,
+    n_features: u32,
+    n_classes: u32,
+    outputs: &[u32],
+) -> std::result::Result<(), String> {
+    // One pass that only says yes or no; a tree it doubts gets every check in order, for the
+    // first failure's reason (and has the last word: the fast pass is never more lenient).
+    if passes_every_check(tree, n_features, n_classes, outputs) {
+        return Ok(());
+    }
+    check_in_order(tree, n_features, n_classes, outputs)
+}
+
+/// Whether `tree` passes every check of [`validate_tree`], in one pass over its nodes: a valid
+/// tree is answered at the cost of reading it once, with no allocation but a stack as deep as
+/// the tree. Conservative: `true` only if [`check_in_order`] would return `Ok`.
+///
+/// Why one pass suffices for the structure: in depth-first preorder, the node after a split
+/// is its left child, and the node after a leaf is the right child of the innermost split whose
+/// left subtree that leaf closes (the top of a stack of pending right children). Requiring both
+/// at every node, and the stack empty exactly at the last node, makes every node but the root
+/// the child of exactly one split, reached from the root, with children pointing forward inside
+/// the array and each right child following its left subtree: passes 1 and 2 of
+/// [`check_in_order`]. Leaves are met in node order, so `right == rank` is pass 3's row rule.
+fn passes_every_check(tree: &Tree, n_features: u32, n_classes: u32, outputs: &[u32]) -> bool {
+    let n = tree.nodes.len();
+    let s = &tree.stats;
+    let c = n_classes as usize;
+    if tree.n_classes != n_classes
+        || n == 0
+        || u32::try_from(n - 1).is_err()
+        || s.impurity.len() != n
+        || s.n_samples.len() != n
+        || s.weighted_n_samples.len() != n
+    {
+        return false;
+    }
+    let stats_ok = s.impurity.iter().all(|v| v.is_finite())
+        && s.weighted_n_samples
+            .iter()
+            .all(|v| v.is_finite() && *v >= 0.0);
+    if !stats_ok {
+        return false;
+    }
+    let mut pending: Vec<u32> = Vec::new();
+    let mut rank = 0usize;
+    for (i, node) in tree.nodes.iter().enumerate() {
+        let next = i + 1;
+        if node.is_leaf() {
+            if node.feature != 0 || node.threshold.to_bits() != 0 || node.missing_left {
+                return false;
+            }
+            if node.right as usize != rank {
+                return false;
+            }
+            let Some(values) = tree.leaf_values.get(rank * c..(rank + 1) * c) else {
+                return false;
+            };
+            if values.iter().any(|v| !(0.0..=1.0).contains(v)) {
+                return false;
+            }
+            // Each output's fractions sum to 1 on their own (one output: the whole row).
+            let mut start = 0usize;
+            for &width in outputs {
+                let end = (start + width as usize).min(values.len());
+                let sum: f64 = values[start..end].iter().map(|&v| f64::from(v)).sum();
+                if (sum - 1.0).abs() > LEAF_SUM_TOLERANCE {
+                    return false;
+                }
+                start = end;
+            }
+            rank += 1;
+            // The next node is the innermost pending right child, or there is none.
+            match pending.pop() {
+                Some(right) if right as usize == next => {}
+                None if next == n => {}
+                _ => return false,
+            }
+        } else {
+            let right = node.right as usize;
+            if node.left as usize != next
+                || next >= n
+                || right <= next
+                || right >= n
+                || node.feature >= n_features
+                || node.threshold.is_nan()
+                || node.threshold == f32::NEG_INFINITY
+            {
+                return false;
+            }
+            pending.push(node.right);
+        }
+    }
+    pending.is_empty() && rank.checked_mul(c) == Some(tree.leaf_values.len())
+}
+
+/// Every check of [`validate_tree`], pass by pass; the error names the first failure.
+fn check_in_order(
     tree: &Tree,
     n_features: u32,
     n_classes: u32,
@@ -350,33 +488,6 @@ fn validate_tree(
     Ok(())
 }
 
-/// A multi-output forest's class counts: at least two outputs, each with a class, summing to
-/// `n_classes` (an empty list is a single output).
-fn check_outputs(forest: &Forest) -> Result<()> {
-    let outputs = &forest.output_classes;
-    if outputs.is_empty() {
-        return Ok(());
-    }
-    if outputs.len() == 1 {
-        return Err(WoodlotError::corrupt(
-            "output_classes lists one output; a single-output forest records none",
-        ));
-    }
-    if outputs.contains(&0) {
-        return Err(WoodlotError::corrupt(format!(
-            "output_classes {outputs:?} has an output without classes"
-        )));
-    }
-    let total: u64 = outputs.iter().map(|&c| u64::from(c)).sum();
-    if total != u64::from(forest.n_classes) {
-        return Err(WoodlotError::corrupt(format!(
-            "output_classes {outputs:?} sum to {total}, but the forest has {} classes",
-            forest.n_classes
-        )));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -407,6 +518,93 @@ mod tests {
             right,
             missing_left: false,
         }
+    }
+
+    /// The one-pass check answers exactly as the pass-by-pass one, on valid trees and on
+    /// thousands of single and double damages to them (pointers, rows, fields, values, stats).
+    #[test]
+    fn the_fast_check_agrees_with_every_check_in_order() {
+        use crate::rng::Rng;
+        let n = 300;
+        let mut rng = Rng::new(5);
+        let x = ndarray::Array2::from_shape_fn((n, 4), |_| (rng.unit_f64() * 20.0).round());
+        let y: Vec<u32> = (0..n).map(|i| (i % 3) as u32).collect();
+        let mut trees: Vec<Tree> = sample_forest().trees;
+        for max_depth in [None, Some(3)] {
+            let params = ForestParams {
+                n_estimators: 3,
+                max_depth,
+                ..Default::default()
+            };
+            let fitted = Forest::fit(x.view(), &y, 3, None, &params, 1).unwrap();
+            trees.extend(fitted.trees);
+        }
+        let same = |t: &Tree, nf: u32| {
+            let fast = passes_every_check(t, nf, 3, &[3]);
+            let full = check_in_order(t, nf, 3, &[3]);
+            assert_eq!(fast, full.is_ok(), "fast {fast}, in order {full:?}");
+            fast
+        };
+        let nf = 4;
+        let (mut valid, mut refused) = (0, 0);
+        for base in &trees {
+            assert!(same(base, nf));
+            for _ in 0..400 {
+                let mut t = base.clone();
+                for _ in 0..1 + rng.below(2) {
+                    let len = t.nodes.len().min(t.stats.n_samples.len()) as u64;
+                    if len == 0 || t.leaf_values.is_empty() {
+                        break;
+                    }
+                    let i = rng.below(len) as usize;
+                    let pick = rng.below(len + 2) as u32;
+                    match rng.below(12) {
+                        0 => t.nodes[i].left = pick,
+                        1 => t.nodes[i].right = pick,
+                        2 => t.nodes[i].feature = rng.below(6) as u32,
+                        3 => {
+                            t.nodes[i].threshold =
+                                [f32::NAN, f32::NEG_INFINITY, 0.0, 1.5][rng.below(4) as usize]
+                        }
+                        4 => t.nodes[i].missing_left ^= true,
+                        5 => t.stats.impurity[i] = [f32::INFINITY, 0.25][rng.below(2) as usize],
+                        6 => {
+                            t.stats.weighted_n_samples[i] =
+                                [-1.0, f32::NAN, 3.0][rng.below(3) as usize]
+                        }
+                        7 => {
+                            let k = rng.below(t.leaf_values.len() as u64) as usize;
+                            t.leaf_values[k] =
+                                [0.5, 1.0, 0.0, f32::NAN, 1.2][rng.below(5) as usize];
+                        }
+                        8 => {
+                            let j = rng.below(len) as usize;
+                            t.nodes.swap(i, j);
+                        }
+                        9 => {
+                            t.nodes.truncate(i.max(1));
+                        }
+                        10 => {
+                            t.leaf_values.pop();
+                        }
+                        _ => {
+                            t.stats.n_samples.pop();
+                        }
+                    }
+                }
+                if same(&t, nf) {
+                    valid += 1;
+                } else {
+                    refused += 1;
+                }
+                // A narrower forest refuses the splits on the last feature.
+                same(&t, 3);
+            }
+        }
+        assert!(
+            valid > 100 && refused > 1000,
+            "{valid} valid, {refused} refused"
+        );
     }
 
     #[test]

@@ -24,9 +24,9 @@ use crate::forest::from_nodes::{
 };
 use crate::forest::predict::argmax_rows;
 use crate::forest::progress::Progress;
-use crate::forest::threads::resolve_n_jobs;
+use crate::forest::threads::{resolve_n_jobs, run_in_pool};
 use crate::forest::{FitInfo, Forest, Predictor};
-use crate::format::validate_forest;
+use crate::format::{validate_forest, ValidForest};
 use crate::tree::Tree;
 
 /// Below this many row-tree visits a prediction is cheaper than releasing and re-taking the
@@ -39,6 +39,10 @@ const DETACH_MIN_WORK: usize = 4096;
 pub struct NativeForest {
     /// The forest and its compiled layout for large batches (see [`Predictor`]).
     inner: Predictor,
+    /// The same forest when it is known valid (checked after its fit, or loaded from a file):
+    /// saving it skips validating it again. `None` for forests built from other arrays
+    /// (conversion, merge), which are validated when saved.
+    valid: Option<ValidForest>,
 }
 
 impl NativeForest {
@@ -47,6 +51,7 @@ impl NativeForest {
     fn new(forest: Forest) -> Self {
         Self {
             inner: Predictor::new(forest),
+            valid: None,
         }
     }
 
@@ -68,6 +73,18 @@ impl NativeForest {
     fn heavy(&self, n_rows: usize) -> bool {
         n_rows.saturating_mul(self.forest().trees.len()) >= DETACH_MIN_WORK
     }
+}
+
+/// A fitted forest ready to predict, and its proof of validity: checked once here (a small
+/// share of the fit), so that saving it need not. A forest that fails is simply not marked,
+/// and saving it reports why.
+fn predictor_known_valid(forest: Forest, n_threads: usize) -> (Predictor, Option<ValidForest>) {
+    let inner = Predictor::with_threads(forest, n_threads);
+    let forest = Arc::clone(inner.forest());
+    let valid = run_in_pool(n_threads, || ValidForest::check(forest))
+        .ok()
+        .and_then(|checked| checked.ok());
+    (inner, valid)
 }
 
 /// Thread count for `n_jobs`, with no system query for the common `None` / `1` (the one-row
@@ -144,18 +161,20 @@ impl NativeForest {
             let forest = with_view!(&x, view => py.detach(|| Forest::fit_outputs(
                 init.as_deref(), view, y, &outputs, w, &params, n_threads, progress.as_ref(),
             )
-            .map(|forest| Predictor::with_threads(forest, n_threads))))
+            .map(|forest| predictor_known_valid(forest, n_threads))))
             .py()?;
-            return Ok(Self { inner: forest });
+            let (inner, valid) = forest;
+            return Ok(Self { inner, valid });
         }
         let forest = with_view!(&x, view => py.detach(|| match (&init, &progress) {
             (_, Some(p)) => Forest::fit_with_progress(init.as_deref(), view, y, n_classes, w, &params, n_threads, p),
             (None, None) => Forest::fit(view, y, n_classes, w, &params, n_threads),
             (Some(prev), None) => prev.fit_more(view, y, w, &params, n_threads),
         }
-        .map(|forest| Predictor::with_threads(forest, n_threads))))
+        .map(|forest| predictor_known_valid(forest, n_threads))))
         .py()?;
-        Ok(Self { inner: forest })
+        let (inner, valid) = forest;
+        Ok(Self { inner, valid })
     }
 
     /// Checks scikit-learn-named hyperparameters for `n_samples` x `n_features` data with
@@ -454,9 +473,11 @@ impl NativeForest {
     ) -> PyResult<Bound<'py, PyBytes>> {
         let estimator: serde_json::Value = serde_json::from_str(estimator_json)
             .map_err(|e| PyValueError::new_err(format!("estimator_json is not valid JSON: {e}")))?;
-        let forest = self.forest();
         let bytes = py
-            .detach(|| crate::format::encode(forest, &estimator))
+            .detach(|| match &self.valid {
+                Some(valid) => crate::format::encode_valid(valid, &estimator),
+                None => crate::format::encode(self.forest(), &estimator),
+            })
             .py()?;
         Ok(PyBytes::new(py, &bytes))
     }
@@ -466,12 +487,16 @@ impl NativeForest {
     #[staticmethod]
     fn from_bytes(py: Python<'_>, data: &[u8]) -> PyResult<(Self, String)> {
         // The prediction layout is built here, without the GIL, so no first batch pays for it.
-        let (inner, meta) = py
-            .detach(|| crate::format::decode(data).map(|(f, m)| (Predictor::new(f), m)))
+        let loaded = py
+            .detach(|| crate::format::decode_for_prediction(data))
             .py()?;
-        let meta =
-            serde_json::to_string(&meta).map_err(|e| PyValueError::new_err(e.to_string()))?;
-        Ok((Self { inner }, meta))
+        let meta = serde_json::to_string(&loaded.meta)
+            .map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let native = Self {
+            inner: loaded.predictor,
+            valid: Some(loaded.valid),
+        };
+        Ok((native, meta))
     }
 
     /// Pickles as its model file.

@@ -40,6 +40,7 @@ mod tree;
 use crate::error::Result;
 use crate::forest::Forest;
 use crate::format::claims::Claims;
+use crate::tree::Tree;
 
 /// Encodes the payload of `forest`, which must be valid (see [`validate_forest`]): the trees
 /// must be in depth-first preorder for the decoder to rebuild them.
@@ -55,6 +56,16 @@ pub(super) fn encode_payload(forest: &Forest) -> Result<Vec<u8>> {
 /// must be ones the file can back ([`Claims`]) before any tree is read. The forest still needs
 /// [`validate_forest`](super::validate_forest): this checks only what rebuilding it needs.
 pub(super) fn decode_payload(payload: &[u8], file_len: usize) -> Result<Forest> {
+    decode_payload_with(payload, file_len, &|_, _, _, _| ()).map(|(forest, _)| forest)
+}
+
+/// [`decode_payload`], with `after(index, tree, n_features, n_classes)` run on each tree in the
+/// (parallel) task that decoded it; its results come back in tree order.
+pub(super) fn decode_payload_with<X: Send>(
+    payload: &[u8],
+    file_len: usize,
+    after: &(dyn Fn(usize, &Tree, u32, u32) -> X + Sync),
+) -> Result<(Forest, Vec<X>)> {
     let (head, used) = head::decode_head(payload)?;
     let rest = payload.get(used..).unwrap_or_default();
     Claims {
@@ -63,8 +74,10 @@ pub(super) fn decode_payload(payload: &[u8], file_len: usize) -> Result<Forest> 
         n_trees: 0,
     }
     .check(file_len, payload.len())?;
-    let trees = tree::read_trees(rest, head.n_features, head.n_classes, payload.len())?;
-    Ok(Forest {
+    let decoded =
+        tree::read_trees_with(rest, head.n_features, head.n_classes, payload.len(), after)?;
+    let (trees, extras) = decoded.into_iter().unzip();
+    let forest = Forest {
         n_features: head.n_features,
         n_classes: head.n_classes,
         output_classes: Vec::new(),
@@ -74,7 +87,8 @@ pub(super) fn decode_payload(payload: &[u8], file_len: usize) -> Result<Forest> 
         fit_info: head.fit_info,
         // Not in the payload: the meta carries it (format 2.1), see `file::decode`.
         training_histogram: None,
-    })
+    };
+    Ok((forest, extras))
 }
 
 /// bincode bytes of `value` in the head's configuration.

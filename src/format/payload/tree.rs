@@ -91,12 +91,17 @@ pub(super) struct Scratch {
     thresholds: Vec<f32>,
 }
 
-pub(super) fn read_trees(
+/// The trees of a payload, in parallel for a large one, each checked only as far as rebuilding
+/// it needs; `after(index, tree, ..)` runs on each tree in the task that decoded it, while its
+/// arrays are still in that core's cache (a check, a compiled form); it is given the forest's
+/// `n_features` and `n_classes` too.
+pub(super) fn read_trees_with<X: Send>(
     bytes: &[u8],
     n_features: u32,
     n_classes: u32,
     payload_len: usize,
-) -> Result<Vec<Tree>> {
+    after: &(dyn Fn(usize, &Tree, u32, u32) -> X + Sync),
+) -> Result<Vec<(Tree, X)>> {
     let mut r = Reader::new(bytes);
     let n_trees = r
         .varint("tree count")
@@ -128,7 +133,7 @@ pub(super) fn read_trees(
             }
         }
     }
-    let decode_one = |scratch: &mut Scratch, (t, body): (usize, &&[u8])| -> Result<Tree> {
+    let decode_one = |scratch: &mut Scratch, (t, body): (usize, &&[u8])| -> Result<(Tree, X)> {
         let mut tr = Reader::new(body);
         let tree = read_tree(&mut tr, n_classes, width, scratch)
             .map_err(|e| WoodlotError::corrupt(format!("payload: tree {t}: {e}")))?;
@@ -140,9 +145,10 @@ pub(super) fn read_trees(
                 body.len()
             )));
         }
-        Ok(tree)
+        let extra = after(t, &tree, n_features, n_classes);
+        Ok((tree, extra))
     };
-    let decoded: Vec<Result<Tree>> = if bytes.len() >= PARALLEL_MIN_BYTES {
+    let decoded: Vec<Result<(Tree, X)>> = if bytes.len() >= PARALLEL_MIN_BYTES {
         in_parallel(|| {
             bodies
                 .par_iter()
@@ -159,7 +165,7 @@ pub(super) fn read_trees(
             .collect()
     };
     // The first failure in tree order, whichever thread found it.
-    let trees = decoded.into_iter().collect::<Result<Vec<Tree>>>()?;
+    let trees = decoded.into_iter().collect::<Result<Vec<_>>>()?;
     if let Some(e) = bad_length {
         return Err(e);
     }
