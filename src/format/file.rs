@@ -272,6 +272,21 @@ mod tests {
         }
     }
 
+    /// Calls `check` on a copy of `bytes` with each bit past the header flipped, and with each
+    /// byte past the header set to 0xff (huge lengths).
+    fn for_every_tampering(bytes: &[u8], check: &mut impl FnMut(&mut Vec<u8>)) {
+        for i in HEADER_LEN..bytes.len() {
+            for bit in 0..8 {
+                let mut copy = bytes.to_vec();
+                copy[i] ^= 1 << bit;
+                check(&mut copy);
+            }
+            let mut copy = bytes.to_vec();
+            copy[i] = 0xff;
+            check(&mut copy);
+        }
+    }
+
     #[test]
     fn decoding_for_prediction_agrees_with_decode_on_every_tampered_byte() {
         let bytes = encoded();
@@ -287,16 +302,7 @@ mod tests {
             );
             accepted += usize::from(same);
         };
-        for i in HEADER_LEN..bytes.len() {
-            for bit in 0..8 {
-                let mut copy = bytes.clone();
-                copy[i] ^= 1 << bit;
-                check(&mut copy);
-            }
-            let mut copy = bytes.clone();
-            copy[i] = 0xff;
-            check(&mut copy);
-        }
+        for_every_tampering(&bytes, &mut check);
         assert!(accepted > 0, "some flips decode to another valid forest");
     }
 
@@ -438,16 +444,7 @@ mod tests {
                 accepted += 1;
             }
         };
-        for i in HEADER_LEN..bytes.len() {
-            for bit in 0..8 {
-                let mut copy = bytes.clone();
-                copy[i] ^= 1 << bit;
-                check(&mut copy);
-            }
-            let mut copy = bytes.clone();
-            copy[i] = 0xff;
-            check(&mut copy);
-        }
+        for_every_tampering(&bytes, &mut check);
         // Some flips land in values no check can judge (a name, an impurity, a threshold).
         assert!(
             accepted > 0 && accepted < (bytes.len() - HEADER_LEN) * 9,
