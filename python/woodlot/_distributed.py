@@ -154,7 +154,7 @@ def fit_forest(
         return native, {"mode": "local", "engine": None, "workers": 1, "threads": threads}
     name, backend, config_n_jobs = engine
     slots = _slots(backend, config_n_jobs, n_jobs)
-    if multi and slots > 1:
+    if output_classes is not None and multi and slots > 1:
         raise ValueError(
             f"a multi-output y (here {len(output_classes)} outputs) cannot be fitted on the "
             f"joblib engine {name!r} yet: woodlot splits only single-output fits across "

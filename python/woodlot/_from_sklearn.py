@@ -130,6 +130,7 @@ def from_sklearn(clf: Any) -> RandomForestClassifier:
         raise ValueError("the forest has no trees")
     n_features = int(clf.n_features_in_)
     widths = None
+    classes: Any  # one array of labels, or a list of them for a multi-output forest
     if int(getattr(clf, "n_outputs_", 1)) > 1:
         # A multi-output forest: classes_ and n_classes_ per output.
         classes = [np.asarray(c) for c in clf.classes_]
