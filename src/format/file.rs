@@ -102,20 +102,26 @@ fn encode_checked(forest: &Forest, estimator: &serde_json::Value) -> Result<Vec<
 /// the file claims are checked against its size ([`Claims`]) before anything is sized from
 /// them.
 pub fn decode(bytes: &[u8]) -> Result<(Forest, ModelMeta)> {
+    let (header, meta, payload) = claimed_payload(bytes)?;
+    let mut forest = payload::decode_payload(payload, bytes.len())?;
+    adopt_meta(&header, &meta, &mut forest)?;
+    validate_forest(&forest)?;
+    Ok((forest, meta))
+}
+
+/// The checked header and meta and the payload section, once the meta's counts pass
+/// [`Claims`]: a claim the file cannot back is refused before the payload is read (the
+/// payload's own counts are checked again, then must agree with these).
+fn claimed_payload(bytes: &[u8]) -> Result<(Header, ModelMeta, &[u8])> {
     let (header, meta) = checked_meta(bytes)?;
     let (_, payload) = header.sections(bytes)?;
-    // The meta's counts first: a claim the file cannot back is refused before the payload is
-    // read (the payload's own counts are checked again, then must agree with these).
     Claims {
         n_features: meta.n_features,
         n_classes: meta.n_classes,
         n_trees: u64::from(meta.n_trees),
     }
     .check(bytes.len(), payload.len())?;
-    let mut forest = payload::decode_payload(payload, bytes.len())?;
-    adopt_meta(&header, &meta, &mut forest)?;
-    validate_forest(&forest)?;
-    Ok((forest, meta))
+    Ok((header, meta, payload))
 }
 
 /// What the meta holds of a decoded forest, handed over once the two agree: the training
@@ -159,14 +165,7 @@ pub struct LoadedModel {
 /// `decode` runs before validating trees (every tree decodes, the meta agrees, the forest's own
 /// facts pass), so the first error is `decode`'s.
 pub fn decode_for_prediction(bytes: &[u8]) -> Result<LoadedModel> {
-    let (header, meta) = checked_meta(bytes)?;
-    let (_, payload) = header.sections(bytes)?;
-    Claims {
-        n_features: meta.n_features,
-        n_classes: meta.n_classes,
-        n_trees: u64::from(meta.n_trees),
-    }
-    .check(bytes.len(), payload.len())?;
+    let (header, meta, payload) = claimed_payload(bytes)?;
     // Each output's part of a leaf row sums to 1: the meta's outputs (checked against the
     // forest before any tree's failure is reported), or one output of every class.
     let check_and_compile = |t: usize, tree: &Tree, n_features: u32, n_classes: u32| {
