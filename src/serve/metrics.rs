@@ -170,34 +170,20 @@ pub fn render_guard(out: &mut String, st: Option<&GuardStatus>, c: &GuardCounter
 /// no histogram) the counts are 0 and no per-feature series is written, so an alert on
 /// `woodlot_guard_drift_flagged_features > 0` never fires on missing data.
 pub fn render_drift(out: &mut String, drift: Option<&Drift>) {
-    let _ = writeln!(
+    per_feature_gauge(
         out,
-        "# HELP woodlot_guard_drift_psi Population stability index of each feature (column index) \
-         of the rows the guard scored, against the baseline's training histogram.\n\
-         # TYPE woodlot_guard_drift_psi gauge"
+        "woodlot_guard_drift_psi",
+        "Population stability index of each feature (column index) of the rows the guard \
+         scored, against the baseline's training histogram.",
+        drift.map(|d| d.psi.as_slice()),
     );
-    if let Some(d) = drift {
-        for (feature, psi) in d.psi.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "woodlot_guard_drift_psi{{feature=\"{feature}\"}} {psi}"
-            );
-        }
-    }
-    let _ = writeln!(
+    per_feature_gauge(
         out,
-        "# HELP woodlot_guard_drift_p_value Chi-square p-value of each feature's live counts \
-         against the training histogram's (small: unlikely to be sampling noise).\n\
-         # TYPE woodlot_guard_drift_p_value gauge"
+        "woodlot_guard_drift_p_value",
+        "Chi-square p-value of each feature's live counts against the training histogram's \
+         (small: unlikely to be sampling noise).",
+        drift.map(|d| d.p_value.as_slice()),
     );
-    if let Some(d) = drift {
-        for (feature, p) in d.p_value.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "woodlot_guard_drift_p_value{{feature=\"{feature}\"}} {p}"
-            );
-        }
-    }
     let flagged = drift.map_or(0, |d| d.flagged.len());
     let rows = drift.map_or(0, |d| d.rows);
     let threshold = drift.map_or(0.0, |d| d.threshold);
@@ -214,6 +200,15 @@ pub fn render_drift(out: &mut String, drift: Option<&Drift>) {
          # TYPE woodlot_guard_drift_rows gauge\n\
          woodlot_guard_drift_rows {rows}"
     );
+}
+
+/// A gauge with one series per feature (labelled by column index): its HELP and TYPE lines
+/// always, its series only when there are values.
+fn per_feature_gauge(out: &mut String, name: &str, help: &str, values: Option<&[f64]>) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+    for (feature, v) in values.unwrap_or_default().iter().enumerate() {
+        let _ = writeln!(out, "{name}{{feature=\"{feature}\"}} {v}");
+    }
 }
 
 /// Upper bounds (seconds) of the latency histogram's buckets.
