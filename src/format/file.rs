@@ -169,12 +169,13 @@ pub fn decode_for_prediction(bytes: &[u8]) -> Result<LoadedModel> {
     // Each output's part of a leaf row sums to 1: the meta's outputs (checked against the
     // forest before any tree's failure is reported), or one output of every class.
     let check_and_compile = |t: usize, tree: &Tree, n_features: u32, n_classes: u32| {
-        let outputs = if meta.output_classes.is_empty() {
-            vec![n_classes]
+        let one_output = [n_classes];
+        let outputs: &[u32] = if meta.output_classes.is_empty() {
+            &one_output
         } else {
-            meta.output_classes.clone()
+            &meta.output_classes
         };
-        validate_tree(tree, n_features, n_classes, &outputs)
+        validate_tree(tree, n_features, n_classes, outputs)
             .map_err(|reason| tree_error(t, reason))?;
         Ok(CompiledTree::new(
             tree,
