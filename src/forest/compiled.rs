@@ -3,15 +3,20 @@
 //! Fully grown trees have tens of thousands of nodes each and a row visits about twenty of them
 //! per tree, so batch prediction is bound by how fast a walk can fetch its next node. The
 //! compiled form fixes the layout for that case (it is built once, when a [`Predictor`] is
-//! made, i.e. at fit and at load, never on a first large batch):
+//! made, i.e. at fit and at load, never on a first large batch); [`layout`](super::layout)
+//! holds the node format and the walk:
 //!
-//! - **12-byte nodes, thresholds compared as `f32`.** A node is its `f32` threshold, its feature
-//!   with three flag bits, and one child index. Inputs are compared as the `f32` values the plain
-//!   walk ([`Tree::leaf_of`]) compares, with the same `<=` and the same NaN rule, so every row
-//!   takes exactly the path it takes there: no quantisation step, no rounding question.
-//! - **The hot child is adjacent.** Each split stores the child that more training samples
-//!   reached right after itself (depth-first preorder over hot-first children), and only the
-//!   cold child's index: the likely next node is usually in the cache line just loaded.
+//! - **Only splits are nodes.** A split names its leaf children in place (their ordinal, with a
+//!   flag), so a row's last step ends at the parent and no leaf costs a load on the way down;
+//!   half a fully grown tree's nodes are leaves.
+//! - **16-byte nodes, thresholds compared as `f32`.** A node is its `f32` threshold, its
+//!   feature with the missing-value bit, and both children. Inputs are compared as the `f32`
+//!   values the plain walk ([`Tree::leaf_of`]) compares, with the same `<=` and the same NaN
+//!   rule, so every row takes exactly the path it takes there: no quantisation step, no
+//!   rounding question. A chunk without NaN skips the missing-value rule.
+//! - **The hot child is adjacent.** Splits are stored in depth-first preorder over hot-first
+//!   children (the child more training samples reached comes first), so the likely next node
+//!   is usually in the cache line just loaded.
 //! - **Class-vote leaves.** When every leaf of the forest is pure (one class has fraction
 //!   exactly 1, the rest exactly 0, as in any fully grown forest), a leaf holds its class and
 //!   a row's probabilities are its vote counts times `1 / n_trees`. The plain path adds the same
@@ -19,8 +24,8 @@
 //!   the same `1 / n_trees`: the results are bit-identical, not just close. A forest with any
 //!   impure leaf (`max_depth`, `min_samples_leaf`, class weights, ...) keeps a leaf-fraction
 //!   table and adds fractions in tree order, as the plain walk does.
-//! - **Rows in blocks, trees in order.** A block of up to [`COMPILED_CHUNK_ROWS`] rows passes
-//!   through one tree before the next tree starts, so a tree's nodes are reused from L2 by
+//! - **Rows in chunks, trees in order.** A chunk of up to [`COMPILED_CHUNK_ROWS`] rows passes
+//!   through one tree before the next tree starts, so a tree's nodes are reused from cache by
 //!   thousands of rows, and each row's sum still runs over the trees in index order.
 //!
 //! [`Predictor`]: super::Predictor
@@ -29,36 +34,11 @@
 
 use rayon::prelude::*;
 
+use super::layout::{
+    class_bits, leaf_reference, FastNode, FastTree, TreeParts, FEATURE_MASK, MISSING_LEFT_BIT,
+};
 use super::Forest;
 use crate::tree::Tree;
-
-/// Flag: the node is a leaf (`next` is its class or its leaf-table row).
-const LEAF_BIT: u32 = 1 << 31;
-/// Flag: a missing (NaN) value goes left at this split.
-const MISSING_LEFT_BIT: u32 = 1 << 30;
-/// Flag: the left child is the hot (adjacent) one.
-const HOT_LEFT_BIT: u32 = 1 << 29;
-/// The feature index bits.
-const FEATURE_MASK: u32 = HOT_LEFT_BIT - 1;
-
-/// One node: 12 bytes. A split goes to the adjacent node (`index + 1`) when the row goes to
-/// its hot side, else to `next`. A leaf's `next` is its class (vote forests) or its row in the
-/// leaf table, and its threshold field carries its node index in the original tree (for
-/// `apply`) as raw bits.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct FastNode {
-    threshold: f32,
-    word: u32,
-    next: u32,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-struct FastTree {
-    nodes: Vec<FastNode>,
-    /// Leaf class fractions, `n_leaves * n_classes`, in the compiled order; empty for vote
-    /// forests.
-    leaf_values: Vec<f32>,
-}
 
 /// Impure forests of more classes than this keep the plain walk: adding a leaf's row of
 /// fractions then costs more than reaching the leaf, so a copied leaf table would double the
@@ -71,7 +51,6 @@ pub const MAX_TABLE_CLASSES: usize = 256;
 #[derive(Debug, Clone, PartialEq)]
 pub struct CompiledTree {
     tree: FastTree,
-    votes: bool,
 }
 
 impl CompiledTree {
@@ -85,13 +64,13 @@ impl CompiledTree {
         // Votes first (the common, fully grown case); the first impure leaf switches to a
         // fraction table for this tree.
         match compile_tree(tree, n_features, n_classes, LeafMode::Votes) {
-            Ok(tree) => Some(Self { tree, votes: true }),
+            Ok(tree) => Some(Self { tree }),
             // A forest of so many classes with an impure leaf keeps the plain walk (see
             // MAX_TABLE_CLASSES): no table is copied for it.
             Err(Refusal::Impure) if n_classes > MAX_TABLE_CLASSES => None,
             Err(Refusal::Impure) => compile_tree(tree, n_features, n_classes, LeafMode::Table)
                 .ok()
-                .map(|tree| Self { tree, votes: false }),
+                .map(|tree| Self { tree }),
             Err(Refusal::Malformed) => None,
         }
     }
@@ -126,7 +105,7 @@ pub struct CompiledForest {
 }
 
 impl CompiledForest {
-    /// Compiles `forest`, or returns `None` when it does not fit the layout (2^29 features or
+    /// Compiles `forest`, or returns `None` when it does not fit the layout (2^31 features or
     /// more) or is not a well-formed forest (a child pointing backwards or outside its tree, a
     /// feature out of range, a missing leaf row); callers then use the plain walk. Runs on the
     /// current rayon pool, never panics.
@@ -152,7 +131,7 @@ impl CompiledForest {
             return None;
         }
         let pieces = pieces.into_iter().collect::<Option<Vec<_>>>()?;
-        let votes = n_classes > 0 && pieces.iter().all(|p| p.votes);
+        let votes = n_classes > 0 && pieces.iter().all(|p| p.tree.votes());
         if !votes && n_classes > MAX_TABLE_CLASSES {
             return None;
         }
@@ -162,7 +141,7 @@ impl CompiledForest {
             pieces
                 .into_par_iter()
                 .zip(forest.trees.par_iter())
-                .map(|(piece, tree)| match piece.votes {
+                .map(|(piece, tree)| match piece.tree.votes() {
                     false => Ok(piece.tree),
                     true => compile_tree(tree, n_features, n_classes, LeafMode::Table),
                 })
@@ -184,13 +163,7 @@ impl CompiledForest {
 
     /// Bytes the layout holds (nodes and leaf tables), for memory reports.
     pub fn size_bytes(&self) -> usize {
-        self.trees
-            .iter()
-            .map(|t| {
-                t.nodes.len() * std::mem::size_of::<FastNode>()
-                    + t.leaf_values.len() * std::mem::size_of::<f32>()
-            })
-            .sum()
+        self.trees.iter().map(FastTree::size_bytes).sum()
     }
 
     /// Number of features a row must have.
@@ -205,11 +178,12 @@ impl CompiledForest {
         let f = self.n_features.max(1);
         let c = self.n_classes;
         let n = rows.len() / f;
+        let missing = rows.iter().any(|v| v.is_nan());
         if self.votes {
             let mut votes = vec![0u32; n * c];
             for tree in &self.trees {
-                walk_rows(&tree.nodes, rows, f, |r, leaf| {
-                    if let Some(slot) = votes.get_mut(r * c + leaf.next as usize) {
+                tree.walk(rows, f, missing, |r, leaf| {
+                    if let Some(slot) = votes.get_mut(r * c + tree.leaf_class(leaf)) {
                         *slot += 1;
                     }
                 });
@@ -220,10 +194,9 @@ impl CompiledForest {
             }
         } else {
             for tree in &self.trees {
-                walk_rows(&tree.nodes, rows, f, |r, leaf| {
-                    let start = leaf.next as usize * c;
+                tree.walk(rows, f, missing, |r, leaf| {
                     if let (Some(values), Some(acc)) = (
-                        tree.leaf_values.get(start..start + c),
+                        tree.leaf_fractions(leaf, c),
                         out.get_mut(r * c..(r + 1) * c),
                     ) {
                         for (a, v) in acc.iter_mut().zip(values) {
@@ -241,76 +214,13 @@ impl CompiledForest {
     pub fn apply_into(&self, rows: &[f32], out: &mut [i64]) {
         let f = self.n_features.max(1);
         let t = self.trees.len();
+        let missing = rows.iter().any(|v| v.is_nan());
         for (k, tree) in self.trees.iter().enumerate() {
-            walk_rows(&tree.nodes, rows, f, |r, leaf| {
-                if let Some(dst) = out.get_mut(r * t + k) {
-                    *dst = i64::from(leaf.threshold.to_bits());
+            tree.walk(rows, f, missing, |r, leaf| {
+                if let (Some(dst), Some(node)) = (out.get_mut(r * t + k), tree.leaf_node(leaf)) {
+                    *dst = i64::from(node);
                 }
             });
-        }
-    }
-}
-
-/// Rows in flight at once in [`walk_lanes`] (4 to 16 measured within 3% of each other on the
-/// 100k x 50 forest; 1, the plain row-after-row walk, was 1.6 times slower).
-const LANES: usize = 8;
-
-/// Walks every row of `rows` to its leaf in one tree, calling `emit(row, leaf)`.
-#[inline(always)]
-fn walk_rows(nodes: &[FastNode], rows: &[f32], f: usize, emit: impl FnMut(usize, FastNode)) {
-    walk_lanes::<LANES>(nodes, rows, f, emit);
-}
-
-/// Walks `K` rows at once, each step branch-free: the rows' node loads are independent, so the
-/// processor overlaps them instead of waiting on one chain. A lane whose row reaches its leaf
-/// takes the next row, so every lane stays busy until the rows run out.
-#[inline(always)]
-fn walk_lanes<const K: usize>(
-    nodes: &[FastNode],
-    rows: &[f32],
-    f: usize,
-    mut emit: impl FnMut(usize, FastNode),
-) {
-    let n = rows.len() / f;
-    let mut row = [0usize; K];
-    // row[k] * f, kept beside it so a step does not multiply.
-    let mut base = [0usize; K];
-    let mut at = [0u32; K];
-    let mut live = K.min(n);
-    for k in 0..live {
-        row[k] = k;
-        base[k] = k * f;
-    }
-    let mut next_row = live;
-    while live > 0 {
-        let mut k = 0;
-        while k < live {
-            let node = nodes[at[k] as usize];
-            if node.word & LEAF_BIT != 0 {
-                emit(row[k], node);
-                if next_row < n {
-                    row[k] = next_row;
-                    base[k] = next_row * f;
-                    at[k] = 0;
-                    next_row += 1;
-                } else {
-                    live -= 1;
-                    row[k] = row[live];
-                    base[k] = base[live];
-                    at[k] = at[live];
-                    continue;
-                }
-                k += 1;
-                continue;
-            }
-            let v = rows[base[k] + (node.word & FEATURE_MASK) as usize];
-            let missing_left = node.word & MISSING_LEFT_BIT != 0;
-            let left = (v <= node.threshold) | (v.is_nan() & missing_left);
-            let hot = left == (node.word & HOT_LEFT_BIT != 0);
-            // A mask, not a branch: a mispredicted branch would flush the other lanes' loads.
-            let mask = (hot as u32).wrapping_neg();
-            at[k] = ((at[k] + 1) & mask) | (node.next & !mask);
-            k += 1;
         }
     }
 }
@@ -328,9 +238,101 @@ fn pure_class(row: &[f32]) -> Option<u32> {
     class
 }
 
-/// Re-lays one tree in hot-first depth-first preorder. Refuses a malformed tree (a child not
-/// after its parent or outside the tree, a feature out of range, a leaf row out of range) and,
-/// for votes, an impure leaf.
+/// The leaves of a tree being laid out, by ordinal.
+struct LeafParts {
+    /// `Some(class_bits)` while laying out votes.
+    vote_bits: Option<u32>,
+    n_classes: usize,
+    nodes: Vec<u32>,
+    values: Vec<f32>,
+}
+
+impl LeafParts {
+    /// Room for `n_leaves` leaves of `n_classes` classes.
+    fn new(mode: LeafMode, n_classes: usize, n_leaves: usize) -> Result<Self, Refusal> {
+        let votes = mode == LeafMode::Votes;
+        let table = if votes {
+            0
+        } else {
+            n_leaves.checked_mul(n_classes).ok_or(Refusal::Malformed)?
+        };
+        Ok(Self {
+            vote_bits: votes.then(|| class_bits(n_classes)),
+            n_classes,
+            nodes: vec![0; n_leaves],
+            values: vec![0.0; table],
+        })
+    }
+
+    /// Records original leaf `node` of `tree` as leaf `ordinal` and returns the reference its
+    /// parent holds: with its class (votes; an impure leaf, or an ordinal too large to share
+    /// 31 bits with a class, is refused as impure so the tree takes a table) or with its row
+    /// of fractions copied into the table.
+    fn set(&mut self, tree: &Tree, node: usize, ordinal: usize) -> Result<u32, Refusal> {
+        let c = self.n_classes;
+        let row = tree.nodes[node].right as usize;
+        let values = tree
+            .leaf_values
+            .get(row * c..(row + 1) * c)
+            .ok_or(Refusal::Malformed)?;
+        *self.nodes.get_mut(ordinal).ok_or(Refusal::Malformed)? =
+            u32::try_from(node).map_err(|_| Refusal::Malformed)?;
+        match self.vote_bits {
+            Some(bits) => {
+                let class = pure_class(values).ok_or(Refusal::Impure)?;
+                leaf_reference(ordinal, class, bits).ok_or(Refusal::Impure)
+            }
+            None => {
+                self.values
+                    .get_mut(ordinal * c..(ordinal + 1) * c)
+                    .ok_or(Refusal::Malformed)?
+                    .copy_from_slice(values);
+                leaf_reference(ordinal, 0, 0).ok_or(Refusal::Malformed)
+            }
+        }
+    }
+
+    /// Room for one more leaf (the walk learns the count as it goes).
+    fn grow(&mut self) {
+        self.nodes.push(0);
+        if self.vote_bits.is_none() {
+            self.values.resize(self.values.len() + self.n_classes, 0.0);
+        }
+    }
+
+    fn into_tree(
+        self,
+        nodes: Vec<FastNode>,
+        root: u32,
+        n_features: usize,
+    ) -> Result<FastTree, Refusal> {
+        let parts = TreeParts {
+            nodes,
+            root,
+            vote_bits: self.vote_bits,
+            leaf_nodes: self.nodes,
+            leaf_values: self.values,
+        };
+        FastTree::checked(parts, n_features, self.n_classes).ok_or(Refusal::Malformed)
+    }
+}
+
+/// The node word of split `node`: its feature and missing-value direction.
+fn split_word(node: &crate::tree::Node, n_features: usize) -> Result<u32, Refusal> {
+    if node.feature as usize >= n_features || node.feature > FEATURE_MASK {
+        return Err(Refusal::Malformed);
+    }
+    Ok(node.feature
+        | if node.missing_left {
+            MISSING_LEFT_BIT
+        } else {
+            0
+        })
+}
+
+/// Re-lays one tree: its splits in hot-first depth-first preorder, its leaves named in their
+/// parents. Refuses a malformed tree (a child not after its parent or outside the tree, a
+/// feature out of range, a leaf row out of range) and, for votes, an impure leaf.
 fn compile_tree(
     tree: &Tree,
     n_features: usize,
@@ -347,32 +349,29 @@ fn compile_tree(
 /// split's left child is the next node, its right child the node after its left subtree, the
 /// root's subtree every node: every fitted and every decoded tree), in two sequential passes
 /// instead of a walk that hops between the hot and cold sides: a backward pass sizes every
-/// subtree, a forward pass gives each node its place (a split's hot child right after it, its
-/// cold child after the hot subtree) and writes it there. `None` for any other tree, which
-/// then takes the walk.
+/// subtree, a forward pass gives each split its place (its hot child's subtree right after
+/// it, its cold child's after that) and each leaf its ordinal. `None` for any other tree,
+/// which then takes the walk.
 fn compile_preordered(
     tree: &Tree,
     n_features: usize,
     n_classes: usize,
     mode: LeafMode,
 ) -> Option<Result<FastTree, Refusal>> {
-    let votes = mode == LeafMode::Votes;
-    let c = n_classes;
     let n = tree.nodes.len();
     // (Without classes the walk gives every leaf row 0; such a forest takes the walk.)
-    if n == 0 || c == 0 || u32::try_from(n).is_err() {
+    if n == 0 || n_classes == 0 || u32::try_from(n).is_err() {
         return None;
     }
-    // Backward: one past each subtree's last node, and (for a table) its number of leaves.
+    // Backward: one past each subtree's last node, and its numbers of splits and leaves.
     let mut end = vec![0u32; n];
-    let mut leaves = if votes { Vec::new() } else { vec![0u32; n] };
+    let mut splits = vec![0u32; n];
+    let mut leaves = vec![0u32; n];
     for i in (0..n).rev() {
         let node = &tree.nodes[i];
         if node.is_leaf() {
             end[i] = i as u32 + 1;
-            if !votes {
-                leaves[i] = 1;
-            }
+            leaves[i] = 1;
             continue;
         }
         let (l, r) = (node.left as usize, node.right as usize);
@@ -380,94 +379,68 @@ fn compile_preordered(
             return None;
         }
         end[i] = end[r];
-        if !votes {
-            leaves[i] = leaves[l] + leaves[r];
-        }
+        splits[i] = splits[l] + splits[r] + 1;
+        leaves[i] = leaves[l] + leaves[r];
     }
     if end[0] as usize != n {
         return None;
     }
-    Some(place_preordered(tree, n_features, c, votes, &end, &leaves))
+    Some(place_preordered(
+        tree, n_features, n_classes, mode, &splits, &leaves,
+    ))
 }
 
-/// The forward pass of [`compile_preordered`]: `end` and `leaves` are its subtree sizes.
+/// The forward pass of [`compile_preordered`]: `splits` and `leaves` are its subtree sizes.
 fn place_preordered(
     tree: &Tree,
     n_features: usize,
-    c: usize,
-    votes: bool,
-    end: &[u32],
+    n_classes: usize,
+    mode: LeafMode,
+    splits: &[u32],
     leaves: &[u32],
 ) -> Result<FastTree, Refusal> {
-    let n = tree.nodes.len();
     let samples = |i: usize| tree.stats.n_samples.get(i).copied().unwrap_or(0);
+    let mut out = LeafParts::new(mode, n_classes, leaves[0] as usize)?;
+    if tree.nodes[0].is_leaf() {
+        let root = out.set(tree, 0, 0)?;
+        return out.into_tree(Vec::new(), root, n_features);
+    }
     let empty = FastNode {
         threshold: 0.0,
         word: 0,
-        next: 0,
+        left: 0,
+        right: 0,
     };
-    let mut nodes = vec![empty; n];
-    // Each node's place, and (for a table) its first leaf's row, set by its parent.
-    let mut place = vec![0u32; n];
-    let mut first_row = if votes { Vec::new() } else { vec![0u32; n] };
-    let mut leaf_values = if votes {
-        Vec::new()
-    } else {
-        let rows = *leaves.first().unwrap_or(&0) as usize;
-        vec![0f32; rows.checked_mul(c).ok_or(Refusal::Malformed)?]
-    };
+    let mut nodes = vec![empty; splits[0] as usize];
+    // Each split's place and first leaf ordinal, set by its parent (a leaf's reference is
+    // made by its parent, which knows its ordinal).
+    let mut place = vec![0u32; tree.nodes.len()];
+    let mut first_leaf = vec![0u32; tree.nodes.len()];
     for (i, node) in tree.nodes.iter().enumerate() {
-        let at = place[i] as usize;
         if node.is_leaf() {
-            let row = node.right as usize;
-            let values = tree
-                .leaf_values
-                .get(row * c..(row + 1) * c)
-                .ok_or(Refusal::Malformed)?;
-            let next = if votes {
-                pure_class(values).ok_or(Refusal::Impure)?
-            } else {
-                let rank = first_row[i] as usize;
-                leaf_values
-                    .get_mut(rank * c..(rank + 1) * c)
-                    .ok_or(Refusal::Malformed)?
-                    .copy_from_slice(values);
-                first_row[i]
-            };
-            nodes[at] = FastNode {
-                threshold: f32::from_bits(i as u32),
-                word: LEAF_BIT,
-                next,
-            };
             continue;
         }
-        if node.feature as usize >= n_features {
-            return Err(Refusal::Malformed);
-        }
+        let at = place[i];
         let (l, r) = (node.left as usize, node.right as usize);
         let hot_left = samples(l) >= samples(r);
         let (hot, cold) = if hot_left { (l, r) } else { (r, l) };
-        let hot_size = end[hot] - hot as u32;
-        place[hot] = at as u32 + 1;
-        place[cold] = at as u32 + 1 + hot_size;
-        if !votes {
-            first_row[hot] = first_row[i];
-            first_row[cold] = first_row[i] + leaves[hot];
-        }
-        let word = node.feature
-            | if node.missing_left {
-                MISSING_LEFT_BIT
-            } else {
-                0
-            }
-            | if hot_left { HOT_LEFT_BIT } else { 0 };
-        nodes[at] = FastNode {
+        place[hot] = at + 1;
+        place[cold] = at + 1 + splits[hot];
+        first_leaf[hot] = first_leaf[i];
+        first_leaf[cold] = first_leaf[i] + leaves[hot];
+        let mut reference = |child: usize| match tree.nodes[child].is_leaf() {
+            true => out.set(tree, child, first_leaf[child] as usize),
+            false => Ok(place[child]),
+        };
+        let (left, right) = (reference(l)?, reference(r)?);
+        *nodes.get_mut(at as usize).ok_or(Refusal::Malformed)? = FastNode {
             threshold: node.threshold,
-            word,
-            next: place[cold],
+            word: split_word(node, n_features)?,
+            left,
+            right,
         };
     }
-    Ok(FastTree { nodes, leaf_values })
+    out.into_tree(nodes, 0, n_features)
 }
 
 /// [`compile_tree`] for any tree: a walk from the root, hot child first, that refuses what
@@ -478,70 +451,50 @@ fn compile_by_walk(
     n_classes: usize,
     mode: LeafMode,
 ) -> Result<FastTree, Refusal> {
-    let votes = mode == LeafMode::Votes;
-    let c = n_classes;
     let n = tree.nodes.len();
-    let mut nodes: Vec<FastNode> = Vec::with_capacity(n);
-    let mut leaf_values: Vec<f32> = Vec::new();
-    if !votes {
-        leaf_values.reserve(tree.leaf_values.len());
-    }
     let samples = |i: usize| tree.stats.n_samples.get(i).copied().unwrap_or(0);
-    // (original node, compact parent whose `next` must point here when this is a cold child)
-    let mut stack: Vec<(usize, Option<usize>)> = vec![(0, None)];
-    while let Some((i, cold_of)) = stack.pop() {
+    let mut nodes: Vec<FastNode> = Vec::new();
+    let mut n_leaves = 0;
+    let mut out = LeafParts::new(mode, n_classes, 0)?;
+    // (original node, the compact split whose child it is and whether it is the left one)
+    let mut stack: Vec<(usize, Option<(usize, bool)>)> = vec![(0, None)];
+    let mut root = 0;
+    while let Some((i, parent)) = stack.pop() {
         // Children point strictly forward (checked below), so each node is reached at most
         // once per parent and the walk ends; this bounds it even for a malformed tree.
-        if nodes.len() >= n {
+        if nodes.len() + n_leaves >= n {
             return Err(Refusal::Malformed);
         }
-        let id = nodes.len();
-        if let Some(p) = cold_of {
-            nodes[p].next = u32::try_from(id).map_err(|_| Refusal::Malformed)?;
-        }
         let node = tree.nodes.get(i).ok_or(Refusal::Malformed)?;
-        let original = u32::try_from(i).map_err(|_| Refusal::Malformed)?;
-        if node.is_leaf() {
-            let values = tree
-                .leaf_values
-                .get(node.right as usize * c..(node.right as usize + 1) * c)
-                .ok_or(Refusal::Malformed)?;
-            let next = if votes {
-                pure_class(values).ok_or(Refusal::Impure)?
-            } else {
-                let row = leaf_values.len() / c.max(1);
-                leaf_values.extend_from_slice(values);
-                u32::try_from(row).map_err(|_| Refusal::Malformed)?
-            };
-            nodes.push(FastNode {
-                threshold: f32::from_bits(original),
-                word: LEAF_BIT,
-                next,
-            });
+        let reference = if node.is_leaf() {
+            out.grow();
+            n_leaves += 1;
+            out.set(tree, i, n_leaves - 1)?
         } else {
             let (l, r) = (node.left as usize, node.right as usize);
-            if node.feature as usize >= n_features || l <= i || r <= i || l >= n || r >= n {
+            if l <= i || r <= i || l >= n || r >= n {
                 return Err(Refusal::Malformed);
             }
-            let hot_left = samples(l) >= samples(r);
-            let (hot, cold) = if hot_left { (l, r) } else { (r, l) };
-            let word = node.feature
-                | if node.missing_left {
-                    MISSING_LEFT_BIT
-                } else {
-                    0
-                }
-                | if hot_left { HOT_LEFT_BIT } else { 0 };
+            let id = nodes.len();
             nodes.push(FastNode {
                 threshold: node.threshold,
-                word,
-                next: 0,
+                word: split_word(node, n_features)?,
+                left: 0,
+                right: 0,
             });
-            stack.push((cold, Some(id)));
-            stack.push((hot, None));
+            let hot_left = samples(l) >= samples(r);
+            let (hot, cold) = if hot_left { (l, r) } else { (r, l) };
+            stack.push((cold, Some((id, cold == l))));
+            stack.push((hot, Some((id, hot == l))));
+            u32::try_from(id).map_err(|_| Refusal::Malformed)?
+        };
+        match parent {
+            None => root = reference,
+            Some((p, true)) => nodes[p].left = reference,
+            Some((p, false)) => nodes[p].right = reference,
         }
     }
-    Ok(FastTree { nodes, leaf_values })
+    out.into_tree(nodes, root, n_features)
 }
 
 #[cfg(test)]
@@ -891,6 +844,101 @@ mod tests {
             }
         }
         assert!(compared >= 60, "{compared}");
+    }
+
+    /// A chunk without NaN skips the missing-value rule; on a forest whose splits learned both
+    /// directions for missing values, such chunks, chunks with NaN and a mix of both predict
+    /// exactly what the plain walk predicts.
+    #[test]
+    fn chunks_with_and_without_missing_values_agree_with_the_plain_walk() {
+        let (x, y) = noisy(1_200, 5, 3, 21);
+        let params = ForestParams {
+            n_estimators: 10,
+            ..Default::default()
+        };
+        let forest = Forest::fit(x.view(), &y, 3, None, &params, 2).unwrap();
+        let directions: Vec<bool> = forest
+            .trees
+            .iter()
+            .flat_map(|t| {
+                t.nodes
+                    .iter()
+                    .filter(|n| !n.is_leaf())
+                    .map(|n| n.missing_left)
+            })
+            .collect();
+        assert!(directions.contains(&true) && directions.contains(&false));
+        let compiled = CompiledForest::new(&forest).unwrap();
+        let all: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+        let complete: Vec<f32> = all
+            .chunks_exact(5)
+            .filter(|r| !r.iter().any(|v| v.is_nan()))
+            .flatten()
+            .copied()
+            .collect();
+        let missing: Vec<f32> = all
+            .chunks_exact(5)
+            .filter(|r| r.iter().any(|v| v.is_nan()))
+            .flatten()
+            .copied()
+            .collect();
+        assert!(complete.len() >= 500 * 5 && missing.len() >= 100 * 5);
+        for rows in [&complete, &missing, &all] {
+            let n = rows.len() / 5;
+            let mut out = vec![0.0; n * 3];
+            compiled.predict_proba_into(rows, &mut out, 1.0 / 10.0);
+            let want = plain(&forest, rows, 5);
+            assert!(out
+                .iter()
+                .zip(&want)
+                .all(|(a, b)| a.to_bits() == b.to_bits()));
+            let mut leaves = vec![0i64; n * 10];
+            compiled.apply_into(rows, &mut leaves);
+            for (r, row) in rows.chunks_exact(5).enumerate() {
+                for (k, tree) in forest.trees.iter().enumerate() {
+                    assert_eq!(leaves[r * 10 + k], tree.leaf_of(row) as i64);
+                }
+            }
+        }
+    }
+
+    /// Vote leaves carry their class in the payload beside their ordinal: with 37 classes
+    /// (6 bits of class) a fully grown forest still votes, and bit-identically.
+    #[test]
+    fn many_classes_share_the_leaf_payload_with_the_ordinal() {
+        let (x, y) = noisy(1_500, 5, 37, 4);
+        let params = ForestParams {
+            n_estimators: 6,
+            ..Default::default()
+        };
+        let forest = Forest::fit(x.view(), &y, 37, None, &params, 2).unwrap();
+        let compiled = CompiledForest::new(&forest).unwrap();
+        assert!(compiled.uses_votes());
+        let rows: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+        let mut out = vec![0.0; 1_500 * 37];
+        compiled.predict_proba_into(&rows, &mut out, 1.0 / 6.0);
+        assert!(out
+            .iter()
+            .zip(&plain(&forest, &rows, 5))
+            .all(|(a, b)| a.to_bits() == b.to_bits()));
+    }
+
+    #[test]
+    fn a_leaf_payload_holds_ordinal_and_class_or_is_refused() {
+        use super::super::layout::LEAF_BIT;
+        assert_eq!(class_bits(1), 0);
+        assert_eq!(class_bits(2), 1);
+        assert_eq!(class_bits(5), 3);
+        assert_eq!(class_bits(8), 3);
+        assert_eq!(class_bits(9), 4);
+        assert_eq!(leaf_reference(6, 4, 3), Some(LEAF_BIT | (6 << 3) | 4));
+        assert_eq!(leaf_reference(0, 0, 0), Some(LEAF_BIT));
+        // 2^28 leaves of 8 classes fill the 31 bits; one more does not fit.
+        assert_eq!(
+            leaf_reference((1 << 28) - 1, 7, 3),
+            Some(LEAF_BIT | ((1 << 31) - 1))
+        );
+        assert_eq!(leaf_reference(1 << 28, 0, 3), None);
     }
 
     #[test]

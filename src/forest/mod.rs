@@ -20,6 +20,7 @@ pub mod compiled;
 pub mod fit;
 pub mod from_nodes;
 pub mod histogram;
+mod layout;
 pub mod linfa_impl;
 pub mod merge;
 pub mod outputs;

@@ -5,7 +5,7 @@
 //! This is the fast path every caller should predict through when a forest answers more than
 //! one batch (the Python handle, the store's `compare`, a Rust service). Both paths give
 //! bit-identical probabilities and leaves, so the choice is only about speed. The layout is
-//! built eagerly (at fit and at load, in parallel over the trees, about 12 bytes per node), so
+//! built eagerly (at fit and at load, in parallel over the trees, about 10 bytes per node), so
 //! no first large batch pays for it and concurrent callers never wait on one another.
 
 use std::sync::Arc;

@@ -1,0 +1,249 @@
+//! The node layout of a compiled tree and the walk over it: the one place where batch
+//! prediction spends its time.
+//!
+//! A tree keeps only its splits as nodes. A child reference is either the index of another
+//! split or, with [`LEAF_BIT`] set, the leaf's payload: its ordinal (its rank in the compiled
+//! order), and in a vote tree its class in the low bits as well. A walk thus knows it has
+//! reached a leaf, and in a vote tree what it votes for, from the parent it has already
+//! loaded: a fully grown tree has as many leaves as splits plus one, and none of them costs a
+//! dependent load (a class table looked up per leaf cost about a fifth of the walk). Nodes are 16 bytes and 16-byte aligned, so no node straddles a cache line, and both
+//! children sit in the node: the step is a compare and a select, with no branch to mispredict
+//! but the one that notices a leaf.
+//!
+//! The walk indexes without bounds checks. That is sound because a [`FastTree`] can only be
+//! made through [`FastTree::checked`], which proves every reference of the tree points inside
+//! it and every feature inside a row before the tree is ever walked; the walk's own arithmetic
+//! (`row * n_features + feature < rows.len()`) follows from the row count it derives. Measured
+//! on the 100k x 50, 100-tree forest, the checks cost about an eighth of the walk.
+
+/// In a child reference: the child is a leaf, and the other bits are its payload.
+pub(super) const LEAF_BIT: u32 = 1 << 31;
+/// In a node's word: a missing (NaN) value goes left at this split.
+pub(super) const MISSING_LEFT_BIT: u32 = 1 << 31;
+/// The feature bits of a node's word.
+pub(super) const FEATURE_MASK: u32 = MISSING_LEFT_BIT - 1;
+
+/// One split: `x[feature] <= threshold` (or a missing value where the word says so) goes to
+/// `left`, anything else to `right`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[repr(C, align(16))]
+pub(super) struct FastNode {
+    pub threshold: f32,
+    /// The feature, with [`MISSING_LEFT_BIT`].
+    pub word: u32,
+    pub left: u32,
+    pub right: u32,
+}
+
+/// A tree's splits in the compiled order and what its leaves hold, checked once (see
+/// [`FastTree::checked`]). Fields are private so no unchecked tree can be walked.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct FastTree {
+    nodes: Vec<FastNode>,
+    /// `0`, or the leaf reference of a tree that is a single leaf (then `nodes` is empty).
+    root: u32,
+    /// Low bits of a leaf payload that hold its class (vote trees), else 0.
+    class_bits: u32,
+    /// Whether leaves carry their class (else they index `leaf_values`).
+    votes: bool,
+    /// The node index in the original tree of each leaf, by ordinal (for `apply`).
+    leaf_nodes: Vec<u32>,
+    /// Fraction tables: `n_leaves * n_classes` fractions, by ordinal; empty for votes.
+    leaf_values: Vec<f32>,
+}
+
+/// The parts of a [`FastTree`], as the compiler lays them out.
+pub(super) struct TreeParts {
+    pub nodes: Vec<FastNode>,
+    pub root: u32,
+    /// `Some(class_bits)` for a vote tree.
+    pub vote_bits: Option<u32>,
+    pub leaf_nodes: Vec<u32>,
+    pub leaf_values: Vec<f32>,
+}
+
+/// The bits a class code of a forest of `n_classes` classes needs in a leaf payload.
+pub(super) fn class_bits(n_classes: usize) -> u32 {
+    usize::BITS - n_classes.saturating_sub(1).leading_zeros()
+}
+
+/// The leaf reference of leaf `ordinal` voting for `class` (`class_bits` from
+/// [`class_bits`]; 0 and class 0 for a table tree), or `None` when it does not fit 31 bits.
+pub(super) fn leaf_reference(ordinal: usize, class: u32, class_bits: u32) -> Option<u32> {
+    let payload = (ordinal as u64).checked_shl(class_bits)? | u64::from(class);
+    (payload < u64::from(LEAF_BIT)).then_some(LEAF_BIT | payload as u32)
+}
+
+impl FastTree {
+    /// `parts` as a tree that may be walked, or `None` unless every reference is in range:
+    /// each child is a split index below `nodes.len()` or a leaf whose ordinal is below the
+    /// number of leaves (and, in a vote tree, whose class is below `n_classes`), every feature
+    /// is below `n_features`, the root is split 0 (or the one leaf of a one-leaf tree), and a
+    /// table holds exactly `n_classes` fractions per leaf.
+    pub fn checked(parts: TreeParts, n_features: usize, n_classes: usize) -> Option<Self> {
+        let leaves = parts.leaf_nodes.len();
+        let splits = parts.nodes.len();
+        let votes = parts.vote_bits.is_some();
+        let class_bits = parts.vote_bits.unwrap_or(0);
+        if class_bits >= 31 || n_classes == 0 {
+            return None;
+        }
+        let class_mask = (1u32 << class_bits) - 1;
+        let reference_ok = |r: u32| match r & LEAF_BIT {
+            0 => (r as usize) < splits,
+            _ => {
+                let payload = r & !LEAF_BIT;
+                ((payload >> class_bits) as usize) < leaves
+                    && ((payload & class_mask) as usize) < n_classes
+            }
+        };
+        let root_ok = match parts.root {
+            0 => splits > 0,
+            r => splits == 0 && r & LEAF_BIT != 0 && reference_ok(r),
+        };
+        let nodes_ok = parts.nodes.iter().all(|n| {
+            ((n.word & FEATURE_MASK) as usize) < n_features
+                && reference_ok(n.left)
+                && reference_ok(n.right)
+        });
+        let leaves_ok = if votes {
+            parts.leaf_values.is_empty()
+        } else {
+            Some(parts.leaf_values.len()) == leaves.checked_mul(n_classes)
+        };
+        (root_ok && nodes_ok && leaves_ok).then_some(Self {
+            nodes: parts.nodes,
+            root: parts.root,
+            class_bits,
+            votes,
+            leaf_nodes: parts.leaf_nodes,
+            leaf_values: parts.leaf_values,
+        })
+    }
+
+    /// Whether the leaves hold classes (else fraction rows).
+    pub fn votes(&self) -> bool {
+        self.votes
+    }
+
+    /// The class a leaf payload votes for (vote trees).
+    #[inline]
+    pub fn leaf_class(&self, payload: u32) -> usize {
+        (payload & ((1 << self.class_bits) - 1)) as usize
+    }
+
+    /// The fractions of the leaf with `payload` (table trees), `n_classes` of them.
+    #[inline]
+    pub fn leaf_fractions(&self, payload: u32, n_classes: usize) -> Option<&[f32]> {
+        let start = (payload >> self.class_bits) as usize * n_classes;
+        self.leaf_values.get(start..start + n_classes)
+    }
+
+    /// The original node index of the leaf with `payload`.
+    #[inline]
+    pub fn leaf_node(&self, payload: u32) -> Option<u32> {
+        self.leaf_nodes
+            .get((payload >> self.class_bits) as usize)
+            .copied()
+    }
+
+    /// Bytes the tree holds.
+    pub fn size_bytes(&self) -> usize {
+        self.nodes.len() * std::mem::size_of::<FastNode>()
+            + self.leaf_nodes.len() * std::mem::size_of::<u32>()
+            + self.leaf_values.len() * std::mem::size_of::<f32>()
+    }
+
+    /// Walks every row of `rows` (row-major, `n_features` values each, the `n_features` the
+    /// tree was checked against) to its leaf, calling `emit(row, leaf payload)` once per row.
+    /// `has_missing` says whether any value of `rows` is NaN: without one, a step skips the
+    /// missing-value rule (a fifth of its instructions).
+    #[inline]
+    pub fn walk(
+        &self,
+        rows: &[f32],
+        n_features: usize,
+        has_missing: bool,
+        emit: impl FnMut(usize, u32),
+    ) {
+        if has_missing {
+            self.walk_lanes::<LANES, true>(rows, n_features, emit);
+        } else {
+            self.walk_lanes::<LANES, false>(rows, n_features, emit);
+        }
+    }
+
+    /// Walks `K` rows at once: their node loads are independent, so the processor overlaps
+    /// them instead of waiting on one chain. A lane whose row reaches its leaf takes the next
+    /// row, so every lane stays busy until the rows run out.
+    #[inline(always)]
+    fn walk_lanes<const K: usize, const MISSING: bool>(
+        &self,
+        rows: &[f32],
+        n_features: usize,
+        mut emit: impl FnMut(usize, u32),
+    ) {
+        let f = n_features.max(1);
+        let n = rows.len() / f;
+        if self.root & LEAF_BIT != 0 {
+            (0..n).for_each(|r| emit(r, self.root & !LEAF_BIT));
+            return;
+        }
+        let nodes = self.nodes.as_slice();
+        let mut row = [0usize; K];
+        // row[k] * f, kept beside it so a step does not multiply.
+        let mut base = [0usize; K];
+        let mut at = [self.root; K];
+        let mut live = K.min(n);
+        for k in 0..live {
+            row[k] = k;
+            base[k] = k * f;
+        }
+        let mut next_row = live;
+        while live > 0 {
+            let mut k = 0;
+            while k < live {
+                // SAFETY: `at[k]` is the root (split 0 of a tree with splits) or a split
+                // reference of a checked node, so it is below `nodes.len()`; the node's feature
+                // is below the checked `n_features` (<= f), and `base[k] = row * f` with
+                // `row < n = rows.len() / f`, so `base[k] + feature < n * f <= rows.len()`.
+                let (node, v) = unsafe {
+                    let node = *nodes.get_unchecked(at[k] as usize);
+                    let v = *rows.get_unchecked(base[k] + (node.word & FEATURE_MASK) as usize);
+                    (node, v)
+                };
+                let left = if MISSING {
+                    let missing_left = node.word >> 31;
+                    u32::from(v <= node.threshold) | (u32::from(v.is_nan()) & missing_left)
+                } else {
+                    u32::from(v <= node.threshold)
+                };
+                // A select, not a branch: a mispredicted branch would flush the other lanes.
+                let mask = left.wrapping_neg();
+                let next = node.right ^ ((node.left ^ node.right) & mask);
+                if next & LEAF_BIT != 0 {
+                    emit(row[k], next & !LEAF_BIT);
+                    if next_row < n {
+                        row[k] = next_row;
+                        base[k] = next_row * f;
+                        at[k] = self.root;
+                        next_row += 1;
+                    } else {
+                        live -= 1;
+                        row[k] = row[live];
+                        base[k] = base[live];
+                        at[k] = at[live];
+                        continue;
+                    }
+                } else {
+                    at[k] = next;
+                }
+                k += 1;
+            }
+        }
+    }
+}
+
+/// Rows in flight at once in a walk (4, 8 and 16 measured within the machine's noise of one
+/// another on the 100k x 50 forest; 1, the plain row-after-row walk, was 1.6 times slower).
+const LANES: usize = 8;
