@@ -363,15 +363,13 @@ fn compile_preordered(
     if n == 0 || n_classes == 0 || u32::try_from(n).is_err() {
         return None;
     }
-    // Backward: one past each subtree's last node, and its numbers of splits and leaves.
+    // Backward: one past each subtree's last node. In a preorder tree every split has two
+    // children, so a subtree of `size` nodes holds `(size - 1) / 2` splits and one leaf more.
     let mut end = vec![0u32; n];
-    let mut splits = vec![0u32; n];
-    let mut leaves = vec![0u32; n];
     for i in (0..n).rev() {
         let node = &tree.nodes[i];
         if node.is_leaf() {
             end[i] = i as u32 + 1;
-            leaves[i] = 1;
             continue;
         }
         let (l, r) = (node.left as usize, node.right as usize);
@@ -379,28 +377,25 @@ fn compile_preordered(
             return None;
         }
         end[i] = end[r];
-        splits[i] = splits[l] + splits[r] + 1;
-        leaves[i] = leaves[l] + leaves[r];
     }
     if end[0] as usize != n {
         return None;
     }
-    Some(place_preordered(
-        tree, n_features, n_classes, mode, &splits, &leaves,
-    ))
+    Some(place_preordered(tree, n_features, n_classes, mode, &end))
 }
 
-/// The forward pass of [`compile_preordered`]: `splits` and `leaves` are its subtree sizes.
+/// The forward pass of [`compile_preordered`]: `end[i]` is one past the last node of `i`'s
+/// subtree.
 fn place_preordered(
     tree: &Tree,
     n_features: usize,
     n_classes: usize,
     mode: LeafMode,
-    splits: &[u32],
-    leaves: &[u32],
+    end: &[u32],
 ) -> Result<FastTree, Refusal> {
     let samples = |i: usize| tree.stats.n_samples.get(i).copied().unwrap_or(0);
-    let mut out = LeafParts::new(mode, n_classes, leaves[0] as usize)?;
+    let splits = |i: usize| (end[i] - i as u32 - 1) / 2;
+    let mut out = LeafParts::new(mode, n_classes, splits(0) as usize + 1)?;
     if tree.nodes[0].is_leaf() {
         let root = out.set(tree, 0, 0)?;
         return out.into_tree(Vec::new(), root, n_features);
@@ -411,7 +406,7 @@ fn place_preordered(
         left: 0,
         right: 0,
     };
-    let mut nodes = vec![empty; splits[0] as usize];
+    let mut nodes = vec![empty; splits(0) as usize];
     // Each split's place and first leaf ordinal, set by its parent (a leaf's reference is
     // made by its parent, which knows its ordinal).
     let mut place = vec![0u32; tree.nodes.len()];
@@ -425,9 +420,9 @@ fn place_preordered(
         let hot_left = samples(l) >= samples(r);
         let (hot, cold) = if hot_left { (l, r) } else { (r, l) };
         place[hot] = at + 1;
-        place[cold] = at + 1 + splits[hot];
+        place[cold] = at + 1 + splits(hot);
         first_leaf[hot] = first_leaf[i];
-        first_leaf[cold] = first_leaf[i] + leaves[hot];
+        first_leaf[cold] = first_leaf[i] + splits(hot) + 1;
         let mut reference = |child: usize| match tree.nodes[child].is_leaf() {
             true => out.set(tree, child, first_leaf[child] as usize),
             false => Ok(place[child]),
