@@ -400,12 +400,7 @@ fn place_preordered(
         let root = out.set(tree, 0, 0)?;
         return out.into_tree(Vec::new(), root, n_features);
     }
-    let empty = FastNode {
-        threshold: 0.0,
-        word: 0,
-        left: 0,
-        right: 0,
-    };
+    let empty = FastNode::new(0.0, 0, 0, 0);
     let mut nodes = vec![empty; splits(0) as usize];
     // Each split's place and first leaf ordinal, set by its parent (a leaf's reference is
     // made by its parent, which knows its ordinal).
@@ -428,12 +423,8 @@ fn place_preordered(
             false => Ok(place[child]),
         };
         let (left, right) = (reference(l)?, reference(r)?);
-        *nodes.get_mut(at as usize).ok_or(Refusal::Malformed)? = FastNode {
-            threshold: node.threshold,
-            word: split_word(node, n_features)?,
-            left,
-            right,
-        };
+        *nodes.get_mut(at as usize).ok_or(Refusal::Malformed)? =
+            FastNode::new(node.threshold, split_word(node, n_features)?, left, right);
     }
     out.into_tree(nodes, 0, n_features)
 }
@@ -471,12 +462,12 @@ fn compile_by_walk(
                 return Err(Refusal::Malformed);
             }
             let id = nodes.len();
-            nodes.push(FastNode {
-                threshold: node.threshold,
-                word: split_word(node, n_features)?,
-                left: 0,
-                right: 0,
-            });
+            nodes.push(FastNode::new(
+                node.threshold,
+                split_word(node, n_features)?,
+                0,
+                0,
+            ));
             let hot_left = samples(l) >= samples(r);
             let (hot, cold) = if hot_left { (l, r) } else { (r, l) };
             stack.push((cold, Some((id, cold == l))));
@@ -485,8 +476,7 @@ fn compile_by_walk(
         };
         match parent {
             None => root = reference,
-            Some((p, true)) => nodes[p].left = reference,
-            Some((p, false)) => nodes[p].right = reference,
+            Some((p, is_left)) => nodes[p].set_child(is_left, reference),
         }
     }
     out.into_tree(nodes, root, n_features)

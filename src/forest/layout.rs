@@ -24,15 +24,47 @@ pub(super) const MISSING_LEFT_BIT: u32 = 1 << 31;
 pub(super) const FEATURE_MASK: u32 = MISSING_LEFT_BIT - 1;
 
 /// One split: `x[feature] <= threshold` (or a missing value where the word says so) goes to
-/// `left`, anything else to `right`.
+/// the left child, anything else to the right one.
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[repr(C, align(16))]
 pub(super) struct FastNode {
     pub threshold: f32,
     /// The feature, with [`MISSING_LEFT_BIT`].
     pub word: u32,
-    pub left: u32,
-    pub right: u32,
+    /// The left child's reference in the low 32 bits, the right child's in the high ones: one
+    /// 64-bit value shifted by the compare's outcome picks the next reference in a register.
+    /// (Two fields picked by a select compiled to a second load, indexed by the compare, which
+    /// made every step wait on it.)
+    children: u64,
+}
+
+impl FastNode {
+    /// A split on `word` (feature and missing bit) at `threshold` with both child references.
+    pub fn new(threshold: f32, word: u32, left: u32, right: u32) -> Self {
+        Self {
+            threshold,
+            word,
+            children: u64::from(left) | (u64::from(right) << 32),
+        }
+    }
+
+    /// The left child's reference.
+    pub fn left(&self) -> u32 {
+        self.children as u32
+    }
+
+    /// The right child's reference.
+    pub fn right(&self) -> u32 {
+        (self.children >> 32) as u32
+    }
+
+    /// Sets one child's reference.
+    pub fn set_child(&mut self, is_left: bool, reference: u32) {
+        *self = match is_left {
+            true => Self::new(self.threshold, self.word, reference, self.right()),
+            false => Self::new(self.threshold, self.word, self.left(), reference),
+        };
+    }
 }
 
 /// A tree's splits in the compiled order and what its leaves hold, checked once (see
@@ -103,8 +135,8 @@ impl FastTree {
         };
         let nodes_ok = parts.nodes.iter().all(|n| {
             ((n.word & FEATURE_MASK) as usize) < n_features
-                && reference_ok(n.left)
-                && reference_ok(n.right)
+                && reference_ok(n.left())
+                && reference_ok(n.right())
         });
         let leaves_ok = if votes {
             parts.leaf_values.is_empty()
@@ -204,11 +236,14 @@ impl FastTree {
             let mut k = 0;
             while k < live {
                 // SAFETY: `at[k]` is the root (split 0 of a tree with splits) or a split
-                // reference of a checked node, so it is below `nodes.len()`; the node's feature
+                // reference of a checked node, so it is below `nodes.len()` (and the pointer is
+                // aligned, as every element of the vector is, for the read); the node's feature
                 // is below the checked `n_features` (<= f), and `base[k] = row * f` with
                 // `row < n = rows.len() / f`, so `base[k] + feature < n * f <= rows.len()`.
                 let (node, v) = unsafe {
-                    let node = *nodes.get_unchecked(at[k] as usize);
+                    // A volatile read keeps the node one load into registers: from a plain
+                    // read the compiler re-reads the chosen child after the compare instead.
+                    let node = std::ptr::read_volatile(nodes.as_ptr().add(at[k] as usize));
                     let v = *rows.get_unchecked(base[k] + (node.word & FEATURE_MASK) as usize);
                     (node, v)
                 };
@@ -218,9 +253,8 @@ impl FastTree {
                 } else {
                     u32::from(v <= node.threshold)
                 };
-                // A select, not a branch: a mispredicted branch would flush the other lanes.
-                let mask = left.wrapping_neg();
-                let next = node.right ^ ((node.left ^ node.right) & mask);
+                // A shift, not a branch: a mispredicted branch would flush the other lanes.
+                let next = (node.children >> ((left ^ 1) << 5)) as u32;
                 if next & LEAF_BIT != 0 {
                     emit(row[k], next & !LEAF_BIT);
                     if next_row < n {
