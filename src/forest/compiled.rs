@@ -292,6 +292,11 @@ impl LeafParts {
         }
     }
 
+    /// The number of leaves there is room for.
+    fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
     /// Room for one more leaf (the walk learns the count as it goes).
     fn grow(&mut self) {
         self.nodes.push(0);
@@ -440,7 +445,6 @@ fn compile_by_walk(
     let n = tree.nodes.len();
     let samples = |i: usize| tree.stats.n_samples.get(i).copied().unwrap_or(0);
     let mut nodes: Vec<FastNode> = Vec::new();
-    let mut n_leaves = 0;
     let mut out = LeafParts::new(mode, n_classes, 0)?;
     // (original node, the compact split whose child it is and whether it is the left one)
     let mut stack: Vec<(usize, Option<(usize, bool)>)> = vec![(0, None)];
@@ -448,14 +452,13 @@ fn compile_by_walk(
     while let Some((i, parent)) = stack.pop() {
         // Children point strictly forward (checked below), so each node is reached at most
         // once per parent and the walk ends; this bounds it even for a malformed tree.
-        if nodes.len() + n_leaves >= n {
+        if nodes.len() + out.len() >= n {
             return Err(Refusal::Malformed);
         }
         let node = tree.nodes.get(i).ok_or(Refusal::Malformed)?;
         let reference = if node.is_leaf() {
             out.grow();
-            n_leaves += 1;
-            out.set(tree, i, n_leaves - 1)?
+            out.set(tree, i, out.len() - 1)?
         } else {
             let (l, r) = (node.left as usize, node.right as usize);
             if l <= i || r <= i || l >= n || r >= n {

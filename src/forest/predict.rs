@@ -20,8 +20,9 @@ use crate::value::FeatureValue;
 pub(crate) const BLOCK_ROWS: usize = 64;
 
 /// Rows per chunk on the compiled path: enough rows per tree pass to reuse its nodes from cache
-/// (on the 100k x 50, 100-tree forest, 16,384-row chunks predicted about 1.6 times as many
-/// rows a second as 4,096-row ones; 32,768 measured no better and 65,536 worse).
+/// (on the 100k x 50, 100-tree forest, one thread, 16,384-row chunks predicted about 1.5 times
+/// as many rows a second as 4,096-row ones; 32,768 and 65,536 measured within the machine's
+/// noise of 16,384, for two and four times the chunk's memory).
 pub const COMPILED_CHUNK_ROWS: usize = 16_384;
 
 /// A chunk never holds fewer rows than this (the size every chunk had before wide inputs and
