@@ -6,11 +6,9 @@
 //! order), and in a vote tree its class in the low bits as well. A walk thus knows it has
 //! reached a leaf, and in a vote tree what it votes for, from the parent it has already
 //! loaded: a fully grown tree has as many leaves as splits plus one, and none of them costs a
-//! dependent load (a class table looked up per leaf cost about a fifth of the walk). Nodes
-//! are 16 bytes and 16-byte aligned, so no node straddles a cache line, and both children sit
-//! in the node: the step is a compare and a shift, with no branch to mispredict but the one
-//! that notices a leaf. Eight rows walk at once, written out lane by lane on deep trees so
-//! each lane's state stays in registers (see [`FastTree::walk`]).
+//! dependent load (a class table looked up per leaf cost about a fifth of the walk). Nodes are 16 bytes and 16-byte aligned, so no node straddles a cache line, and both
+//! children sit in the node: the step is a compare and a select, with no branch to mispredict
+//! but the one that notices a leaf.
 //!
 //! The walk indexes without bounds checks. That is sound because a [`FastTree`] can only be
 //! made through [`FastTree::checked`], which proves every reference of the tree points inside
@@ -209,6 +207,24 @@ impl FastTree {
         }
     }
 
+    /// Reads one word of every cache line of the splits, front to back, so the hardware
+    /// streams the whole tree into cache before the lanes need it. The lanes reach a deep
+    /// tree's nodes in no order, each miss waiting on the one before it in its lane: on the
+    /// 100k x 50 forest a pass of a 16,384-row chunk spent about 100 µs per tree on those
+    /// misses (the pass took that much longer for every chunk, however few its rows), while
+    /// the sweep brings the tree's 200 KB in order. One-thread runs: 235-242k rows/s without,
+    /// 268-286k with (prefetch instructions instead of reads: 239-259k).
+    #[inline]
+    fn warm(&self) {
+        const NODES_PER_LINE: usize = 64 / std::mem::size_of::<FastNode>();
+        let mut sum = 0u32;
+        for node in self.nodes.iter().step_by(NODES_PER_LINE) {
+            // SAFETY: a reference to a live element; volatile so the read is not dropped.
+            sum = sum.wrapping_add(unsafe { std::ptr::read_volatile(&node.word) });
+        }
+        std::hint::black_box(sum);
+    }
+
     /// One step of a row whose values start at `row`, at split `at`: the next reference.
     ///
     /// # Safety
@@ -271,6 +287,7 @@ impl FastTree {
         if n < LANES {
             return (0..n).for_each(|r| walk_alone(r, &mut emit));
         }
+        self.warm();
         let mut row: [usize; LANES] = std::array::from_fn(|k| k);
         let mut xr: [*const f32; LANES] = std::array::from_fn(|k| unsafe { x.add(k * f) });
         let mut at = [self.root; LANES];
