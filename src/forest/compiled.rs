@@ -226,16 +226,18 @@ impl CompiledForest {
 }
 
 /// The class of a pure leaf row (exactly one `1.0`, every other value `0.0`), else `None`.
+/// Counted without a branch per value: loading a fully grown forest checks every one of its
+/// leaves (1.3 million in the 100k x 50 forest), and a branch on where the `1.0` sits
+/// mispredicted on most of them.
 fn pure_class(row: &[f32]) -> Option<u32> {
-    let mut class = None;
+    let (mut ones, mut others, mut class) = (0u32, 0u32, 0u32);
     for (i, &v) in row.iter().enumerate() {
-        if v == 1.0 && class.is_none() {
-            class = Some(i as u32);
-        } else if v != 0.0 {
-            return None;
-        }
+        let one = u32::from(v == 1.0);
+        ones += one;
+        others += u32::from(v != 0.0) & (one ^ 1);
+        class += one * i as u32;
     }
-    class
+    (ones == 1 && others == 0).then_some(class)
 }
 
 /// The leaves of a tree being laid out, by ordinal.
@@ -909,6 +911,23 @@ mod tests {
             .iter()
             .zip(&plain(&forest, &rows, 5))
             .all(|(a, b)| a.to_bits() == b.to_bits()));
+    }
+
+    #[test]
+    fn a_leaf_is_pure_only_with_exactly_one_one_and_zeros_elsewhere() {
+        assert_eq!(pure_class(&[0.0, 1.0, 0.0]), Some(1));
+        assert_eq!(pure_class(&[1.0]), Some(0));
+        assert_eq!(pure_class(&[-0.0, 0.0, 0.0, 1.0]), Some(3));
+        for impure in [
+            &[1.0, 1.0][..],
+            &[0.5, 0.5],
+            &[0.0, 0.0],
+            &[f32::NAN, 1.0],
+            &[1.0, 1e-30],
+            &[],
+        ] {
+            assert_eq!(pure_class(impure), None, "{impure:?}");
+        }
     }
 
     #[test]
