@@ -235,7 +235,9 @@ fn pure_class(row: &[f32]) -> Option<u32> {
         let one = u32::from(v == 1.0);
         ones += one;
         others += u32::from(v != 0.0) & (one ^ 1);
-        class += one * i as u32;
+        // Only read when exactly one value is 1.0; wrapping keeps a row of many 1.0s (a
+        // malformed leaf) from overflowing in a debug build.
+        class = class.wrapping_add(one * i as u32);
     }
     (ones == 1 && others == 0).then_some(class)
 }
