@@ -274,18 +274,16 @@ impl FastTree {
         // a split reference of a checked node, so it is below `nodes.len()` (and aligned, as
         // every element of the vector is, for the read); `xr[k]` is `x + r * f` for a row
         // `r < n = rows.len() / f`, and every checked feature is below `n_features <= f`.
-        let walk_alone = |r: usize, emit: &mut dyn FnMut(usize, u32)| {
-            let mut at = self.root;
-            loop {
-                let next = unsafe { Self::step::<MISSING>(nodes, x.add(r * f), at) };
-                if next & LEAF_BIT != 0 {
-                    return emit(r, next & !LEAF_BIT);
-                }
-                at = next;
+        // The leaf payload of the row at `row` walked alone from split `at`.
+        let walk_alone = |row: *const f32, mut at: u32| loop {
+            let next = unsafe { Self::step::<MISSING>(nodes, row, at) };
+            if next & LEAF_BIT != 0 {
+                return next & !LEAF_BIT;
             }
+            at = next;
         };
         if n < LANES {
-            return (0..n).for_each(|r| walk_alone(r, &mut emit));
+            return (0..n).for_each(|r| emit(r, walk_alone(unsafe { x.add(r * f) }, self.root)));
         }
         self.warm();
         let mut row: [usize; LANES] = std::array::from_fn(|k| k);
@@ -329,15 +327,7 @@ impl FastTree {
             }
         }
         for k in (0..LANES).filter(|&k| k != done) {
-            let mut here = at[k];
-            loop {
-                let next = unsafe { Self::step::<MISSING>(nodes, xr[k], here) };
-                if next & LEAF_BIT != 0 {
-                    emit(row[k], next & !LEAF_BIT);
-                    break;
-                }
-                here = next;
-            }
+            emit(row[k], walk_alone(xr[k], at[k]));
         }
     }
 }
