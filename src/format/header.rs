@@ -18,7 +18,12 @@
 
 use std::ops::Range;
 
+use super::validate::in_parallel;
 use crate::error::{Result, WoodlotError};
+
+/// Files of at least this many bytes are hashed on several cores (BLAKE3's own advice: below
+/// about 128 KiB, waking threads costs more than it saves; 1 MiB leaves a margin).
+const PARALLEL_HASH_MIN_BYTES: usize = 1 << 20;
 
 /// The file signature, the first 8 bytes of every model file.
 pub const MAGIC: [u8; 8] = [0x89, b'W', b'D', b'L', b'\r', b'\n', 0x1a, b'\n'];
@@ -235,7 +240,11 @@ impl Header {
 
 /// BLAKE3 of a whole model file with its checksum field (bytes 32..64) taken as zeros.
 ///
-/// Errors if `bytes` is shorter than the header.
+/// Errors if `bytes` is shorter than the header. A large file is hashed on the cores of the
+/// current rayon pool (or the cached pool of all cores): BLAKE3 is a tree hash, the same bytes
+/// give the same digest either way, and on two cores the 24 MB file of the 100k x 50 forest
+/// hashed in about 4.3 ms instead of one core's 7 ms (best of six each), which every load
+/// pays before decoding.
 pub fn file_checksum(bytes: &[u8]) -> Result<[u8; 32]> {
     let (Some(before), Some(after)) =
         (bytes.get(..CHECKSUM_AT.start), bytes.get(CHECKSUM_AT.end..))
@@ -245,7 +254,13 @@ pub fn file_checksum(bytes: &[u8]) -> Result<[u8; 32]> {
     let mut hasher = blake3::Hasher::new();
     hasher.update(before);
     hasher.update(&[0u8; CHECKSUM_AT.end - CHECKSUM_AT.start]);
-    hasher.update(after);
+    if after.len() >= PARALLEL_HASH_MIN_BYTES {
+        in_parallel(|| {
+            hasher.update_rayon(after);
+        })?;
+    } else {
+        hasher.update(after);
+    }
     Ok(*hasher.finalize().as_bytes())
 }
 
@@ -345,6 +360,23 @@ mod tests {
             b'x',
         );
         v
+    }
+
+    /// A file large enough to be hashed on several cores has the digest of the plain,
+    /// one-thread BLAKE3 of its bytes with the checksum field zeroed, as a small one does.
+    #[test]
+    fn large_and_small_files_hash_as_one_thread_would() {
+        for len in [
+            HEADER_LEN,
+            4096,
+            PARALLEL_HASH_MIN_BYTES + 7,
+            3 * PARALLEL_HASH_MIN_BYTES,
+        ] {
+            let mut bytes: Vec<u8> = (0..len).map(|i| (i * 131 % 251) as u8).collect();
+            let sum = file_checksum(&bytes).unwrap();
+            bytes[CHECKSUM_AT].fill(0);
+            assert_eq!(sum, *blake3::hash(&bytes).as_bytes(), "{len} bytes");
+        }
     }
 
     fn err(bytes: &[u8]) -> String {
