@@ -18,12 +18,8 @@
 
 use std::ops::Range;
 
-use super::validate::in_parallel;
+use super::validate::{in_parallel, PARALLEL_MIN_BYTES};
 use crate::error::{Result, WoodlotError};
-
-/// Files of at least this many bytes are hashed on several cores (BLAKE3's own advice: below
-/// about 128 KiB, waking threads costs more than it saves; 1 MiB leaves a margin).
-const PARALLEL_HASH_MIN_BYTES: usize = 1 << 20;
 
 /// The file signature, the first 8 bytes of every model file.
 pub const MAGIC: [u8; 8] = [0x89, b'W', b'D', b'L', b'\r', b'\n', 0x1a, b'\n'];
@@ -240,11 +236,12 @@ impl Header {
 
 /// BLAKE3 of a whole model file with its checksum field (bytes 32..64) taken as zeros.
 ///
-/// Errors if `bytes` is shorter than the header. A large file is hashed on the cores of the
-/// current rayon pool (or the cached pool of all cores): BLAKE3 is a tree hash, the same bytes
-/// give the same digest either way, and on two cores the 24 MB file of the 100k x 50 forest
-/// hashed in about 4.3 ms instead of one core's 7 ms (best of six each), which every load
-/// pays before decoding.
+/// Errors if `bytes` is shorter than the header. A file as large as one whose trees decode in
+/// parallel ([`PARALLEL_MIN_BYTES`]; BLAKE3's own advice puts the break-even near 128 KiB) is
+/// hashed on the cores of the current rayon pool (or the cached pool of all cores): BLAKE3 is
+/// a tree hash, the same bytes give the same digest either way, and on two cores the 24 MB
+/// file of the 100k x 50 forest hashed in about 4.3 ms instead of one core's 7 ms (best of six
+/// each), which every load pays before decoding.
 pub fn file_checksum(bytes: &[u8]) -> Result<[u8; 32]> {
     let (Some(before), Some(after)) =
         (bytes.get(..CHECKSUM_AT.start), bytes.get(CHECKSUM_AT.end..))
@@ -254,7 +251,7 @@ pub fn file_checksum(bytes: &[u8]) -> Result<[u8; 32]> {
     let mut hasher = blake3::Hasher::new();
     hasher.update(before);
     hasher.update(&[0u8; CHECKSUM_AT.end - CHECKSUM_AT.start]);
-    if after.len() >= PARALLEL_HASH_MIN_BYTES {
+    if after.len() >= PARALLEL_MIN_BYTES {
         in_parallel(|| {
             hasher.update_rayon(after);
         })?;
@@ -369,8 +366,8 @@ mod tests {
         for len in [
             HEADER_LEN,
             4096,
-            PARALLEL_HASH_MIN_BYTES + 7,
-            3 * PARALLEL_HASH_MIN_BYTES,
+            PARALLEL_MIN_BYTES + 7,
+            3 * PARALLEL_MIN_BYTES,
         ] {
             let mut bytes: Vec<u8> = (0..len).map(|i| (i * 131 % 251) as u8).collect();
             let sum = file_checksum(&bytes).unwrap();
