@@ -237,11 +237,11 @@ impl Header {
 /// BLAKE3 of a whole model file with its checksum field (bytes 32..64) taken as zeros.
 ///
 /// Errors if `bytes` is shorter than the header. A file as large as one whose trees decode in
-/// parallel ([`PARALLEL_MIN_BYTES`]; BLAKE3's own advice puts the break-even near 128 KiB) is
-/// hashed on the cores of the current rayon pool (or the cached pool of all cores): BLAKE3 is
-/// a tree hash, the same bytes give the same digest either way, and on two cores the 24 MB
-/// file of the 100k x 50 forest hashed in about 4.3 ms instead of one core's 7 ms (best of six
-/// each), which every load pays before decoding.
+/// parallel (`validate::PARALLEL_MIN_BYTES`, 1 MiB; BLAKE3's own advice puts the break-even
+/// near 128 KiB) is hashed on the cores of the current rayon pool (or the cached pool of all
+/// cores): BLAKE3 is a tree hash, the same bytes give the same digest either way, and on two
+/// cores the 24 MB file of the 100k x 50 forest hashed in about 4.3 ms instead of one core's
+/// 7 ms (best of six each), which every load pays before decoding.
 pub fn file_checksum(bytes: &[u8]) -> Result<[u8; 32]> {
     let (Some(before), Some(after)) =
         (bytes.get(..CHECKSUM_AT.start), bytes.get(CHECKSUM_AT.end..))
