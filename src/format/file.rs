@@ -25,7 +25,7 @@ use super::meta::ModelMeta;
 use super::payload;
 use super::valid::ValidForest;
 use super::validate::{
-    in_parallel, tree_error, validate_forest, validate_forest_head, validate_tree,
+    in_parallel, tree_error, validate_decoded_tree, validate_forest, validate_forest_head,
 };
 use crate::error::{Result, WoodlotError};
 use crate::forest::compiled::CompiledTree;
@@ -175,7 +175,7 @@ pub fn decode_for_prediction(bytes: &[u8]) -> Result<LoadedModel> {
         } else {
             &meta.output_classes
         };
-        validate_tree(tree, n_features, n_classes, outputs)
+        validate_decoded_tree(tree, n_features, n_classes, outputs)
             .map_err(|reason| tree_error(t, reason))?;
         Ok(CompiledTree::new(
             tree,

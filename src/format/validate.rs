@@ -262,18 +262,8 @@ fn passes_every_check(tree: &Tree, n_features: u32, n_classes: u32, outputs: &[u
             let Some(values) = tree.leaf_values.get(rank * c..(rank + 1) * c) else {
                 return false;
             };
-            if values.iter().any(|v| !(0.0..=1.0).contains(v)) {
+            if !leaf_row_passes(values, outputs) {
                 return false;
-            }
-            // Each output's fractions sum to 1 on their own (one output: the whole row).
-            let mut start = 0usize;
-            for &width in outputs {
-                let end = (start + width as usize).min(values.len());
-                let sum: f64 = values[start..end].iter().map(|&v| f64::from(v)).sum();
-                if (sum - 1.0).abs() > LEAF_SUM_TOLERANCE {
-                    return false;
-                }
-                start = end;
             }
             rank += 1;
             // The next node is the innermost pending right child, or there is none.
@@ -298,6 +288,81 @@ fn passes_every_check(tree: &Tree, n_features: u32, n_classes: u32, outputs: &[u
         }
     }
     pending.is_empty() && rank.checked_mul(c) == Some(tree.leaf_values.len())
+}
+
+/// Whether a leaf's row holds fractions in `[0, 1]` whose every output sums to 1 (one output:
+/// the whole row), as pass 3 of [`check_in_order`] requires.
+fn leaf_row_passes(values: &[f32], outputs: &[u32]) -> bool {
+    if values.iter().any(|v| !(0.0..=1.0).contains(v)) {
+        return false;
+    }
+    let mut start = 0usize;
+    outputs.iter().all(|&width| {
+        let end = (start + width as usize).min(values.len());
+        let sum: f64 = values[start..end].iter().map(|&v| f64::from(v)).sum();
+        start = end;
+        (sum - 1.0).abs() <= LEAF_SUM_TOLERANCE
+    })
+}
+
+/// [`validate_tree`] for a tree the payload decoder rebuilt from its leaf bits: the decoder
+/// makes its nodes one tree in depth-first preorder, gives each leaf feature 0, threshold 0.0,
+/// `missing_left` false and the next leaf row, and sizes every array from the node and leaf
+/// counts, so of [`validate_tree`]'s checks only those on the values the file carries can
+/// fail. The fast pass checks just those, without the structural walk's branch per node
+/// (loading the 100k x 50 forest checks 2.6 million nodes); a tree it doubts gets every check
+/// in order, so the answer and the first failure's reason are [`validate_tree`]'s. Unit tests
+/// confirm every tree the fast pass accepts with the structural pass too.
+pub(super) fn validate_decoded_tree(
+    tree: &Tree,
+    n_features: u32,
+    n_classes: u32,
+    outputs: &[u32],
+) -> std::result::Result<(), String> {
+    if values_pass(tree, n_features, n_classes, outputs) {
+        #[cfg(test)]
+        assert!(
+            passes_every_check(tree, n_features, n_classes, outputs),
+            "validate_decoded_tree was given a tree the decoder did not build"
+        );
+        return Ok(());
+    }
+    check_in_order(tree, n_features, n_classes, outputs)
+}
+
+/// The value checks of [`passes_every_check`], over each array front to back without a branch
+/// per element (so they vectorize); see [`validate_decoded_tree`] for why they suffice there.
+/// A leaf's feature 0 and threshold 0.0 pass the split rules whenever `n_features >= 1`, so
+/// nodes need no test of which kind they are.
+fn values_pass(tree: &Tree, n_features: u32, n_classes: u32, outputs: &[u32]) -> bool {
+    let n = tree.nodes.len();
+    let s = &tree.stats;
+    let c = n_classes as usize;
+    if tree.n_classes != n_classes
+        || n == 0
+        || c == 0
+        || s.impurity.len() != n
+        || s.n_samples.len() != n
+        || s.weighted_n_samples.len() != n
+        || !tree.leaf_values.len().is_multiple_of(c)
+    {
+        return false;
+    }
+    let splits_ok = tree.nodes.iter().fold(true, |ok, node| {
+        ok & (node.feature < n_features)
+            & !node.threshold.is_nan()
+            & (node.threshold != f32::NEG_INFINITY)
+    });
+    let impurity_ok = s.impurity.iter().fold(true, |ok, v| ok & v.is_finite());
+    let weights_ok = s
+        .weighted_n_samples
+        .iter()
+        .fold(true, |ok, v| ok & v.is_finite() & (*v >= 0.0));
+    let leaves_ok = tree
+        .leaf_values
+        .chunks_exact(c)
+        .all(|row| leaf_row_passes(row, outputs));
+    splits_ok && impurity_ok && weights_ok && leaves_ok
 }
 
 /// Every check of [`validate_tree`], pass by pass; the error names the first failure.
