@@ -10,7 +10,7 @@ use rayon::prelude::*;
 use crate::error::{Result, WoodlotError};
 use crate::forest::threads::{available_cores, run_in_pool};
 use crate::forest::{Forest, ForestParams, SizeSpec};
-use crate::tree::Tree;
+use crate::tree::{NodeStats, Tree};
 
 /// How far a leaf's class fractions may sum from 1 (they are `f32` quotients of weight sums).
 pub const LEAF_SUM_TOLERANCE: f64 = 1e-3;
@@ -230,22 +230,8 @@ pub(super) fn validate_tree(
 /// [`check_in_order`]. Leaves are met in node order, so `right == rank` is pass 3's row rule.
 fn passes_every_check(tree: &Tree, n_features: u32, n_classes: u32, outputs: &[u32]) -> bool {
     let n = tree.nodes.len();
-    let s = &tree.stats;
     let c = n_classes as usize;
-    if tree.n_classes != n_classes
-        || n == 0
-        || u32::try_from(n - 1).is_err()
-        || s.impurity.len() != n
-        || s.n_samples.len() != n
-        || s.weighted_n_samples.len() != n
-    {
-        return false;
-    }
-    let stats_ok = s.impurity.iter().all(|v| v.is_finite())
-        && s.weighted_n_samples
-            .iter()
-            .all(|v| v.is_finite() && *v >= 0.0);
-    if !stats_ok {
+    if !lengths_pass(tree, n_classes) || !stats_pass(&tree.stats) {
         return false;
     }
     let mut pending: Vec<u32> = Vec::new();
@@ -290,6 +276,30 @@ fn passes_every_check(tree: &Tree, n_features: u32, n_classes: u32, outputs: &[u
     pending.is_empty() && rank.checked_mul(c) == Some(tree.leaf_values.len())
 }
 
+/// Whether `tree` has the forest's class count, at least one node, node indices that fit a
+/// `u32`, and one stats entry per node: the length rules every pass relies on before indexing.
+fn lengths_pass(tree: &Tree, n_classes: u32) -> bool {
+    let n = tree.nodes.len();
+    let s = &tree.stats;
+    tree.n_classes == n_classes
+        && n != 0
+        && u32::try_from(n - 1).is_ok()
+        && s.impurity.len() == n
+        && s.n_samples.len() == n
+        && s.weighted_n_samples.len() == n
+}
+
+/// Whether every impurity is finite and every weighted sample count finite and non-negative,
+/// folded without a branch per element so the two scans vectorize.
+fn stats_pass(stats: &NodeStats) -> bool {
+    let impurity_ok = stats.impurity.iter().fold(true, |ok, v| ok & v.is_finite());
+    let weights_ok = stats
+        .weighted_n_samples
+        .iter()
+        .fold(true, |ok, v| ok & v.is_finite() & (*v >= 0.0));
+    impurity_ok && weights_ok
+}
+
 /// Whether a leaf's row holds fractions in `[0, 1]` whose every output sums to 1 (one output:
 /// the whole row), as pass 3 of [`check_in_order`] requires.
 fn leaf_row_passes(values: &[f32], outputs: &[u32]) -> bool {
@@ -330,22 +340,14 @@ pub(super) fn validate_decoded_tree(
     check_in_order(tree, n_features, n_classes, outputs)
 }
 
-/// The value checks of [`passes_every_check`], over each array front to back without a branch
-/// per element (so they vectorize); see [`validate_decoded_tree`] for why they suffice there.
-/// A leaf's feature 0 and threshold 0.0 pass the split rules whenever `n_features >= 1`, so
-/// nodes need no test of which kind they are.
+/// The value checks of [`passes_every_check`], with no walk of the structure; see
+/// [`validate_decoded_tree`] for why they suffice there. The node and stats scans fold without a
+/// branch per element (so they vectorize); the leaf rows stop at the first failing row. A leaf's
+/// feature 0 and threshold 0.0 pass the split rules whenever `n_features >= 1`, so nodes need no
+/// test of which kind they are.
 fn values_pass(tree: &Tree, n_features: u32, n_classes: u32, outputs: &[u32]) -> bool {
-    let n = tree.nodes.len();
-    let s = &tree.stats;
     let c = n_classes as usize;
-    if tree.n_classes != n_classes
-        || n == 0
-        || c == 0
-        || s.impurity.len() != n
-        || s.n_samples.len() != n
-        || s.weighted_n_samples.len() != n
-        || !tree.leaf_values.len().is_multiple_of(c)
-    {
+    if !lengths_pass(tree, n_classes) || c == 0 || !tree.leaf_values.len().is_multiple_of(c) {
         return false;
     }
     let splits_ok = tree.nodes.iter().fold(true, |ok, node| {
@@ -353,16 +355,12 @@ fn values_pass(tree: &Tree, n_features: u32, n_classes: u32, outputs: &[u32]) ->
             & !node.threshold.is_nan()
             & (node.threshold != f32::NEG_INFINITY)
     });
-    let impurity_ok = s.impurity.iter().fold(true, |ok, v| ok & v.is_finite());
-    let weights_ok = s
-        .weighted_n_samples
-        .iter()
-        .fold(true, |ok, v| ok & v.is_finite() & (*v >= 0.0));
-    let leaves_ok = tree
-        .leaf_values
-        .chunks_exact(c)
-        .all(|row| leaf_row_passes(row, outputs));
-    splits_ok && impurity_ok && weights_ok && leaves_ok
+    splits_ok
+        && stats_pass(&tree.stats)
+        && tree
+            .leaf_values
+            .chunks_exact(c)
+            .all(|row| leaf_row_passes(row, outputs))
 }
 
 /// Every check of [`validate_tree`], pass by pass; the error names the first failure.
