@@ -211,19 +211,44 @@ impl CompiledForest {
 
     /// The leaf (node index in the original tree) each row reaches in each tree into `out`
     /// (`rows x n_trees`).
+    ///
+    /// Trees are walked [`APPLY_TREE_GROUP`] at a time into a tree-major buffer of leaf
+    /// payloads, which are then resolved to node indices and copied out row by row. The walk's
+    /// callback only stores a `u32` (resolving the node inside it left the eight lanes fewer
+    /// registers), and a row's output line is filled once per group, not once per tree (the
+    /// output of 10,000 rows of 100 trees is 8 MB, beyond cache). One-thread kernel A/B on the
+    /// 100k x 50, 100-tree forest, 10,000-row chunks: 117-161k rows/s before, 143-201k after.
     pub fn apply_into(&self, rows: &[f32], out: &mut [i64]) {
         let f = self.n_features.max(1);
+        let n = rows.len() / f;
         let t = self.trees.len();
         let missing = rows.iter().any(|v| v.is_nan());
-        for (k, tree) in self.trees.iter().enumerate() {
-            tree.walk(rows, f, missing, |r, leaf| {
-                if let (Some(dst), Some(node)) = (out.get_mut(r * t + k), tree.leaf_node(leaf)) {
-                    *dst = i64::from(node);
+        let mut group = vec![0u32; n * APPLY_TREE_GROUP.min(t)];
+        for (g, trees) in self.trees.chunks(APPLY_TREE_GROUP).enumerate() {
+            for (k, tree) in trees.iter().enumerate() {
+                let leaves = &mut group[k * n..(k + 1) * n];
+                tree.walk(rows, f, missing, |r, leaf| {
+                    if let Some(dst) = leaves.get_mut(r) {
+                        *dst = leaf;
+                    }
+                });
+            }
+            let first = g * APPLY_TREE_GROUP;
+            for (r, row_out) in out.chunks_exact_mut(t).enumerate().take(n) {
+                let row_out = &mut row_out[first..first + trees.len()];
+                for (k, (dst, tree)) in row_out.iter_mut().zip(trees).enumerate() {
+                    if let Some(node) = tree.leaf_node(group[k * n + r]) {
+                        *dst = i64::from(node);
+                    }
                 }
-            });
+            }
         }
     }
 }
+
+/// Trees [`CompiledForest::apply_into`] walks before copying their leaves out: eight `i64`
+/// leaves fill a cache line of a row's output.
+const APPLY_TREE_GROUP: usize = 8;
 
 /// The class of a pure leaf row (exactly one `1.0`, every other value `0.0`), else `None`.
 /// Counted without a branch per value: loading a fully grown forest checks every one of its
