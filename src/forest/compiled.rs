@@ -74,6 +74,12 @@ impl CompiledTree {
             Err(Refusal::Malformed) => None,
         }
     }
+
+    /// Whether the leaves hold class votes: the leaf row of every leaf of the tree it was
+    /// compiled from is pure (exactly one `1.0`, zeros elsewhere).
+    pub fn votes(&self) -> bool {
+        self.tree.votes()
+    }
 }
 
 /// What a compiled leaf holds.

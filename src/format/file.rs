@@ -175,13 +175,16 @@ pub fn decode_for_prediction(bytes: &[u8]) -> Result<LoadedModel> {
         } else {
             &meta.output_classes
         };
-        validate_decoded_tree(tree, n_features, n_classes, outputs)
+        // Compiled first: a tree the compiler lays out with class-vote leaves has only pure
+        // leaf rows, which pass the leaf-row rule when all the classes are one output. (The
+        // compiler refuses what it cannot lay out; a tree that then fails its checks is never
+        // used.)
+        let compiled = CompiledTree::new(tree, n_features as usize, n_classes as usize);
+        let single_output = outputs == [n_classes];
+        let rows_pure = single_output && compiled.as_ref().is_some_and(CompiledTree::votes);
+        validate_decoded_tree(tree, n_features, n_classes, outputs, rows_pure)
             .map_err(|reason| tree_error(t, reason))?;
-        Ok(CompiledTree::new(
-            tree,
-            n_features as usize,
-            n_classes as usize,
-        ))
+        Ok(compiled)
     };
     let (mut forest, checked) =
         payload::decode_payload_with(payload, bytes.len(), &check_and_compile)?;

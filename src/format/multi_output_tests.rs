@@ -8,6 +8,7 @@ use super::{
     decode, decode_for_prediction, encode, file_checksum, validate_forest, FLAG_MULTI_OUTPUT,
 };
 use crate::forest::{Forest, ForestParams};
+use crate::format::testutil::{assemble, reseal, sections};
 use crate::rng::Rng;
 
 /// 200 rows of 3 features; output 0 is which third feature 0 falls in (3 classes), output 1
@@ -113,6 +114,31 @@ fn loading_for_prediction_checks_each_outputs_leaf_sums_as_decode_does() {
     bytes[32..64].copy_from_slice(&sum);
     let by_decode = decode(&bytes).unwrap_err().to_string();
     assert!(by_decode.contains("of output 0 sum to"), "{by_decode}");
+    assert_eq!(
+        decode_for_prediction(&bytes).unwrap_err().to_string(),
+        by_decode
+    );
+}
+
+/// A leaf row that is pure over all the classes (one `1.0`) is a valid row of a one-output
+/// forest but not of a multi-output one, where every output's part sums to 1. Loading for
+/// prediction reads such a tree's rows once, to make class votes, and skips the leaf-row rule
+/// only for one output: a one-output payload under a two-output meta must still be refused,
+/// with decode's reason.
+#[test]
+fn pure_leaf_rows_under_a_multi_output_meta_are_refused_for_prediction_too() {
+    let (_, x) = multi_output_forest();
+    let y: Vec<u32> = x.column(0).iter().map(|&v| (v * 5.0) as u32 % 5).collect();
+    let forest = Forest::fit(x.view(), &y, 5, None, &ForestParams::default(), 1).unwrap();
+    let file = encode(&forest, &json!({})).unwrap();
+    let (meta_at, payload_at) = sections(&file);
+    let mut meta: serde_json::Value = serde_json::from_slice(&file[meta_at..payload_at]).unwrap();
+    meta["output_classes"] = json!([3, 2]);
+    let mut bytes = assemble(&serde_json::to_vec(&meta).unwrap(), &file[payload_at..]);
+    bytes[12..16].copy_from_slice(&FLAG_MULTI_OUTPUT.to_le_bytes());
+    reseal(&mut bytes);
+    let by_decode = decode(&bytes).unwrap_err().to_string();
+    assert!(by_decode.contains("sum to 0, not 1"), "{by_decode}");
     assert_eq!(
         decode_for_prediction(&bytes).unwrap_err().to_string(),
         by_decode
