@@ -387,11 +387,20 @@ fn compile_tree(
 
 /// [`compile_by_walk`]'s result for a tree whose nodes are in plain depth-first preorder (a
 /// split's left child is the next node, its right child the node after its left subtree, the
-/// root's subtree every node: every fitted and every decoded tree), in two sequential passes
-/// instead of a walk that hops between the hot and cold sides: a backward pass sizes every
-/// subtree, a forward pass gives each split its place (its hot child's subtree right after
-/// it, its cold child's after that) and each leaf its ordinal. `None` for any other tree,
-/// which then takes the walk.
+/// root's subtree every node: every fitted and every decoded tree), in one sequential pass
+/// instead of a walk that hops between the hot and cold sides. `None` for any other tree (and
+/// for one the pass finds malformed), which then takes the walk.
+///
+/// In preorder, a split at `i` with children `l = i + 1` and `r` has its left subtree at
+/// `l..r` and its right one from `r` to its own subtree's end, and a subtree of `size` nodes
+/// holds `(size - 1) / 2` splits. So every node's place (its hot child's subtree right after
+/// it, its cold child's after that), first leaf ordinal and subtree end follow from its
+/// parent's, top-down: the left child's are carried to the next node, the right child's wait
+/// on a stack as deep as the tree until the leaf that closes the left subtree. The pass checks
+/// the preorder as it goes (each node is the one its predecessor expects, each child lies in
+/// its parent's subtree, the stack empties at the last node), so no array the size of the tree is
+/// needed besides the layout itself (a backward pass that sized every subtree first, and the
+/// per-node places it fed, took about a tenth of loading the 100k x 50 forest).
 fn compile_preordered(
     tree: &Tree,
     n_features: usize,
@@ -400,71 +409,112 @@ fn compile_preordered(
 ) -> Option<Result<FastTree, Refusal>> {
     let n = tree.nodes.len();
     // (Without classes the walk gives every leaf row 0; such a forest takes the walk.)
-    if n == 0 || n_classes == 0 || u32::try_from(n).is_err() {
+    if n == 0 || n_classes == 0 || u32::try_from(n).is_err() || n.is_multiple_of(2) {
         return None;
     }
-    // Backward: one past each subtree's last node. In a preorder tree every split has two
-    // children, so a subtree of `size` nodes holds `(size - 1) / 2` splits and one leaf more.
-    let mut end = vec![0u32; n];
-    for i in (0..n).rev() {
-        let node = &tree.nodes[i];
-        if node.is_leaf() {
-            end[i] = i as u32 + 1;
-            continue;
-        }
-        let (l, r) = (node.left as usize, node.right as usize);
-        if l != i + 1 || r >= n || l >= n || end[l] as usize != r {
-            return None;
-        }
-        end[i] = end[r];
+    match place_preordered(tree, n_features, n_classes, mode) {
+        // Not in preorder, or malformed: the walk gives the answer.
+        Err(Refusal::Malformed) => None,
+        result => Some(result),
     }
-    if end[0] as usize != n {
-        return None;
-    }
-    Some(place_preordered(tree, n_features, n_classes, mode, &end))
 }
 
-/// The forward pass of [`compile_preordered`]: `end[i]` is one past the last node of `i`'s
-/// subtree.
+/// Where a node of a preordered tree goes, set by its parent (see [`compile_preordered`]).
+#[derive(Clone, Copy)]
+struct Slot {
+    /// The node's index: the node the pass must meet next.
+    node: u32,
+    /// Its place among the compiled splits (splits only).
+    place: u32,
+    /// The ordinal of the first leaf of its subtree.
+    first_leaf: u32,
+    /// One past the last node of its subtree.
+    end: u32,
+}
+
+/// The pass of [`compile_preordered`]; `Malformed` also for a tree not in preorder.
 fn place_preordered(
     tree: &Tree,
     n_features: usize,
     n_classes: usize,
     mode: LeafMode,
-    end: &[u32],
 ) -> Result<FastTree, Refusal> {
+    let n = tree.nodes.len();
     let samples = |i: usize| tree.stats.n_samples.get(i).copied().unwrap_or(0);
-    let splits = |i: usize| (end[i] - i as u32 - 1) / 2;
-    let mut out = LeafParts::new(mode, n_classes, splits(0) as usize + 1)?;
+    let n_splits = (n - 1) / 2;
+    let mut out = LeafParts::new(mode, n_classes, n_splits + 1)?;
     if tree.nodes[0].is_leaf() {
+        if n != 1 {
+            return Err(Refusal::Malformed);
+        }
         let root = out.set(tree, 0, 0)?;
         return out.into_tree(Vec::new(), root, n_features);
     }
     let empty = FastNode::new(0.0, 0, 0, 0);
-    let mut nodes = vec![empty; splits(0) as usize];
-    // Each split's place and first leaf ordinal, set by its parent (a leaf's reference is
-    // made by its parent, which knows its ordinal).
-    let mut place = vec![0u32; tree.nodes.len()];
-    let mut first_leaf = vec![0u32; tree.nodes.len()];
+    let mut nodes = vec![empty; n_splits];
+    let mut pending: Vec<Slot> = Vec::new();
+    let mut slot = Slot {
+        node: 0,
+        place: 0,
+        first_leaf: 0,
+        end: n as u32,
+    };
     for (i, node) in tree.nodes.iter().enumerate() {
+        if slot.node as usize != i {
+            return Err(Refusal::Malformed);
+        }
         if node.is_leaf() {
+            // Its parent made its reference. The next node must be the innermost pending right
+            // child, whose index is this leaf's subtree end: checked as that node is met (a
+            // leaf whose subtree should be larger is caught there, as is a last leaf with
+            // right children pending, since each pending one's index is below `n`).
+            if let Some(next) = pending.pop() {
+                slot = next;
+            }
             continue;
         }
-        let at = place[i];
         let (l, r) = (node.left as usize, node.right as usize);
+        if l != i + 1 || r <= l || r >= slot.end as usize {
+            return Err(Refusal::Malformed);
+        }
+        // Both subtrees hold at least one node: l..r and r..end.
+        let splits_of = |start: usize, end: usize| ((end - start - 1) / 2) as u32;
+        let (left_splits, right_splits) = (splits_of(l, r), splits_of(r, slot.end as usize));
         let hot_left = samples(l) >= samples(r);
-        let (hot, cold) = if hot_left { (l, r) } else { (r, l) };
-        place[hot] = at + 1;
-        place[cold] = at + 1 + splits(hot);
-        first_leaf[hot] = first_leaf[i];
-        first_leaf[cold] = first_leaf[i] + splits(hot) + 1;
-        let mut reference = |child: usize| match tree.nodes[child].is_leaf() {
-            true => out.set(tree, child, first_leaf[child] as usize),
-            false => Ok(place[child]),
-        };
-        let (left, right) = (reference(l)?, reference(r)?);
-        *nodes.get_mut(at as usize).ok_or(Refusal::Malformed)? =
+        let hot_splits = if hot_left { left_splits } else { right_splits };
+        let hot = (slot.place + 1, slot.first_leaf);
+        let cold = (
+            slot.place + 1 + hot_splits,
+            slot.first_leaf + hot_splits + 1,
+        );
+        let ((l_place, l_leaf), (r_place, r_leaf)) =
+            if hot_left { (hot, cold) } else { (cold, hot) };
+        let mut reference =
+            |child: usize, place: u32, first_leaf: u32| match tree.nodes[child].is_leaf() {
+                true => out.set(tree, child, first_leaf as usize),
+                false => Ok(place),
+            };
+        let left = reference(l, l_place, l_leaf)?;
+        let right = reference(r, r_place, r_leaf)?;
+        *nodes
+            .get_mut(slot.place as usize)
+            .ok_or(Refusal::Malformed)? =
             FastNode::new(node.threshold, split_word(node, n_features)?, left, right);
+        pending.push(Slot {
+            node: r as u32,
+            place: r_place,
+            first_leaf: r_leaf,
+            end: slot.end,
+        });
+        slot = Slot {
+            node: l as u32,
+            place: l_place,
+            first_leaf: l_leaf,
+            end: r as u32,
+        };
+    }
+    if !pending.is_empty() {
+        return Err(Refusal::Malformed);
     }
     out.into_tree(nodes, 0, n_features)
 }
@@ -527,6 +577,7 @@ mod tests {
     use super::*;
     use crate::forest::{ForestParams, MaxFeatures, SizeSpec};
     use crate::rng::Rng;
+    use crate::tree::{Node, NodeStats, LEAF};
 
     fn data(n: usize, classes: u32) -> (Array2<f64>, Vec<u32>) {
         let mut rng = Rng::new(3);
@@ -790,6 +841,95 @@ mod tests {
         assert!(CompiledTree::new(&malformed.trees[2], 5, 3).is_none());
     }
 
+    /// A tree of two classes from each node's children (`None` for a leaf; leaves take rows
+    /// in node order and alternate between the classes), with every node's sample count 1.
+    fn hand_made(children: &[Option<(u32, u32)>]) -> Tree {
+        let mut leaves = 0u32;
+        let mut leaf_values = Vec::new();
+        let nodes = children
+            .iter()
+            .map(|c| match *c {
+                Some((left, right)) => Node {
+                    feature: 0,
+                    threshold: 0.5,
+                    left,
+                    right,
+                    missing_left: false,
+                },
+                None => {
+                    leaf_values.extend(if leaves.is_multiple_of(2) {
+                        [1.0, 0.0]
+                    } else {
+                        [0.0, 1.0]
+                    });
+                    leaves += 1;
+                    Node {
+                        feature: 0,
+                        threshold: 0.0,
+                        left: LEAF,
+                        right: leaves - 1,
+                        missing_left: false,
+                    }
+                }
+            })
+            .collect::<Vec<_>>();
+        let n = nodes.len();
+        Tree {
+            n_classes: 2,
+            nodes,
+            leaf_values,
+            stats: NodeStats {
+                impurity: vec![0.0; n],
+                n_samples: vec![1; n],
+                weighted_n_samples: vec![1.0; n],
+            },
+        }
+    }
+
+    /// Trees whose first splits look like preorder but which are not (unreachable nodes, a
+    /// node reached twice, a leaf where a larger subtree should be): the one-pass layout must
+    /// notice and leave them to the walk, so both give the same answer, layout or refusal.
+    #[test]
+    fn irregular_trees_compile_as_the_walk_compiles_them() {
+        let cases: &[&[Option<(u32, u32)>]] = &[
+            // Valid preorder, for contrast.
+            &[Some((1, 4)), Some((2, 3)), None, None, None],
+            // Nodes 2 and 4 unreachable: node 1's subtree should run to node 3.
+            &[Some((1, 3)), None, None, None, None],
+            // Node 3 reached from both node 0 and node 1.
+            &[Some((1, 3)), Some((2, 3)), None, None, None],
+            // Preorder by every split's own children, but node 2's subtree is cut short.
+            &[
+                Some((1, 6)),
+                Some((2, 5)),
+                Some((3, 4)),
+                None,
+                None,
+                None,
+                None,
+            ],
+            &[
+                Some((1, 5)),
+                Some((2, 3)),
+                None,
+                Some((4, 5)),
+                None,
+                None,
+                None,
+            ],
+        ];
+        for (k, children) in cases.iter().enumerate() {
+            let tree = hand_made(children);
+            for mode in [LeafMode::Votes, LeafMode::Table] {
+                assert_eq!(
+                    compile_tree(&tree, 1, 2, mode),
+                    compile_by_walk(&tree, 1, 2, mode),
+                    "case {k}, {mode:?}"
+                );
+            }
+        }
+    }
+
     /// The same tree with every split's right subtree stored before its left one: a valid
     /// tree, but not in the preorder `compile_preordered` takes.
     fn right_first(tree: &Tree) -> Tree {
@@ -827,7 +967,7 @@ mod tests {
         out
     }
 
-    /// The two-pass layout of a preorder tree is the walk's, node for node, in both leaf
+    /// The one-pass layout of a preorder tree is the walk's, node for node, in both leaf
     /// modes; a tree in another order takes the walk and still predicts the same.
     #[test]
     fn preordered_trees_are_laid_out_as_the_walk_lays_them_out() {
