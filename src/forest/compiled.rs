@@ -577,7 +577,7 @@ mod tests {
     use super::*;
     use crate::forest::{ForestParams, MaxFeatures, SizeSpec};
     use crate::rng::Rng;
-    use crate::tree::{Node, NodeStats, LEAF};
+    use crate::tree::{Node, NodeStats};
 
     fn data(n: usize, classes: u32) -> (Array2<f64>, Vec<u32>) {
         let mut rng = Rng::new(3);
@@ -849,13 +849,7 @@ mod tests {
         let nodes = children
             .iter()
             .map(|c| match *c {
-                Some((left, right)) => Node {
-                    feature: 0,
-                    threshold: 0.5,
-                    left,
-                    right,
-                    missing_left: false,
-                },
+                Some((left, right)) => Node::split(0, 0.5, left, right, false),
                 None => {
                     leaf_values.extend(if leaves.is_multiple_of(2) {
                         [1.0, 0.0]
@@ -863,13 +857,7 @@ mod tests {
                         [0.0, 1.0]
                     });
                     leaves += 1;
-                    Node {
-                        feature: 0,
-                        threshold: 0.0,
-                        left: LEAF,
-                        right: leaves - 1,
-                        missing_left: false,
-                    }
+                    Node::leaf(leaves - 1)
                 }
             })
             .collect::<Vec<_>>();

@@ -217,24 +217,13 @@ pub(super) fn preorder_nodes(
         after_leaf = leaf_bits.next() == 1;
         nodes.push(if after_leaf {
             leaves += 1;
-            Node {
-                feature: 0,
-                threshold: 0.0,
-                left: LEAF,
-                right: leaves - 1,
-                missing_left: false,
-            }
+            Node::leaf(leaves - 1)
         } else {
             pending.push(id);
             open += 2;
-            Node {
-                feature: 0,
-                threshold: 0.0,
-                // Not past the end: a split node never completes the tree, so it is not last.
-                left: id.wrapping_add(1),
-                right: LEAF,
-                missing_left: false,
-            }
+            // Not past the end: a split node never completes the tree, so it is not last. Its
+            // right child is set when that child is met.
+            Node::split(0, 0.0, id.wrapping_add(1), LEAF, false)
         });
     }
     // Padding first: a wrong node count shows there before it leaves the tree incomplete.
