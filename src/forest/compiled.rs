@@ -218,7 +218,7 @@ impl CompiledForest {
     /// The leaf (node index in the original tree) each row reaches in each tree into `out`
     /// (`rows x n_trees`).
     ///
-    /// Trees are walked [`APPLY_TREE_GROUP`] at a time into a tree-major buffer of leaf
+    /// Trees are walked eight at a time (`APPLY_TREE_GROUP`) into a tree-major buffer of leaf
     /// payloads, which are then resolved to node indices and copied out row by row. The walk's
     /// callback only stores a `u32` (resolving the node inside it left the eight lanes fewer
     /// registers), and a row's output line is filled once per group, not once per tree (the
