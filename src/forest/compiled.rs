@@ -398,9 +398,10 @@ fn compile_tree(
 /// parent's, top-down: the left child's are carried to the next node, the right child's wait
 /// on a stack as deep as the tree until the leaf that closes the left subtree. The pass checks
 /// the preorder as it goes (each node is the one its predecessor expects, each child lies in
-/// its parent's subtree, the stack empties at the last node), so no array the size of the tree is
-/// needed besides the layout itself (a backward pass that sized every subtree first, and the
-/// per-node places it fed, took about a tenth of loading the 100k x 50 forest).
+/// its parent's subtree, the stack empties at the last node), so no array the size of the tree
+/// is needed besides the layout itself. (It replaced a backward pass that sized every subtree
+/// first and two tree-sized arrays of places: the 23.7 MB file of the 100k x 50 forest then
+/// loaded in 126-152 ms best of 15, against 93-112 ms since, in a Rust A/B of both builds.)
 fn compile_preordered(
     tree: &Tree,
     n_features: usize,
@@ -465,9 +466,9 @@ fn place_preordered(
         }
         if node.is_leaf() {
             // Its parent made its reference. The next node must be the innermost pending right
-            // child, whose index is this leaf's subtree end: checked as that node is met (a
-            // leaf whose subtree should be larger is caught there, as is a last leaf with
-            // right children pending, since each pending one's index is below `n`).
+            // child, whose index is this leaf's subtree end: checked as that node is met (so a
+            // leaf whose subtree should be larger is caught there), and after the last node
+            // nothing may be pending.
             if let Some(next) = pending.pop() {
                 slot = next;
             }
