@@ -326,9 +326,9 @@ fn leaf_row_passes(values: &[f32], outputs: &[u32]) -> bool {
 ///
 /// `rows_pure` says the caller has already seen the row of every leaf of `tree` (in a decoded
 /// tree, every row) hold exactly one `1.0` and zeros elsewhere, in a forest of one output:
-/// such a row passes the leaf-row rule,
-/// so the pass skips reading the rows again (the prediction layout's compiler reads them to
-/// make class-vote leaves, 6.6 million values in the 100k x 50 forest).
+/// such a row passes the leaf-row rule, so the pass skips reading the rows again (the
+/// prediction layout's compiler reads them to make class-vote leaves, 6.6 million values in
+/// the 100k x 50 forest).
 pub(super) fn validate_decoded_tree(
     tree: &Tree,
     n_features: u32,
