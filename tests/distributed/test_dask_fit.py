@@ -74,13 +74,21 @@ def test_bit_identical_to_a_local_fit_for_1_2_and_3_workers(
     local = RandomForestClassifier(**params).fit(X, y, sample_weight=sw)
     # Three slots (the cluster's threads) make three chunks; the tasks may run only on the
     # first n_workers workers, so one worker grows every chunk, or two share them.
-    with parallel_config(backend="dask", workers=workers[:n_workers], allow_other_workers=False):
-        dist = RandomForestClassifier(**params).fit(X, y, sample_weight=sw)
-    training = dict(dist._training)
-    # Which processes grew the chunks: only the allowed ones, and more than one when allowed
-    # (dask gives three chunks submitted at once to idle workers first).
-    used = training.pop("workers")
-    assert training == {"mode": "distributed", "engine": "dask", "chunks": 3}
+    # Which processes grew the chunks: only the allowed ones, and more than one when allowed.
+    # Dask gives three chunks submitted at once to idle workers first, but on a loaded machine
+    # it has packed all three onto one worker (once in CI, with 3 workers allowed), so a fit
+    # that spreads them is looked for in up to three attempts; one that never does fails.
+    for _ in range(3):
+        with parallel_config(
+            backend="dask", workers=workers[:n_workers], allow_other_workers=False
+        ):
+            dist = RandomForestClassifier(**params).fit(X, y, sample_weight=sw)
+        training = dict(dist._training)
+        used = training.pop("workers")
+        assert training == {"mode": "distributed", "engine": "dask", "chunks": 3}
+        assert 1 <= used <= n_workers
+        if used >= min(n_workers, 2):
+            break
     assert min(n_workers, 2) <= used <= n_workers
     assert local._training["mode"] == "local"
     assert len(dist.estimators_) == params["n_estimators"]
