@@ -167,11 +167,21 @@ impl<'a> Reader<'a> {
         width: u32,
         what: &str,
     ) -> std::result::Result<Bits<'a>, String> {
+        Ok(Bits::new(self.packed(count, width, what)?, width))
+    }
+
+    /// The bytes of `count` packed values of `width` bits (see [`put_bits`]), for a reader
+    /// of its own.
+    pub(super) fn packed(
+        &mut self,
+        count: usize,
+        width: u32,
+        what: &str,
+    ) -> std::result::Result<&'a [u8], String> {
         let n_bits = count
             .checked_mul(width as usize)
             .ok_or_else(|| format!("{what}: {count} values of {width} bits overflow"))?;
-        let bytes = self.take(n_bits.div_ceil(8), what)?;
-        Ok(Bits::new(bytes, width))
+        self.take(n_bits.div_ceil(8), what)
     }
 
     /// `count` values of `width` bits, collected.

@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use super::bytes::{bit_length, put_bits, put_varint, varint_len, Reader};
+use super::bytes::{bit_length, put_bits, put_varint, varint_len, Bits, Reader};
 
 /// f32 column modes.
 pub(super) const RAW: u8 = 0;
@@ -136,14 +136,30 @@ pub(super) fn put_f32s(out: &mut Vec<u8>, values: &[f32]) {
 // ---------------------------------------------------------------------------------------------
 // Reading
 
-/// An f32 column of `count` values, decoded into `out` (cleared first).
+/// An f32 column of `count` values, decoded into `out` (cleared first, its capacity reused).
 pub(super) fn read_f32s(
     r: &mut Reader<'_>,
     count: usize,
     out: &mut Vec<f32>,
     what: &str,
 ) -> std::result::Result<(), String> {
-    out.clear();
+    // Filled as a local: pushing through `out` reloaded its length from memory on every value
+    // (a store into the buffer might have changed it, as far as the compiler knew).
+    let mut values = std::mem::take(out);
+    values.clear();
+    let read = read_f32s_into(r, count, &mut values, what);
+    *out = values;
+    read
+}
+
+/// [`read_f32s`] into a vector of the caller's own.
+#[inline(always)]
+fn read_f32s_into(
+    r: &mut Reader<'_>,
+    count: usize,
+    out: &mut Vec<f32>,
+    what: &str,
+) -> std::result::Result<(), String> {
     match r.u8(what)? {
         RAW => {
             let n = count
@@ -163,16 +179,14 @@ pub(super) fn read_f32s(
                 *e = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
             }
             // At least one bit per index: `count` is bounded by the bytes just taken.
-            let mut indices = r.bit_array(count, index_width(k), what)?;
+            let width = index_width(k);
+            let packed = r.packed(count, width, what)?;
             out.reserve_exact(count);
-            for _ in 0..count {
-                let i = indices.next() as usize;
-                if i >= k {
-                    return Err(format!("{what}: dictionary index {i} but only {k} entries"));
-                }
-                out.push(entries[i]);
+            let entries = &entries[..k];
+            if !read_byte_indices(packed, count, width, entries, out) {
+                out.clear();
+                read_bit_indices(packed, count, width, entries, out, what)?;
             }
-            indices.finish(what)?;
         }
         INTEGERS => {
             // Each value takes at least one byte: never reserve more than remain.
@@ -187,6 +201,84 @@ pub(super) fn read_f32s(
         mode => return Err(format!("{what} has unknown column mode {mode}")),
     }
     Ok(())
+}
+
+/// Dictionary indices of a width that divides 8 (1, 2, 4 or 8 bits: every dictionary of up
+/// to 16 entries, which holds the leaf values of every fully grown forest), read a byte at a
+/// time into `out`: `false`, with `out` partly filled, when the width does not divide 8, an
+/// index is out of range or the last byte's padding bits are set, for [`read_bit_indices`]
+/// to name the fault. On the 100k x 50, 100-tree forest, whose 6.6 million leaf values are
+/// one-bit indices, column reading was 14% of a load's profile with the bit reader alone, 10%
+/// with this one; with the local vector of [`read_f32s`], the median of 30 loads went from
+/// 95-99 ms to 90-92 ms (four alternating runs of both builds, one process each).
+fn read_byte_indices(
+    packed: &[u8],
+    count: usize,
+    width: u32,
+    entries: &[f32],
+    out: &mut Vec<f32>,
+) -> bool {
+    match width {
+        1 => read_indices_per_byte::<8>(packed, count, entries, out),
+        2 => read_indices_per_byte::<4>(packed, count, entries, out),
+        4 => read_indices_per_byte::<2>(packed, count, entries, out),
+        8 => read_indices_per_byte::<1>(packed, count, entries, out),
+        _ => false,
+    }
+}
+
+/// [`read_byte_indices`] for `PER_BYTE` indices a byte: a fixed count the compiler unrolls.
+fn read_indices_per_byte<const PER_BYTE: usize>(
+    packed: &[u8],
+    count: usize,
+    entries: &[f32],
+    out: &mut Vec<f32>,
+) -> bool {
+    let width = 8 / PER_BYTE as u32;
+    let mask = (1u16 << width) - 1;
+    let mut out_of_range = false;
+    let mut decode = |byte: u8| -> [f32; PER_BYTE] {
+        std::array::from_fn(|j| {
+            let i = usize::from((u16::from(byte) >> (j as u32 * width)) & mask);
+            out_of_range |= i >= entries.len();
+            entries.get(i).copied().unwrap_or(0.0)
+        })
+    };
+    let (full, tail) = (count / PER_BYTE, count % PER_BYTE);
+    for &byte in packed.iter().take(full) {
+        out.extend_from_slice(&decode(byte));
+    }
+    let padding_clear = match packed.get(full) {
+        Some(&last) if tail > 0 => {
+            out.extend_from_slice(&decode(last)[..tail]);
+            u16::from(last) >> (tail as u32 * width) == 0
+        }
+        _ => true,
+    };
+    padding_clear && !out_of_range
+}
+
+/// Dictionary indices of any width, read bit by bit into `out`, with the first fault named.
+fn read_bit_indices(
+    packed: &[u8],
+    count: usize,
+    width: u32,
+    entries: &[f32],
+    out: &mut Vec<f32>,
+    what: &str,
+) -> std::result::Result<(), String> {
+    let mut indices = Bits::new(packed, width);
+    for _ in 0..count {
+        let i = indices.next() as usize;
+        let entry = entries.get(i).ok_or_else(|| {
+            format!(
+                "{what}: dictionary index {i} but only {} entries",
+                entries.len()
+            )
+        })?;
+        out.push(*entry);
+    }
+    indices.finish(what)
 }
 
 /// An f32 column of `count` values.

@@ -2,7 +2,9 @@
 //! the decoder, through the same helpers.
 
 use super::bytes::{put_bits, put_varint, varint_len, Bits, Reader};
-use super::column::{as_integer, dictionary, put_f32s, read_f32s_vec, DICTIONARY, INTEGERS, RAW};
+use super::column::{
+    as_integer, dictionary, index_width, put_f32s, read_f32s_vec, DICTIONARY, INTEGERS, RAW,
+};
 use super::tree::{feature_width, preorder_nodes};
 use super::*;
 use crate::error::WoodlotError;
@@ -188,6 +190,58 @@ fn hostile_columns_are_rejected() {
         assert!(r.is_err());
         assert!(peak < 4096, "mode {mode}: {peak}");
     }
+}
+
+/// A dictionary column of `entries` (at most 256) and `indices`, as the encoder writes one.
+fn dictionary_column(entries: &[f32], indices: &[u32], width: u32) -> Vec<u8> {
+    let mut out = vec![DICTIONARY, (entries.len() - 1) as u8];
+    for e in entries {
+        out.extend_from_slice(&e.to_le_bytes());
+    }
+    put_bits(&mut out, indices.iter().copied(), width);
+    out
+}
+
+/// Dictionaries whose index width divides 8 are read a byte at a time, the others bit by bit:
+/// both give every value, for every count (whole bytes and a partial last byte).
+#[test]
+fn dictionary_columns_of_every_width_decode_every_value() {
+    for k in [1usize, 2, 3, 4, 5, 9, 16, 17, 100, 256] {
+        let width = index_width(k);
+        let entries: Vec<f32> = (0..k).map(|i| i as f32 * 0.25 - 3.0).collect();
+        for count in [0usize, 1, 2, 3, 7, 8, 9, 15, 16, 17, 100, 1001] {
+            let indices: Vec<u32> = (0..count)
+                .map(|i| (i.wrapping_mul(2_654_435_761) % k) as u32)
+                .collect();
+            let bytes = dictionary_column(&entries, &indices, width);
+            let back = read_column(&bytes, count).unwrap();
+            let expected: Vec<f32> = indices.iter().map(|&i| entries[i as usize]).collect();
+            assert_eq!(bits_of(&back), bits_of(&expected), "k {k}, count {count}");
+        }
+    }
+}
+
+/// The byte-at-a-time reader refuses what the bit reader refuses, with the same reason: an
+/// index past the dictionary anywhere in the column, and set padding bits in the last byte.
+#[test]
+fn dictionary_faults_are_named_for_every_width() {
+    // k = 9 (4-bit indices): index 12 in the second byte.
+    let bytes = dictionary_column(&[0.0; 9], &[0, 1, 12, 2], 4);
+    let m = read_column(&bytes, 4).unwrap_err();
+    assert!(m.contains("dictionary index 12 but only 9 entries"), "{m}");
+    // k = 2 (1-bit indices): 3 values, a bit set past them.
+    let mut bytes = dictionary_column(&[0.0, 1.0], &[1, 0, 1], 1);
+    *bytes.last_mut().unwrap() |= 0b1000_0000;
+    let m = read_column(&bytes, 3).unwrap_err();
+    assert!(m.contains("nonzero padding"), "{m}");
+    // k = 3 (2-bit indices): index 3 in the last, partial byte.
+    let bytes = dictionary_column(&[0.0; 3], &[0, 1, 2, 0, 3], 2);
+    let m = read_column(&bytes, 5).unwrap_err();
+    assert!(m.contains("dictionary index 3 but only 3 entries"), "{m}");
+    // k = 6 (3-bit indices, bit by bit): index 6.
+    let bytes = dictionary_column(&[0.0; 6], &[5, 6], 3);
+    let m = read_column(&bytes, 2).unwrap_err();
+    assert!(m.contains("dictionary index 6 but only 6 entries"), "{m}");
 }
 
 /// Each node's `right` (a split's right child, a leaf's row) from leaf bits.
