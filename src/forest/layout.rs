@@ -32,9 +32,12 @@ pub(super) struct FastNode {
     /// The feature, with [`MISSING_LEFT_BIT`].
     pub word: u32,
     /// The left child's reference in the low 32 bits, the right child's in the high ones: one
-    /// 64-bit value shifted by the compare's outcome picks the next reference in a register.
-    /// (Two fields picked by a select compiled to a second load, indexed by the compare, which
-    /// made every step wait on it.)
+    /// load brings both into registers, where a conditional move on the compare's outcome
+    /// picks the next reference. (Two fields picked by a select compiled to a second load,
+    /// indexed by the compare, which made every step wait on it; shifting the 64-bit value by
+    /// the outcome put three dependent instructions on every step's chain where the move puts
+    /// one: one-thread A/B on the 100k x 50, 100-tree forest, 250-256k rows/s shifted,
+    /// 288-293k moved.)
     children: u64,
 }
 
@@ -236,14 +239,15 @@ impl FastTree {
         // compiler re-reads the chosen child after the compare instead.
         let node = std::ptr::read_volatile(nodes.add(at as usize));
         let v = *row.add((node.word & FEATURE_MASK) as usize);
-        let left = if MISSING {
-            let missing_left = node.word >> 31;
-            u32::from(v <= node.threshold) | (u32::from(v.is_nan()) & missing_left)
+        let goes_left = if MISSING {
+            let missing_left = node.word & MISSING_LEFT_BIT != 0;
+            (v <= node.threshold) | (v.is_nan() & missing_left)
         } else {
-            u32::from(v <= node.threshold)
+            v <= node.threshold
         };
-        // A shift, not a branch: a mispredicted branch would flush the other lanes.
-        (node.children >> ((left ^ 1) << 5)) as u32
+        // A conditional move, not a branch: a mispredicted branch would flush the other lanes.
+        let (left, right) = (node.children as u32, (node.children >> 32) as u32);
+        std::hint::select_unpredictable(goes_left, left, right)
     }
 
     /// Walks [`LANES`] rows at once: their node loads are independent, so the processor
@@ -294,7 +298,14 @@ impl FastTree {
         let done;
         macro_rules! lane {
             ($k:expr, $rows:lifetime) => {
-                let next = unsafe { Self::step::<MISSING>(nodes, xr[$k], at[$k]) };
+                // The row's pointer is read from memory on every step, beside the node's load:
+                // eight lanes of a pointer and a split do not fit the registers, and left to
+                // itself the compiler kept the splits in vector registers, shuffling one in and
+                // out inside every step's chain of loads (one-thread A/B on the 100k x 50
+                // forest: 239-247k rows/s with the shuffles, 255-257k with the volatile read).
+                let next = unsafe {
+                    Self::step::<MISSING>(nodes, std::ptr::read_volatile(&xr[$k]), at[$k])
+                };
                 if next & LEAF_BIT != 0 {
                     emit(row[$k], next & !LEAF_BIT);
                     if next_row == n {
