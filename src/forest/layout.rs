@@ -6,9 +6,10 @@
 //! order), and in a vote tree its class in the low bits as well. A walk thus knows it has
 //! reached a leaf, and in a vote tree what it votes for, from the parent it has already
 //! loaded: a fully grown tree has as many leaves as splits plus one, and none of them costs a
-//! dependent load (a class table looked up per leaf cost about a fifth of the walk). Nodes are 16 bytes and 16-byte aligned, so no node straddles a cache line, and both
-//! children sit in the node: the step is a compare and a select, with no branch to mispredict
-//! but the one that notices a leaf.
+//! dependent load (a class table looked up per leaf cost about a fifth of the walk). Nodes are
+//! 16 bytes and 16-byte aligned, so no node straddles a cache line, and both children sit in
+//! the node: the step is a compare and a conditional move, with no branch to mispredict but
+//! the one that notices a leaf.
 //!
 //! The walk indexes without bounds checks. That is sound because a [`FastTree`] can only be
 //! made through [`FastTree::checked`], which proves every reference of the tree points inside
