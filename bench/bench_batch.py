@@ -7,7 +7,8 @@ noisy; only a side-by-side ratio means anything):
   `predict_proba` for batches of 1k, 20k and 200k rows, cold (the first call after loading the
   model from its file) and warm (median of repeats), for woodlot, scikit-learn n_jobs=1 and -1,
   ONNX Runtime (skl2onnx conversion of scikit-learn's forest) and YDF (`ydf.from_sklearn`);
-  `predict` and `apply` warm; load and save time and file size against joblib and pickle; peak
+  `predict` and `apply` warm; load and save time and file size against joblib and pickle
+  (load also as the first load in a fresh process); peak
   RSS of a 20k-row batch (fresh process each);
 - the small forests (tutorial wine v1 and v2, breast_cancer, digits): one-row latency, a 1k
   batch, load and save against joblib.
@@ -46,22 +47,25 @@ from woodlot import RandomForestClassifier as WdForest
 BATCHES = (1_000, 20_000, 200_000)
 
 
-def best_of(f: Callable[[], object], repeat: int) -> float:
+def times_of(f: Callable[[], object], repeat: int) -> List[float]:
+    """Seconds of each of `repeat` calls of `f`. What a call returns is freed after its clock
+    stops: freeing a loaded model (hundreds of MB for joblib's) is not part of loading it."""
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
-        f()
+        out = f()
         times.append(time.perf_counter() - t0)
-    return min(times)
+        del out
+    return times
+
+
+def best_of(f: Callable[[], object], repeat: int) -> float:
+    return min(times_of(f, repeat))
 
 
 def median_of(f: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        f()
-        times.append(time.perf_counter() - t0)
-    return sorted(times)[len(times) // 2]
+    times = sorted(times_of(f, repeat))
+    return times[len(times) // 2]
 
 
 def timed(f: Callable[[], object]) -> Tuple[float, object]:
@@ -111,6 +115,25 @@ def rss_child(kind: str, path: str, n_features: int) -> None:
         f.write("5")
     model.predict_proba(X)
     print(json.dumps({"before_mb": before, "after_mb": _status_mb("VmHWM")}))
+
+
+def load_child(kind: str, path: str) -> None:
+    """Times one load in this fresh process: nothing loaded before, no freed memory to reuse."""
+    t0 = time.perf_counter()
+    model = woodlot.load(path) if kind == "woodlot" else joblib.load(path)
+    elapsed = time.perf_counter() - t0
+    del model
+    print(json.dumps({"seconds": elapsed}))
+
+
+def fresh_load(kind: str, path: str, repeat: int = 3) -> float:
+    """Best of `repeat` first loads, each in a process of its own (imports done before)."""
+    cmd = [sys.executable, __file__, "--load-child", kind, path]
+    runs = []
+    for _ in range(repeat):
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        runs.append(json.loads(out.strip().splitlines()[-1])["seconds"])
+    return min(runs)
 
 
 def peak_rss(kind: str, path: str, n_features: int) -> dict:
@@ -194,6 +217,11 @@ def large_case(quick: bool, peers: bool) -> None:
         print(
             f"  load              woodlot {load_w * 1e3:7.1f} ms  joblib {load_j * 1e3:7.1f} ms ({load_j / load_w:4.1f}x)"
             f"  pickle {load_p * 1e3:7.1f} ms ({load_p / load_w:4.1f}x)"
+        )
+        fresh_w, fresh_j = fresh_load("woodlot", wpath), fresh_load("joblib", jpath)
+        print(
+            f"  load, new process woodlot {fresh_w * 1e3:7.1f} ms  joblib {fresh_j * 1e3:7.1f} ms"
+            f" ({fresh_j / fresh_w:4.1f}x)   (best of 3 first loads, one process each)"
         )
         print(
             f"  file size         woodlot {size_w / 1e6:7.1f} MB  joblib {size_j / 1e6:7.1f} MB (1/{size_j / size_w:.0f})"
@@ -319,6 +347,9 @@ def small_cases() -> None:
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--rss-child":
         rss_child(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "--load-child":
+        load_child(sys.argv[2], sys.argv[3])
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a small large case, for a smoke run")
