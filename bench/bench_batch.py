@@ -47,16 +47,16 @@ from woodlot import RandomForestClassifier as WdForest
 BATCHES = (1_000, 20_000, 200_000)
 
 
+def timed(f: Callable[[], object]) -> Tuple[float, object]:
+    t0 = time.perf_counter()
+    out = f()
+    return time.perf_counter() - t0, out
+
+
 def times_of(f: Callable[[], object], repeat: int) -> List[float]:
     """Seconds of each of `repeat` calls of `f`. What a call returns is freed after its clock
     stops: freeing a loaded model (hundreds of MB for joblib's) is not part of loading it."""
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = f()
-        times.append(time.perf_counter() - t0)
-        del out
-    return times
+    return [timed(f)[0] for _ in range(repeat)]
 
 
 def best_of(f: Callable[[], object], repeat: int) -> float:
@@ -66,12 +66,6 @@ def best_of(f: Callable[[], object], repeat: int) -> float:
 def median_of(f: Callable[[], object], repeat: int) -> float:
     times = sorted(times_of(f, repeat))
     return times[len(times) // 2]
-
-
-def timed(f: Callable[[], object]) -> Tuple[float, object]:
-    t0 = time.perf_counter()
-    out = f()
-    return time.perf_counter() - t0, out
 
 
 def batch_of(X: np.ndarray, n: int) -> np.ndarray:
@@ -119,10 +113,7 @@ def rss_child(kind: str, path: str, n_features: int) -> None:
 
 def load_child(kind: str, path: str) -> None:
     """Times one load in this fresh process: nothing loaded before, no freed memory to reuse."""
-    t0 = time.perf_counter()
-    model = woodlot.load(path) if kind == "woodlot" else joblib.load(path)
-    elapsed = time.perf_counter() - t0
-    del model
+    elapsed, _ = timed(lambda: woodlot.load(path) if kind == "woodlot" else joblib.load(path))
     print(json.dumps({"seconds": elapsed}))
 
 
