@@ -248,7 +248,9 @@ fn dictionary_faults_are_named_for_every_width() {
 fn preorder_links(bits: &[u32]) -> std::result::Result<Vec<u32>, String> {
     let mut packed = Vec::new();
     put_bits(&mut packed, bits.iter().copied(), 1);
-    let nodes = preorder_nodes(bits.len(), Bits::new(&packed, 1), &mut Vec::new())?;
+    let nodes = preorder_nodes(bits.len(), Bits::new(&packed, 1), &mut Vec::new(), |_| {
+        (0, 0.0, false)
+    })?;
     for (i, node) in nodes.iter().enumerate() {
         assert_eq!(node.is_leaf(), bits[i] == 1);
         if !node.is_leaf() {
@@ -337,6 +339,15 @@ fn malformed_trees_are_rejected_with_the_tree_named() {
                 b[1] = 0b110;
             }),
             "tree 1: ",
+        ),
+        // Leaf bits that are not one tree (every node a split) and too few bytes after them
+        // for five splits' arrays: the leaf bits come first, so they are what is reported.
+        (
+            Box::new(|b| {
+                b[1] = 0;
+                b.truncate(7);
+            }),
+            "tree 1: leaf bits end with 6 children missing",
         ),
         // An array one byte longer than the leaf bits say.
         (

@@ -181,12 +181,15 @@ pub(super) fn read_trees_with<X: Send>(
 
 /// The nodes of a tree in depth-first preorder from its leaf bits: a split node's left child is
 /// the next node and its right child the node after its left subtree, a leaf's row is the
-/// number of leaves before it. Split nodes get feature 0, threshold 0 and `missing_left` false
-/// for the caller to fill. Rejects leaf bits that are not exactly one tree.
+/// number of leaves before it. The `k`th split node takes its feature, threshold and
+/// `missing_left` from `split(k)`, called once per split in node order, so the reader fills
+/// each split as it is made instead of in a second pass that would branch on every node again.
+/// Rejects leaf bits that are not exactly one tree.
 pub(super) fn preorder_nodes(
     n: usize,
     mut leaf_bits: Bits<'_>,
     pending: &mut Vec<u32>,
+    mut split: impl FnMut(usize) -> (u32, f32, bool),
 ) -> std::result::Result<Vec<Node>, String> {
     let mut nodes: Vec<Node> = Vec::with_capacity(n);
     // Split nodes whose right child comes after their left subtree.
@@ -223,7 +226,8 @@ pub(super) fn preorder_nodes(
             open += 2;
             // Not past the end: a split node never completes the tree, so it is not last. Its
             // right child is set when that child is met.
-            Node::split(0, 0.0, id.wrapping_add(1), LEAF, false)
+            let (feature, threshold, missing_left) = split(i - leaves as usize);
+            Node::split(feature, threshold, id.wrapping_add(1), LEAF, missing_left)
         });
     }
     // Padding first: a wrong node count shows there before it leaves the tree incomplete.
@@ -235,6 +239,23 @@ pub(super) fn preorder_nodes(
         ));
     }
     Ok(nodes)
+}
+
+/// How many of the first `n` bits of `bytes` (least significant first, as [`put_bits`] packs
+/// them) are ones.
+fn ones_in(bytes: &[u8], n: usize) -> usize {
+    let (whole, rest) = (n / 8, n % 8);
+    let mut ones: usize = bytes
+        .iter()
+        .take(whole)
+        .map(|b| b.count_ones() as usize)
+        .sum();
+    if rest > 0 {
+        if let Some(last) = bytes.get(whole) {
+            ones += (last & ((1u8 << rest) - 1)).count_ones() as usize;
+        }
+    }
+    ones
 }
 
 /// Reads one tree and rebuilds its nodes (see the module docs).
@@ -253,7 +274,7 @@ pub(super) fn read_tree(
     }
     let n = usize::try_from(n).map_err(|_| format!("has {n} nodes, more than fit memory"))?;
     // From here on n <= 8 x the bytes the leaf bitset takes.
-    let leaf_bits = r.bit_array(n, 1, "leaf bitset")?;
+    let leaf_bytes = r.packed(n, 1, "leaf bitset")?;
     // Every node has an n_samples varint: a count the tree's bytes cannot hold is rejected
     // before the nodes are allocated, so they take at most 20 bytes per byte of input.
     if n > r.remaining() {
@@ -262,18 +283,32 @@ pub(super) fn read_tree(
             r.remaining()
         ));
     }
-    let mut nodes = preorder_nodes(n, leaf_bits, &mut scratch.pending)?;
-    let n_leaves = nodes.iter().filter(|n| n.is_leaf()).count();
-    let n_splits = n - n_leaves;
-    let mut missing = r.bit_array(n_splits, 1, "missing_left bitset")?;
-    let mut features = r.bit_array(n_splits, feature_width, "features")?;
-    read_f32s(r, n_splits, &mut scratch.thresholds, "thresholds")?;
-    let splits = nodes.iter_mut().filter(|n| !n.is_leaf());
-    for (node, &threshold) in splits.zip(&scratch.thresholds) {
-        node.missing_left = missing.next() == 1;
-        node.feature = features.next();
-        node.threshold = threshold;
-    }
+    // The split arrays' lengths follow from the number of leaves, which the bitset's ones
+    // give before any node is built (for leaf bits that are one tree; the pass below rejects
+    // any others).
+    let n_splits = n - ones_in(leaf_bytes, n);
+    let split_arrays = (|| {
+        let missing = r.bit_array(n_splits, 1, "missing_left bitset")?;
+        let features = r.bit_array(n_splits, feature_width, "features")?;
+        read_f32s(r, n_splits, &mut scratch.thresholds, "thresholds")?;
+        Ok((missing, features))
+    })();
+    let (mut missing, mut features) = match split_arrays {
+        Ok(readers) => readers,
+        Err(reason) => {
+            // Leaf bits that are not one tree are reported first, as they come first.
+            preorder_nodes(n, Bits::new(leaf_bytes, 1), &mut scratch.pending, |_| {
+                (0, 0.0, false)
+            })?;
+            return Err(reason);
+        }
+    };
+    let thresholds = &scratch.thresholds;
+    let nodes = preorder_nodes(n, Bits::new(leaf_bytes, 1), &mut scratch.pending, |k| {
+        let threshold = thresholds.get(k).copied().unwrap_or(0.0);
+        (features.next(), threshold, missing.next() == 1)
+    })?;
+    let n_leaves = n - n_splits;
     missing.finish("missing_left bitset")?;
     features.finish("features")?;
     let mut n_samples = Vec::with_capacity(n);
