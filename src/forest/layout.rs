@@ -355,3 +355,67 @@ const _: () = assert!(LANES == 8, "walk_lanes writes out lanes 0 to 7 by hand");
 /// Trees of at least this many splits take the unrolled walk (digits' trees, about 150 splits,
 /// walked a little faster unrolled; breast_cancer's, about 15, much slower).
 const UNROLLED_MIN_SPLITS: usize = 64;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A vote tree of 2 features and 3 classes: split 0 sends rows to split 1 or to leaf 0
+    /// (class 1); split 1 to leaf 1 (class 2) or leaf 2 (class 0).
+    fn parts() -> TreeParts {
+        let leaf = |ordinal, class| leaf_reference(ordinal, class, class_bits(3)).unwrap();
+        TreeParts {
+            nodes: vec![
+                FastNode::new(0.5, 0, 1, leaf(0, 1)),
+                FastNode::new(1.5, 1 | MISSING_LEFT_BIT, leaf(1, 2), leaf(2, 0)),
+            ],
+            root: 0,
+            vote_bits: Some(class_bits(3)),
+            leaf_nodes: vec![2, 3, 4],
+            leaf_values: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn every_reference_out_of_range_is_refused() {
+        assert!(FastTree::checked(parts(), 2, 3).is_some());
+        let bits = class_bits(3);
+        type Edit = fn(&mut TreeParts, u32);
+        let edits: [(&str, Edit); 6] = [
+            ("a split index past the splits", |p, _| {
+                p.nodes[0].set_child(true, 2)
+            }),
+            ("a leaf ordinal past the leaves", |p, bits| {
+                p.nodes[1].set_child(false, leaf_reference(3, 0, bits).unwrap())
+            }),
+            ("a class past the classes", |p, bits| {
+                p.nodes[0].set_child(false, leaf_reference(0, 3, bits).unwrap())
+            }),
+            ("a feature past the features", |p, _| p.nodes[1].word = 2),
+            ("a root that is not split 0", |p, _| p.root = 1),
+            ("a vote tree with a fraction table", |p, _| {
+                p.leaf_values = vec![0.0; 9]
+            }),
+        ];
+        for (what, edit) in edits {
+            let mut p = parts();
+            edit(&mut p, bits);
+            assert!(FastTree::checked(p, 2, 3).is_none(), "{what} was accepted");
+        }
+        // The same shape as a table tree: its leaves name rows, 3 fractions each.
+        let table = |values: usize| {
+            let leaf = |ordinal| leaf_reference(ordinal, 0, 0).unwrap();
+            let mut p = parts();
+            p.nodes[0].set_child(false, leaf(0));
+            p.nodes[1] = FastNode::new(1.5, 1, leaf(1), leaf(2));
+            p.vote_bits = None;
+            p.leaf_values = vec![0.5; values];
+            p
+        };
+        assert!(FastTree::checked(table(9), 2, 3).is_some());
+        assert!(
+            FastTree::checked(table(8), 2, 3).is_none(),
+            "a short table was accepted"
+        );
+    }
+}
