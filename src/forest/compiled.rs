@@ -359,11 +359,11 @@ impl LeafParts {
 
 /// The node word of split `node`: its feature and missing-value direction.
 fn split_word(node: &crate::tree::Node, n_features: usize) -> Result<u32, Refusal> {
-    if node.feature as usize >= n_features || node.feature > FEATURE_MASK {
+    if node.feature() as usize >= n_features || node.feature() > FEATURE_MASK {
         return Err(Refusal::Malformed);
     }
-    Ok(node.feature
-        | if node.missing_left {
+    Ok(node.feature()
+        | if node.missing_left() {
             MISSING_LEFT_BIT
         } else {
             0
@@ -702,7 +702,7 @@ mod tests {
         cyclic.trees[1].nodes[0].right = 0;
         assert!(CompiledForest::new(&cyclic).is_none());
         let mut wide = forest.clone();
-        wide.trees[0].nodes[0].feature = 6;
+        wide.trees[0].nodes[0].set_feature(6);
         assert!(CompiledForest::new(&wide).is_none());
     }
 
@@ -1016,7 +1016,7 @@ mod tests {
                 t.nodes
                     .iter()
                     .filter(|n| !n.is_leaf())
-                    .map(|n| n.missing_left)
+                    .map(|n| n.missing_left())
             })
             .collect();
         assert!(directions.contains(&true) && directions.contains(&false));

@@ -199,7 +199,7 @@ mod tests {
         let multi =
             Forest::fit_outputs(None, x.view(), &doubled, &[3, 3], None, &p, 1, None).unwrap();
         for (s, m) in single.trees.iter().zip(&multi.trees) {
-            let root = |t: &crate::tree::Tree| (t.nodes[0].feature, t.nodes[0].threshold);
+            let root = |t: &crate::tree::Tree| (t.nodes[0].feature(), t.nodes[0].threshold);
             assert_eq!(root(s), root(m));
             assert_eq!(s.stats.impurity[0], m.stats.impurity[0]);
         }
@@ -214,7 +214,7 @@ mod tests {
             let split = |t: &crate::tree::Tree| {
                 t.nodes
                     .iter()
-                    .map(|n| (n.feature, n.threshold, n.left))
+                    .map(|n| (n.feature(), n.threshold, n.left))
                     .collect::<Vec<_>>()
             };
             assert_eq!(split(s), split(m));

@@ -121,6 +121,11 @@ impl ForestParams {
         if self.n_estimators == 0 {
             return Err(WoodlotError::param("n_estimators", "must be at least 1"));
         }
+        if n_features > crate::tree::MAX_FEATURES as usize {
+            return Err(WoodlotError::input(format!(
+                "X has {n_features} features; a tree indexes at most 2^31 of them"
+            )));
+        }
         if let Some(0) = self.max_depth {
             return Err(WoodlotError::param(
                 "max_depth",
@@ -317,6 +322,11 @@ mod tests {
         assert_eq!(l.min_samples_split, 2);
         assert_eq!(l.min_samples_leaf, 1);
         assert_eq!(l.max_depth, usize::MAX);
+        // A node keeps its missing-value direction in its feature word's top bit.
+        let too_wide = crate::tree::MAX_FEATURES as usize + 1;
+        let m = p.resolve(100, too_wide, 3).unwrap_err().to_string();
+        assert!(m.contains("at most 2^31"), "{m}");
+        assert!(p.resolve(100, too_wide - 1, 3).is_ok());
     }
 
     #[test]

@@ -585,7 +585,7 @@ mod tests {
         let cases: Vec<(Tamper, &str)> = vec![
             (
                 // Features take 2 bits for 3 features: 3 is the one value out of range.
-                Box::new(|f| f.trees[0].nodes[0].feature = 3),
+                Box::new(|f| f.trees[0].nodes[0].set_feature(3)),
                 "tree 0 node 0: feature 3 is out of range",
             ),
             (
@@ -859,7 +859,7 @@ mod tests {
                 .filter(|n| !n.is_leaf());
             let (mut left, mut right) = (0, 0);
             for s in splits {
-                if s.missing_left {
+                if s.missing_left() {
                     left += 1
                 } else {
                     right += 1

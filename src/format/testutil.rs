@@ -99,13 +99,13 @@ pub fn balanced_tree(depth: u32, n_classes: u32) -> Tree {
             }
             t.nodes.push(leaf(row));
         } else {
-            t.nodes.push(Node {
-                feature: id % 3,
-                threshold: k * 0.37 + 0.001,
-                left: id + 1,
-                right: 0,
-                missing_left: id.is_multiple_of(2),
-            });
+            t.nodes.push(Node::split(
+                id % 3,
+                k * 0.37 + 0.001,
+                id + 1,
+                0,
+                id.is_multiple_of(2),
+            ));
             grow(t, depth - 1);
             let right = grow(t, depth - 1);
             t.nodes[id as usize].right = right;

@@ -10,7 +10,7 @@ use rayon::prelude::*;
 use crate::error::{Result, WoodlotError};
 use crate::forest::threads::{available_cores, run_in_pool};
 use crate::forest::{Forest, ForestParams, SizeSpec};
-use crate::tree::{NodeStats, Tree};
+use crate::tree::{NodeStats, Tree, MAX_FEATURES};
 
 /// How far a leaf's class fractions may sum from 1 (they are `f32` quotients of weight sums).
 pub const LEAF_SUM_TOLERANCE: f64 = 1e-3;
@@ -77,6 +77,12 @@ pub(super) fn tree_error(t: usize, reason: String) -> WoodlotError {
 pub(super) fn validate_forest_head(forest: &Forest) -> Result<()> {
     if forest.n_features == 0 {
         return Err(WoodlotError::corrupt("forest has n_features = 0"));
+    }
+    if forest.n_features > MAX_FEATURES {
+        return Err(WoodlotError::corrupt(format!(
+            "forest has n_features = {}, more than the 2^31 a tree can index",
+            forest.n_features
+        )));
     }
     if forest.n_classes == 0 {
         return Err(WoodlotError::corrupt("forest has n_classes = 0"));
@@ -239,7 +245,7 @@ fn passes_every_check(tree: &Tree, n_features: u32, n_classes: u32, outputs: &[u
     for (i, node) in tree.nodes.iter().enumerate() {
         let next = i + 1;
         if node.is_leaf() {
-            if node.feature != 0 || node.threshold.to_bits() != 0 || node.missing_left {
+            if node.feature() != 0 || node.threshold.to_bits() != 0 || node.missing_left() {
                 return false;
             }
             if node.right as usize != rank {
@@ -264,7 +270,7 @@ fn passes_every_check(tree: &Tree, n_features: u32, n_classes: u32, outputs: &[u
                 || next >= n
                 || right <= next
                 || right >= n
-                || node.feature >= n_features
+                || node.feature() >= n_features
                 || node.threshold.is_nan()
                 || node.threshold == f32::NEG_INFINITY
             {
@@ -366,7 +372,7 @@ fn values_pass(
         return false;
     }
     let splits_ok = tree.nodes.iter().fold(true, |ok, node| {
-        ok & (node.feature < n_features)
+        ok & (node.feature() < n_features)
             & !node.threshold.is_nan()
             & (node.threshold != f32::NEG_INFINITY)
     });
@@ -428,11 +434,13 @@ fn check_in_order(
     let mut n_leaves = 0usize;
     for (i, node) in tree.nodes.iter().enumerate() {
         if node.is_leaf() {
-            if node.feature != 0 || node.threshold.to_bits() != 0 || node.missing_left {
+            if node.feature() != 0 || node.threshold.to_bits() != 0 || node.missing_left() {
                 return Err(format!(
                     "node {i}: a leaf must have feature 0, threshold 0 and missing_left false \
                      (has {}, {}, {})",
-                    node.feature, node.threshold, node.missing_left
+                    node.feature(),
+                    node.threshold,
+                    node.missing_left()
                 ));
             }
             n_leaves += 1;
@@ -455,10 +463,10 @@ fn check_in_order(
                 return Err(format!("node {i}: {side} child {c} already has a parent"));
             }
         }
-        if node.feature >= n_features {
+        if node.feature() >= n_features {
             return Err(format!(
                 "node {i}: feature {} is out of range (n_features = {n_features})",
-                node.feature
+                node.feature()
             ));
         }
         if node.threshold.is_nan() {
@@ -590,13 +598,7 @@ mod tests {
     }
 
     fn node(feature: u32, threshold: f32, left: u32, right: u32) -> Node {
-        Node {
-            feature,
-            threshold,
-            left,
-            right,
-            missing_left: false,
-        }
+        Node::split(feature, threshold, left, right, false)
     }
 
     /// The one-pass check answers exactly as the pass-by-pass one, on valid trees and on
@@ -640,12 +642,15 @@ mod tests {
                     match rng.below(12) {
                         0 => t.nodes[i].left = pick,
                         1 => t.nodes[i].right = pick,
-                        2 => t.nodes[i].feature = rng.below(6) as u32,
+                        2 => t.nodes[i].set_feature(rng.below(6) as u32),
                         3 => {
                             t.nodes[i].threshold =
                                 [f32::NAN, f32::NEG_INFINITY, 0.0, 1.5][rng.below(4) as usize]
                         }
-                        4 => t.nodes[i].missing_left ^= true,
+                        4 => {
+                            let flipped = !t.nodes[i].missing_left();
+                            t.nodes[i].set_missing_left(flipped)
+                        }
                         5 => t.stats.impurity[i] = [f32::INFINITY, 0.25][rng.below(2) as usize],
                         6 => {
                             t.stats.weighted_n_samples[i] =
@@ -696,6 +701,10 @@ mod tests {
         let mut f = sample_forest();
         f.n_features = 0;
         assert!(reason(&f).contains("n_features = 0"));
+        // A node keeps its missing-value direction in its feature word's top bit.
+        let mut f = sample_forest();
+        f.n_features = MAX_FEATURES + 1;
+        assert!(reason(&f).contains("more than the 2^31 a tree can index"));
         let mut f = sample_forest();
         f.n_classes = 0;
         assert!(reason(&f).contains("n_classes = 0"));
@@ -805,7 +814,7 @@ mod tests {
 
     #[test]
     fn split_features_and_thresholds() {
-        let m = tree0(|t| t.nodes[0].feature = 3);
+        let m = tree0(|t| t.nodes[0].set_feature(3));
         assert!(
             m.contains("node 0: feature 3 is out of range (n_features = 3)"),
             "{m}"
@@ -892,14 +901,14 @@ mod tests {
             ),
             "{m}"
         );
-        let m = tree0(|t| t.nodes[3].feature = 2);
+        let m = tree0(|t| t.nodes[3].set_feature(2));
         assert!(
             m.contains("node 3: a leaf must have feature 0, threshold 0"),
             "{m}"
         );
         let m = tree0(|t| t.nodes[4].threshold = -0.0);
         assert!(m.contains("node 4: a leaf must have"), "{m}");
-        let m = tree0(|t| t.nodes[1].missing_left = true);
+        let m = tree0(|t| t.nodes[1].set_missing_left(true));
         assert!(m.contains("(has 0, 0, true)"), "{m}");
     }
 

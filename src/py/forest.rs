@@ -332,9 +332,9 @@ impl NativeForest {
             } else {
                 left.push(node.left as i64);
                 right.push(node.right as i64);
-                feature.push(node.feature as i64);
+                feature.push(node.feature() as i64);
                 threshold.push(node.threshold as f64);
-                missing_left.push(node.missing_left as u8);
+                missing_left.push(node.missing_left() as u8);
             }
         }
         let s = &tree.stats;

@@ -106,8 +106,8 @@ fn thresholds_by_feature(forest: &Forest) -> Vec<(u32, Vec<f32>)> {
         .trees
         .iter()
         .flat_map(|tree| tree.nodes.iter())
-        .filter(|n| !n.is_leaf() && n.threshold.is_finite() && n.feature < forest.n_features)
-        .map(|n| (n.feature, n.threshold))
+        .filter(|n| !n.is_leaf() && n.threshold.is_finite() && n.feature() < forest.n_features)
+        .map(|n| (n.feature(), n.threshold))
         .collect();
     pairs.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
     // Equal under `==` (-0.0 and 0.0 are one threshold, the first in total order kept).
@@ -225,7 +225,7 @@ mod tests {
         assert_eq!(p.x.dim(), (16, forest.n_features as usize));
         // Both sides of the root split are exercised.
         let t = forest.trees[0].nodes[0].threshold;
-        let f = forest.trees[0].nodes[0].feature as usize;
+        let f = forest.trees[0].nodes[0].feature() as usize;
         assert!(p.x.column(f).iter().any(|v| *v <= t) && p.x.column(f).iter().any(|v| *v > t));
         let bytes = p.encode();
         let q = ProbeSet::decode(&bytes).unwrap();

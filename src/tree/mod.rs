@@ -28,7 +28,7 @@ pub use builder::TreeBuilder;
 pub use criterion::Criterion;
 pub use histogram::Sample;
 pub use limits::TreeLimits;
-pub use model::{Node, NodeStats, Tree, LEAF};
+pub use model::{Node, NodeStats, Tree, LEAF, MAX_FEATURES};
 
 #[cfg(test)]
 pub(crate) mod tests;

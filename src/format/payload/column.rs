@@ -207,10 +207,11 @@ fn read_f32s_into(
 /// 9 to 16 and 129 to 256 entries; the leaf values of a fully grown forest, `0.0` and `1.0`,
 /// take one bit), read a byte at a time into `out`: `false`, with `out` partly filled, when
 /// the width does not divide 8, an index is out of range or the last byte's padding bits are
-/// set, for [`read_bit_indices`] to name the fault. On the 100k x 50, 100-tree forest, whose 6.6 million leaf values are
-/// one-bit indices, column reading was 14% of a load's profile with the bit reader alone, 10%
-/// with this one; with the local vector of [`read_f32s`], the median of 30 loads went from
-/// 95-99 ms to 90-92 ms (four alternating runs of both builds, one process each).
+/// set, for [`read_bit_indices`] to name the fault. On the 100k x 50, 100-tree forest, whose
+/// 6.6 million leaf values are one-bit indices, column reading was 14% of a load's profile with
+/// the bit reader alone, 10% with this one; with the local vector of [`read_f32s`], the median
+/// of 30 loads went from 95-99 ms to 90-92 ms (four alternating runs of both builds, one
+/// process each).
 fn read_byte_indices(
     packed: &[u8],
     count: usize,

@@ -1,8 +1,8 @@
 //! The payload: a small bincode head, then every tree as struct-of-arrays.
 //!
-//! The in-memory [`Tree`](crate::tree::Tree) is an array of 20-byte nodes with explicit child pointers. On the wire
-//! a tree stores only what its depth-first preorder does not imply. One concept per file, each
-//! encoder beside its decoder:
+//! The in-memory [`Tree`](crate::tree::Tree) is an array of 16-byte nodes with explicit child
+//! pointers. On the wire a tree stores only what its depth-first preorder does not imply. One
+//! concept per file, each encoder beside its decoder:
 //!
 //! - [`head`]: the forest without its trees, in bincode 2 (bounded decode);
 //! - [`tree`]: the trees: leaf bits, per-split and per-node arrays, rebuilt from preorder;

@@ -467,7 +467,7 @@ fn feature_widths() {
     for t in &mut forest.trees {
         for n in &mut t.nodes {
             if !n.is_leaf() {
-                n.feature = 0;
+                n.set_feature(0);
             }
         }
     }

@@ -69,8 +69,8 @@ pub(super) fn write_tree(out: &mut Vec<u8>, tree: &Tree, feature_width: u32) {
     put_varint(out, tree.nodes.len() as u64);
     put_bits(out, tree.nodes.iter().map(|n| u32::from(n.is_leaf())), 1);
     let splits: Vec<&Node> = tree.nodes.iter().filter(|n| !n.is_leaf()).collect();
-    put_bits(out, splits.iter().map(|n| u32::from(n.missing_left)), 1);
-    put_bits(out, splits.iter().map(|n| n.feature), feature_width);
+    put_bits(out, splits.iter().map(|n| u32::from(n.missing_left())), 1);
+    put_bits(out, splits.iter().map(|n| n.feature()), feature_width);
     let thresholds: Vec<f32> = splits.iter().map(|n| n.threshold).collect();
     put_f32s(out, &thresholds);
     for &n in &tree.stats.n_samples {
@@ -276,7 +276,7 @@ pub(super) fn read_tree(
     // From here on n <= 8 x the bytes the leaf bitset takes.
     let leaf_bytes = r.packed(n, 1, "leaf bitset")?;
     // Every node has an n_samples varint: a count the tree's bytes cannot hold is rejected
-    // before the nodes are allocated, so they take at most 20 bytes per byte of input.
+    // before the nodes are allocated, so they take at most 16 bytes per byte of input.
     if n > r.remaining() {
         return Err(format!(
             "claims {n} nodes but only {} bytes follow its leaf bits",
