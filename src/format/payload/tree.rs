@@ -89,6 +89,8 @@ pub(super) fn write_tree(out: &mut Vec<u8>, tree: &Tree, feature_width: u32) {
 pub(super) struct Scratch {
     pending: Vec<u32>,
     thresholds: Vec<f32>,
+    /// Each split's feature with its missing-value bit on top, in node order.
+    split_words: Vec<u32>,
 }
 
 /// The trees of a payload, in parallel for a large one, each checked only as far as rebuilding
@@ -303,14 +305,21 @@ pub(super) fn read_tree(
             return Err(reason);
         }
     };
-    let thresholds = &scratch.thresholds;
+    // Unpacked in a loop of their own, so the preorder pass below keeps one reader's state in
+    // registers rather than three.
+    let words = &mut scratch.split_words;
+    words.clear();
+    words.extend((0..n_splits).map(|_| features.next() | (missing.next() << 31)));
+    let (words, thresholds) = (&scratch.split_words, &scratch.thresholds);
     let nodes = preorder_nodes(n, Bits::new(leaf_bytes, 1), &mut scratch.pending, |k| {
+        let word = words.get(k).copied().unwrap_or(0);
         let threshold = thresholds.get(k).copied().unwrap_or(0.0);
-        (features.next(), threshold, missing.next() == 1)
+        (word & !(1 << 31), threshold, word >> 31 == 1)
     })?;
-    let n_leaves = n - n_splits;
+    // After the leaf bits' own faults, which come first in the tree.
     missing.finish("missing_left bitset")?;
     features.finish("features")?;
+    let n_leaves = n - n_splits;
     let mut n_samples = Vec::with_capacity(n);
     for _ in 0..n {
         let v = r.varint("n_samples")?;
