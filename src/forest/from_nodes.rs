@@ -31,7 +31,7 @@ use super::sampling::WeightedSampler;
 use super::{FitInfo, Forest};
 use crate::error::{Result, WoodlotError};
 use crate::rng::{tree_seed, Rng};
-use crate::tree::model::{Node, NodeStats, Tree};
+use crate::tree::model::{Node, NodeStats, Tree, MAX_FEATURES};
 
 /// scikit-learn's marker for "no child" (`TREE_LEAF`).
 const NO_CHILD: i64 = -1;
@@ -124,6 +124,12 @@ pub fn tree_from_nodes_of_outputs(
     }
     if c == 0 {
         return Err(WoodlotError::input("n_classes must be at least 1"));
+    }
+    // A node keeps its missing-value direction in its feature word's top bit.
+    if n_features > MAX_FEATURES {
+        return Err(WoodlotError::input(format!(
+            "n_features {n_features} is more than the 2^31 a tree can index"
+        )));
     }
     let lens = [
         ("children_right", arrays.children_right.len()),
@@ -558,6 +564,16 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("not reachable"), "{err}");
+        // A feature index past 2^31 would run into the node's missing-value bit.
+        let feature = [1i64 << 31, -2, -2];
+        let arrays = NodeArrays {
+            feature: &feature,
+            ..base
+        };
+        let err = tree_from_nodes(&arrays, u32::MAX, 2)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("more than the 2^31"), "{err}");
     }
 
     #[test]
