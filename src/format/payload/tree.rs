@@ -306,15 +306,22 @@ pub(super) fn read_tree(
         }
     };
     // Unpacked in a loop of their own, so the preorder pass below keeps one reader's state in
-    // registers rather than three.
+    // registers rather than three. (A valid forest's features are below 2^31, so their
+    // width leaves the top bit free; a wider forest is refused by the forest's checks.)
+    const MISSING_LEFT_BIT: u32 = 1 << 31;
     let words = &mut scratch.split_words;
     words.clear();
-    words.extend((0..n_splits).map(|_| features.next() | (missing.next() << 31)));
+    // A missing bit is 0 or 1.
+    words.extend((0..n_splits).map(|_| features.next() | (missing.next() * MISSING_LEFT_BIT)));
     let (words, thresholds) = (&scratch.split_words, &scratch.thresholds);
     let nodes = preorder_nodes(n, Bits::new(leaf_bytes, 1), &mut scratch.pending, |k| {
         let word = words.get(k).copied().unwrap_or(0);
         let threshold = thresholds.get(k).copied().unwrap_or(0.0);
-        (word & !(1 << 31), threshold, word >> 31 == 1)
+        (
+            word & !MISSING_LEFT_BIT,
+            threshold,
+            word & MISSING_LEFT_BIT != 0,
+        )
     })?;
     // After the leaf bits' own faults, which come first in the tree.
     missing.finish("missing_left bitset")?;
